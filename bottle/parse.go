@@ -10,6 +10,7 @@ import (
 // Ints, float channels in Floats; the other slice is nil.
 type File struct {
 	Name   string // where it came from (path, or archive!member), for messages
+	Info   Name   // what the file name says; set by the file/archive readers, zero from Parse
 	Header Header
 	Ints   []int32
 	Floats []float32

@@ -52,6 +52,11 @@ func StrainFields(s bottle.Session) [4]int {
 	return [4]int{first, first + 1, first + 2, first + 3}
 }
 
+// SessionHeader is the Kafka record header that carries the session name
+// ("Day", "Hour", "Min") next to the Avro value; consumers that do not know it
+// (Flink) ignore it, and ours fall back to inferring it from the set fields.
+const SessionHeader = "gtsm_session"
+
 // Record is one gtsm_etl value, plus the session it belongs to. Session is not
 // an Avro field: it travels as a Kafka header (and can be inferred from which
 // fields are set), because a record whose channels are all missing still
