@@ -190,7 +190,9 @@ func (s *Stack) saveSchemas(ctx context.Context) error {
 			all = append(all, persisted{Subject: subj, Version: ss.Version, ID: ss.ID, Schema: ss.Schema})
 		}
 	}
-	sort.Slice(all, func(i, j int) bool { return all[i].ID < all[j].ID || all[i].ID == all[j].ID && all[i].Subject < all[j].Subject })
+	sort.Slice(all, func(i, j int) bool {
+		return all[i].ID < all[j].ID || all[i].ID == all[j].ID && all[i].Subject < all[j].Subject
+	})
 	b, err := json.MarshalIndent(all, "", "  ")
 	if err != nil {
 		return err
