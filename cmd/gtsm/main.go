@@ -32,6 +32,7 @@ type environ struct {
 func commands() []command {
 	return []command{
 		{"bottle", "inspect bottle files: gtsm bottle inspect FILE...", runBottle},
+		{"broker", "run the embedded Kafka broker and schema registry until Ctrl-C", runBroker},
 	}
 }
 

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"github.com/earthscope/gtsm-stream/embedded"
+)
+
+const brokerHelp = `Runs the embedded Kafka-protocol broker (kfake) and Confluent-compatible schema
+registry (srfake) until Ctrl-C, for development against the real CLIs. Topics,
+committed offsets and registered schemas persist in the data directory.
+
+Examples:
+  gtsm broker                                   # 127.0.0.1:19092 and http://127.0.0.1:8081, data in .gtsm/
+  gtsm broker --kafka-addr 127.0.0.1:29092 --registry-addr 127.0.0.1:28081
+  kcat -b 127.0.0.1:19092 -L                    # then, in another terminal
+  BOOTSTRAP_SERVERS=127.0.0.1:19092 gtsm produce testdata/hour`
+
+// brokerFlags are shared by "broker" and "demo".
+type brokerFlags struct {
+	kafkaAddr, registryAddr, dataDir string
+	partitions                       int
+}
+
+func (b *brokerFlags) register(fsAdd func(p *string, name, value, usage string), fsInt func(p *int, name string, value int, usage string)) {
+	fsAdd(&b.kafkaAddr, "kafka-addr", embedded.DefaultKafkaAddr, "address of the embedded Kafka broker (127.0.0.1 only)")
+	fsAdd(&b.registryAddr, "registry-addr", embedded.DefaultRegistryAddr, "address of the embedded schema registry")
+	fsAdd(&b.dataDir, "data", ".gtsm", "data directory (broker log, schemas, DuckDB file)")
+	fsInt(&b.partitions, "partitions", 3, "partitions of auto-created topics")
+}
+
+func (b *brokerFlags) start() (*embedded.Stack, error) {
+	return embedded.Start(embedded.Config{
+		KafkaAddr:    b.kafkaAddr,
+		RegistryAddr: b.registryAddr,
+		DataDir:      filepath.Join(b.dataDir, "broker"),
+		Partitions:   b.partitions,
+	})
+}
+
+func runBroker(ctx context.Context, env *environ, args []string) error {
+	fs := newFlagSet(env, "broker", "broker [flags]", brokerHelp)
+	var bf brokerFlags
+	bf.register(fs.StringVar, fs.IntVar)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
+	}
+	st, err := bf.start()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "broker   %s   (BOOTSTRAP_SERVERS)\nregistry %s   (SCHEMA_REGISTRY_URL)\ndata     %s\nCtrl-C to stop.\n",
+		st.BootstrapServers, st.RegistryURL, bf.dataDir)
+	<-ctx.Done()
+	fmt.Fprintln(env.stderr, "stopping broker and registry")
+	return st.Close()
+}
