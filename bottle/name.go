@@ -1,6 +1,7 @@
 package bottle
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -65,13 +66,24 @@ var ancillary = map[string]string{
 // calFields maps Cal channel CHc to the SEED channel rca..rcd.
 var calChan = [4]string{"rca", "rcb", "rcc", "rcd"}
 
+// ErrBadName is what every ParseName error matches with errors.Is, so that a
+// caller walking a folder can tell "not a bottle file" (a README, a stray
+// file) from a bottle file that is damaged.
+var ErrBadName = errors.New("not a bottle file name")
+
+// nameError carries ParseName's explanation and matches ErrBadName.
+type nameError struct{ msg string }
+
+func (e nameError) Error() string        { return e.msg }
+func (e nameError) Is(target error) bool { return target == ErrBadName }
+
 // ParseName classifies a bottle file by its base name, following the rule in
 // the format reference: ends in _20 and 19 long is Min; _20 and 17 long is a
 // joined Min hour; 14 long with CH at [-3:-1] is Hour; anything else is Day.
 func ParseName(base string) (Name, error) {
 	n := Name{Hour: -1, Minute: -1}
 	bad := func(why string) (Name, error) {
-		return Name{}, fmt.Errorf("bottle file name %q: %s (expected SSSSYYDDD<Channel> for Day, SSSSYYDDDHHCHn for Hour, SSSSYYDDDHHMMCHn_20 for Min, SSSSYYDDDHHCHn_20 for a joined Min hour)", base, why)
+		return Name{}, nameError{fmt.Sprintf("bottle file name %q: %s (expected SSSSYYDDD<Channel> for Day, SSSSYYDDDHHCHn for Hour, SSSSYYDDDHHMMCHn_20 for Min, SSSSYYDDDHHCHn_20 for a joined Min hour)", base, why)}
 	}
 	if len(base) < 10 {
 		return bad("too short")

@@ -1,0 +1,244 @@
+package bottle
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+)
+
+// Walk visits bottle files in paths: plain files, directories (recursively,
+// in lexical order), and .tgz/.tar.gz/.tar archives, including archives
+// nested in archives as EarthScope ships them (a day tar of hourly _20.tar of
+// per-minute .tgz). Archives are streamed: nothing is extracted to disk and
+// at most one member is held in memory at a time.
+//
+// Each bottle file arrives parsed, with Info set from its base name and Name
+// set to its path, or for archive members to "archive.tar!member.tgz!B0012200100CH0".
+// Anything that cannot be read, or whose name is not a bottle name, arrives
+// as (nil, err) with an error naming the path and member; the walk goes on
+// unless fn returns an error, which Walk then returns unchanged. Errors for
+// non-bottle names match ErrBadName, so a caller may choose to ignore them.
+// A gzip stream is verified (CRC, length) only at its end, so a damaged
+// trailer is reported after the members read before it.
+func Walk(paths []string, fn func(f *File, err error) error) error {
+	w := &walker{fn: fn}
+	for _, p := range paths {
+		if err := w.path(p); err != nil {
+			var s stop
+			if errors.As(err, &s) {
+				return s.err
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// walker carries the callback and a member buffer reused across members, so
+// a walk over thousands of members does not allocate one buffer per member.
+type walker struct {
+	fn  func(*File, error) error
+	buf bytes.Buffer
+}
+
+// stop wraps fn's error while it travels through filepath.WalkDir, which
+// would otherwise interpret fs.SkipDir / fs.SkipAll itself.
+type stop struct{ err error }
+
+func (s stop) Error() string { return s.err.Error() }
+
+// report hands one result to fn. Its non-nil return means "stop walking";
+// every internal method returns only such errors, never read errors.
+func (w *walker) report(f *File, err error) error {
+	if e := w.fn(f, err); e != nil {
+		return stop{e}
+	}
+	return nil
+}
+
+func (w *walker) path(p string) error {
+	st, err := os.Stat(p)
+	if err != nil {
+		return w.report(nil, err)
+	}
+	if !st.IsDir() {
+		return w.file(p)
+	}
+	return filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return w.report(nil, err)
+		}
+		if d.IsDir() {
+			return nil
+		}
+		return w.file(q)
+	})
+}
+
+// archiveKind says how a name is read: as a gzipped tar, a tar, or a bottle.
+type archiveKind int
+
+const (
+	notArchive archiveKind = iota
+	gzipTar
+	plainTar
+)
+
+func kindOf(name string) archiveKind {
+	switch {
+	case strings.HasSuffix(name, ".tgz"), strings.HasSuffix(name, ".tar.gz"):
+		return gzipTar
+	case strings.HasSuffix(name, ".tar"):
+		return plainTar
+	}
+	return notArchive
+}
+
+func (w *walker) file(p string) error {
+	k := kindOf(filepath.Base(p))
+	if k == notArchive {
+		f, err := ReadFile(p)
+		return w.report(f, err)
+	}
+	fh, err := os.Open(p)
+	if err != nil {
+		return w.report(nil, err)
+	}
+	defer fh.Close()
+	return w.archive(p, k, fh)
+}
+
+// archive reads a (possibly gzipped) tar stream named name.
+func (w *walker) archive(name string, k archiveKind, r io.Reader) error {
+	if k == plainTar {
+		_, err := w.tar(name, r)
+		return err
+	}
+	gz, err := gzip.NewReader(r)
+	if err != nil {
+		return w.report(nil, fmt.Errorf("%s: not a gzip stream: %w", name, err))
+	}
+	defer gz.Close()
+	clean, err := w.tar(name, gz)
+	if err != nil || !clean {
+		return err // the damage was reported already
+	}
+	// The tar reader stops at the end-of-archive blocks; read the rest of the
+	// gzip stream so that its CRC and length are checked too.
+	if _, err := io.Copy(io.Discard, gz); err != nil {
+		return w.report(nil, fmt.Errorf("%s: gzip stream after the tar: %w", name, err))
+	}
+	return nil
+}
+
+// tar visits the members of one tar stream. A damaged member is reported and
+// skipped; a damaged tar stream itself ends this archive (nothing after the
+// damage can be located) but not the walk. clean says the stream reached its
+// end-of-archive marker.
+func (w *walker) tar(name string, r io.Reader) (clean bool, err error) {
+	tail := &tailReader{r: r}
+	tr := tar.NewReader(tail)
+	members := 0
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			switch {
+			case tail.n == 0:
+				return false, w.report(nil, fmt.Errorf("%s: empty archive (0 bytes)", name))
+			case !tail.endMarker():
+				return false, w.report(nil, fmt.Errorf("%s: truncated tar: stream ends after %d members and %d bytes without the end-of-archive blocks", name, members, tail.n))
+			case members == 0:
+				return true, w.report(nil, fmt.Errorf("%s: empty archive (no members)", name))
+			}
+			return true, nil
+		}
+		if err != nil {
+			return false, w.report(nil, fmt.Errorf("%s: reading tar after %d members: %w", name, members, err))
+		}
+		members++
+		mname := strings.TrimPrefix(hdr.Name, "./")
+		member := name + "!" + mname
+		switch hdr.Typeflag {
+		case tar.TypeDir:
+			continue
+		case tar.TypeReg, tar.TypeRegA:
+		default:
+			if err := w.report(nil, fmt.Errorf("%s: not a regular file (tar type %q)", member, hdr.Typeflag)); err != nil {
+				return false, err
+			}
+			continue
+		}
+		var err2 error
+		if k := kindOf(path.Base(mname)); k != notArchive {
+			err2 = w.archive(member, k, tr)
+		} else {
+			err2 = w.member(member, path.Base(mname), hdr.Size, tr)
+		}
+		if err2 != nil {
+			return false, err2
+		}
+	}
+}
+
+// member reads one bottle file of size bytes from an archive.
+func (w *walker) member(name, base string, size int64, r io.Reader) error {
+	info, err := ParseName(base)
+	if err != nil {
+		return w.report(nil, fmt.Errorf("%s: %w", name, err))
+	}
+	// The buffer grows with the bytes that really arrive (bytes.Buffer's
+	// doubling), so a tar header claiming a huge size allocates nothing extra.
+	w.buf.Reset()
+	n, err := io.CopyN(&w.buf, r, size)
+	if err != nil {
+		return w.report(nil, fmt.Errorf("%s: member truncated after %d of %d bytes: %w", name, n, size, err))
+	}
+	f, err := Parse(name, w.buf.Bytes())
+	if err != nil {
+		return w.report(nil, err)
+	}
+	f.Info = info
+	return w.report(f, nil)
+}
+
+// tailReader remembers how many bytes were read and the last 1024 of them.
+// archive/tar reports a stream cut at a block boundary (or inside a header or
+// padding) as a clean io.EOF; a complete tar ends with two zero blocks, which
+// is what endMarker checks.
+type tailReader struct {
+	r    io.Reader
+	n    int64
+	tail [1024]byte
+}
+
+func (t *tailReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if n >= len(t.tail) {
+		copy(t.tail[:], p[n-len(t.tail):n])
+	} else if n > 0 {
+		copy(t.tail[:], t.tail[n:])
+		copy(t.tail[len(t.tail)-n:], p[:n])
+	}
+	t.n += int64(n)
+	return n, err
+}
+
+func (t *tailReader) endMarker() bool {
+	if t.n < int64(len(t.tail)) || t.n%512 != 0 {
+		return false
+	}
+	for _, b := range t.tail {
+		if b != 0 {
+			return false
+		}
+	}
+	return true
+}
