@@ -33,6 +33,7 @@ func commands() []command {
 	return []command{
 		{"bottle", "inspect bottle files: gtsm bottle inspect FILE...", runBottle},
 		{"broker", "run the embedded Kafka broker and schema registry until Ctrl-C", runBroker},
+		{"produce", "publish bottle files and archives to Kafka (gtsm_etl)", runProduce},
 	}
 }
 

@@ -1,0 +1,291 @@
+package producer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/earthscope/gtsm-stream/bottle"
+)
+
+// Expand turns command-line inputs into paths for bottle.Walk. A path that
+// exists is kept as is (file, directory or archive, even if its name contains
+// glob characters); anything else is a glob pattern, expanded here so that
+// quoting ('testdata/hour/B009*') works the same as shell expansion. A pattern
+// that matches nothing, or a plain path that does not exist, is an error: a
+// typo must not turn into a silent "0 records published".
+func Expand(args []string) ([]string, error) {
+	if len(args) == 0 {
+		return nil, errors.New("no input: give bottle files, directories, globs or archives")
+	}
+	var out []string
+	for _, a := range args {
+		if _, err := os.Stat(a); err == nil {
+			out = append(out, a)
+			continue
+		}
+		if !strings.ContainsAny(a, "*?[") {
+			return nil, fmt.Errorf("input %s: %w", a, os.ErrNotExist)
+		}
+		m, err := filepath.Glob(a)
+		if err != nil {
+			return nil, fmt.Errorf("input pattern %q: %w", a, err)
+		}
+		if len(m) == 0 {
+			return nil, fmt.Errorf("input pattern %q matches no file", a)
+		}
+		out = append(out, m...) // Glob returns lexical order
+	}
+	return out, nil
+}
+
+// inputSize sums the sizes of the regular files under paths; the progress
+// line uses it for the ETA. Errors are ignored here: Walk reports them.
+func inputSize(paths []string) int64 {
+	var n int64
+	for _, p := range paths {
+		filepath.WalkDir(p, func(_ string, d os.DirEntry, err error) error {
+			if err == nil && d.Type().IsRegular() {
+				if fi, err := d.Info(); err == nil {
+					n += fi.Size()
+				}
+			}
+			return nil
+		})
+	}
+	return n
+}
+
+// stream is one site's records of one session: the unit whose records must
+// go out in time order (and that lands on one partition).
+type stream struct {
+	site    string
+	session bottle.Session
+}
+
+// group is the files of one stream and one period (the minute of a Min file,
+// the hour of an Hour or joined Min file, the day of a Day file). Merge turns
+// it into records.
+type group struct {
+	stream
+	start int64 // period start, epoch ms (from the file name)
+	files []*bottle.File
+	bytes int64 // sample bytes held
+	late  bool  // an earlier-or-equal period of this stream was already emitted
+}
+
+// periodStart is the start of the period a file name covers, in epoch ms.
+func periodStart(n bottle.Name) int64 {
+	t := time.Date(n.Year, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, n.DOY-1)
+	if n.Hour >= 0 {
+		t = t.Add(time.Duration(n.Hour) * time.Hour)
+	}
+	if n.Minute >= 0 {
+		t = t.Add(time.Duration(n.Minute) * time.Minute)
+	}
+	return t.UnixMilli()
+}
+
+// sampleBytes is what a parsed file holds in memory.
+func sampleBytes(f *bottle.File) int64 { return int64(len(f.Ints))*4 + int64(len(f.Floats))*4 + 256 }
+
+// FileError is an input that could not be read or merged.
+type FileError struct {
+	Name string // path, or archive!member
+	Err  error
+}
+
+func (e FileError) Error() string { return e.Err.Error() }
+
+// grouper collects walked files into groups and emits them in order.
+//
+// Memory bound: up to limit bytes of samples are held (plus one archive
+// member inside bottle.Walk). While everything fits, every stream goes out in
+// strict time order whatever the order of the inputs. When the buffer fills,
+// the groups that are not the newest of their stream are emitted (oldest
+// first); only if that frees nothing is everything emitted. A file that then
+// arrives for a period at or before one already emitted is still published
+// but reported as out of order (its records come after later ones). Inputs
+// walked in name order (one archive, a directory, a sorted glob) never hit
+// this: file names sort by site, then time.
+type grouper struct {
+	limit   int64
+	pending map[groupKey]*group
+	bytes   int64
+	newest  map[stream]int64 // newest pending period per stream
+	emitted map[stream]int64 // newest emitted period per stream
+	emit    func(*group) error
+	late    []string // descriptions of out-of-order groups
+}
+
+type groupKey struct {
+	stream
+	start int64
+}
+
+func newGrouper(limit int64, emit func(*group) error) *grouper {
+	return &grouper{
+		limit:   limit,
+		pending: map[groupKey]*group{},
+		newest:  map[stream]int64{},
+		emitted: map[stream]int64{},
+		emit:    emit,
+	}
+}
+
+func (g *grouper) add(f *bottle.File) error {
+	s := stream{f.Info.Site, f.Info.Session}
+	k := groupKey{s, periodStart(f.Info)}
+	gr := g.pending[k]
+	if gr == nil {
+		gr = &group{stream: s, start: k.start}
+		if last, ok := g.emitted[s]; ok && k.start <= last {
+			gr.late = true
+			g.late = append(g.late, fmt.Sprintf("%s %s %s (first file %s) arrived after %s was published",
+				s.site, s.session, fmtMs(k.start), f.Name, fmtMs(last)))
+		}
+		g.pending[k] = gr
+		if n, ok := g.newest[s]; !ok || k.start > n {
+			g.newest[s] = k.start
+		}
+	}
+	gr.files = append(gr.files, f)
+	b := sampleBytes(f)
+	gr.bytes += b
+	g.bytes += b
+	if g.bytes > g.limit {
+		if err := g.flush(false); err != nil {
+			return err
+		}
+		if g.bytes > g.limit {
+			return g.flush(true)
+		}
+	}
+	return nil
+}
+
+// flush emits pending groups in (period start, site, session) order: time
+// order within each stream, and streams interleaved so that all partitions
+// are busy. Unless all is set, the newest group of each stream stays, since
+// the walk may still be adding files to it.
+func (g *grouper) flush(all bool) error {
+	var out []*group
+	for k, gr := range g.pending {
+		if all || k.start < g.newest[k.stream] {
+			out = append(out, gr)
+		}
+	}
+	slices.SortFunc(out, func(a, b *group) int {
+		if a.start != b.start {
+			return cmpInt(a.start, b.start)
+		}
+		if a.site != b.site {
+			return strings.Compare(a.site, b.site)
+		}
+		return int(a.session) - int(b.session)
+	})
+	for _, gr := range out {
+		delete(g.pending, groupKey{gr.stream, gr.start})
+		g.bytes -= gr.bytes
+		if last, ok := g.emitted[gr.stream]; !ok || gr.start > last {
+			g.emitted[gr.stream] = gr.start
+		}
+		if err := g.emit(gr); err != nil {
+			return err
+		}
+	}
+	if all {
+		clear(g.newest)
+	}
+	return nil
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func fmtMs(ms int64) string { return time.UnixMilli(ms).UTC().Format("2006-01-02 15:04") }
+
+// readCounters are updated by the reader and read by the progress line.
+type readCounters struct {
+	files     atomic.Int64
+	badFiles  atomic.Int64
+	inputDone atomic.Int64 // bytes of inputs completely read (for the ETA)
+}
+
+// read walks paths, groups files, and sends groups to out in order. Bad
+// files are passed to bad; with strict the first one stops the walk (and
+// nothing still buffered is sent). The walk stops early when ctx is done.
+func read(ctx context.Context, paths []string, limit int64, strict bool, c *readCounters,
+	bad func(FileError), ignored func(error), emit func(*group) error) (late []string, err error) {
+	g := newGrouper(limit, emit)
+	errStop := errors.New("stopped")
+	var strictErr error
+	// Inputs are walked one by one so that the progress line knows how many
+	// input bytes are behind us (bottle.Walk does not report archive offsets).
+	for _, p := range paths {
+		// A file with a non-bottle name inside a directory or archive (a
+		// README, a checksum list) is listed as ignored; named on the command
+		// line it is an error like any unreadable input.
+		container := isContainer(p)
+		err := bottle.Walk([]string{p}, func(f *bottle.File, err error) error {
+			if ctx.Err() != nil {
+				return errStop
+			}
+			if err != nil && errors.Is(err, bottle.ErrBadName) && container {
+				ignored(err)
+				return nil
+			}
+			if err != nil {
+				c.badFiles.Add(1)
+				fe := FileError{Name: p, Err: err}
+				bad(fe)
+				if strict {
+					strictErr = fmt.Errorf("--strict: stopping at the first bad input: %w", err)
+					return errStop
+				}
+				return nil
+			}
+			c.files.Add(1)
+			return g.add(f)
+		})
+		switch {
+		case errors.Is(err, errStop) && strictErr != nil:
+			return g.late, strictErr
+		case errors.Is(err, errStop):
+			return g.late, ctx.Err()
+		case err != nil:
+			return g.late, err
+		}
+		c.inputDone.Add(inputSize([]string{p}))
+	}
+	if err := g.flush(true); err != nil {
+		return g.late, err
+	}
+	return g.late, nil
+}
+
+// isContainer reports whether p is a directory or an archive.
+func isContainer(p string) bool {
+	if st, err := os.Stat(p); err == nil && st.IsDir() {
+		return true
+	}
+	for _, ext := range []string{".tgz", ".tar.gz", ".tar"} {
+		if strings.HasSuffix(p, ext) {
+			return true
+		}
+	}
+	return false
+}

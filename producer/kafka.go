@@ -1,0 +1,344 @@
+package producer
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/earthscope/gtsm-stream/partition"
+	"github.com/earthscope/gtsm-stream/record"
+	"github.com/earthscope/gtsm-stream/registry"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+)
+
+// DefaultPartitions is the partition count of a topic this command creates.
+// Sites are the keys (about 80 of them), and the partition count caps how
+// many consumers (goka processor instances, Flink subtasks) can share the
+// work. Adding partitions later moves sites to other partitions and breaks
+// per-site order across the change, so it is chosen generously up front: 12
+// splits evenly over 1, 2, 3, 4, 6 or 12 consumers and costs a broker little.
+const DefaultPartitions = 12
+
+// Kafka is how to reach and talk to the cluster.
+type Kafka struct {
+	Brokers []string
+	// TLS: enabled when TLS is set or any of the files/flags is.
+	TLS                bool
+	CAFile             string // PEM CA bundle; system roots when empty
+	CertFile, KeyFile  string // client certificate (mutual TLS)
+	InsecureSkipVerify bool
+	// SASL: "" (none), "PLAIN", "SCRAM-SHA-256" or "SCRAM-SHA-512".
+	SASLMechanism      string
+	Username, Password string
+
+	// Compression: "none", "lz4", "zstd", "snappy", "gzip"; default DefaultCompression.
+	Compression string
+	Linger      time.Duration // default DefaultLinger
+	// MaxBufferedRecords bounds records waiting for acknowledgement (and so
+	// memory): producing blocks beyond it. Default 200,000 (~25 MB of values).
+	MaxBufferedRecords int
+	ClientID           string
+}
+
+// DefaultCompression and DefaultLinger were chosen by BenchmarkProduceSiteDay
+// (see docs/performance.md): measured into the embedded broker, lz4 cost
+// almost nothing over none and cuts the bytes on the wire ~5x, which is what
+// matters on a real network.
+const (
+	DefaultCompression = "lz4"
+	DefaultLinger      = 5 * time.Millisecond
+)
+
+// Opts returns the franz-go client options for k: acks=all and idempotence
+// (kgo's defaults, stated here so nobody turns them off by accident), Java
+// murmur2 partitioning done by us (ManualPartitioner: each record carries
+// partition.For(key)), batching and compression for throughput, TLS and SASL.
+func (k Kafka) Opts() ([]kgo.Opt, error) {
+	if len(k.Brokers) == 0 {
+		return nil, errors.New("no Kafka bootstrap servers (set --bootstrap-servers or BOOTSTRAP_SERVERS)")
+	}
+	codec, err := compression(k.Compression)
+	if err != nil {
+		return nil, err
+	}
+	linger := k.Linger
+	if linger == 0 {
+		linger = DefaultLinger
+	}
+	maxBuf := k.MaxBufferedRecords
+	if maxBuf <= 0 {
+		maxBuf = 200_000
+	}
+	id := k.ClientID
+	if id == "" {
+		id = "gtsm-produce"
+	}
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(k.Brokers...),
+		kgo.ClientID(id),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerBatchCompression(codec),
+		kgo.ProducerLinger(linger),
+		kgo.MaxBufferedRecords(maxBuf),
+		kgo.ProducerBatchMaxBytes(1 << 20),
+		// Idempotence with up to 5 requests in flight per broker keeps
+		// per-partition order (the broker checks sequence numbers).
+		kgo.MaxProduceRequestsInflightPerBroker(5),
+	}
+	tlsCfg, err := k.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	if tlsCfg != nil {
+		opts = append(opts, kgo.DialTLSConfig(tlsCfg))
+	}
+	switch m := strings.ToUpper(k.SASLMechanism); m {
+	case "":
+	case "PLAIN":
+		opts = append(opts, kgo.SASL(plain.Auth{User: k.Username, Pass: k.Password}.AsMechanism()))
+	case "SCRAM-SHA-256":
+		opts = append(opts, kgo.SASL(scram.Auth{User: k.Username, Pass: k.Password}.AsSha256Mechanism()))
+	case "SCRAM-SHA-512":
+		opts = append(opts, kgo.SASL(scram.Auth{User: k.Username, Pass: k.Password}.AsSha512Mechanism()))
+	default:
+		return nil, fmt.Errorf("unknown SASL mechanism %q (want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)", k.SASLMechanism)
+	}
+	if k.SASLMechanism != "" && k.Username == "" {
+		return nil, fmt.Errorf("SASL %s needs a username", k.SASLMechanism)
+	}
+	return opts, nil
+}
+
+func compression(name string) (kgo.CompressionCodec, error) {
+	if name == "" {
+		name = DefaultCompression
+	}
+	switch strings.ToLower(name) {
+	case "none":
+		return kgo.NoCompression(), nil
+	case "lz4":
+		return kgo.Lz4Compression(), nil
+	case "zstd":
+		return kgo.ZstdCompression(), nil
+	case "snappy":
+		return kgo.SnappyCompression(), nil
+	case "gzip":
+		return kgo.GzipCompression(), nil
+	}
+	return kgo.CompressionCodec{}, fmt.Errorf("unknown compression %q (want none, lz4, zstd, snappy or gzip)", name)
+}
+
+func (k Kafka) tlsConfig() (*tls.Config, error) {
+	if !k.TLS && k.CAFile == "" && k.CertFile == "" && k.KeyFile == "" && !k.InsecureSkipVerify {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: k.InsecureSkipVerify}
+	if k.CAFile != "" {
+		pem, err := os.ReadFile(k.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("Kafka TLS CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("Kafka TLS CA %s: no PEM certificates in it", k.CAFile)
+		}
+		cfg.RootCAs = pool
+	}
+	if (k.CertFile == "") != (k.KeyFile == "") {
+		return nil, errors.New("Kafka TLS: give both a client certificate and its key, or neither")
+	}
+	if k.CertFile != "" {
+		c, err := tls.LoadX509KeyPair(k.CertFile, k.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("Kafka TLS client certificate: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{c}
+	}
+	return cfg, nil
+}
+
+// EnsureTopic returns the topic's partition count, creating the topic when
+// it is missing (unless noCreate). replication -1 lets the broker choose
+// (default.replication.factor), which is right on one broker and on many.
+func EnsureTopic(ctx context.Context, cl *kgo.Client, topic string, partitions int32, replication int16, noCreate bool) (n int32, created bool, err error) {
+	adm := kadm.NewClient(cl)
+	td, err := adm.ListTopics(ctx, topic)
+	if err != nil {
+		return 0, false, fmt.Errorf("look up topic %s: %w", topic, err)
+	}
+	d, ok := td[topic]
+	if ok && d.Err == nil {
+		return int32(len(d.Partitions)), false, nil
+	}
+	if ok && !errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
+		return 0, false, fmt.Errorf("look up topic %s: %w", topic, d.Err)
+	}
+	if noCreate {
+		return 0, false, fmt.Errorf("topic %s does not exist and --no-create is set: create it first (e.g. kafka-topics.sh --create --topic %s --partitions %d), or drop --no-create", topic, topic, DefaultPartitions)
+	}
+	if partitions <= 0 {
+		partitions = DefaultPartitions
+	}
+	if replication == 0 {
+		replication = -1
+	}
+	resp, err := adm.CreateTopic(ctx, partitions, replication, nil, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return 0, false, fmt.Errorf("create topic %s (%d partitions, replication %d): %w", topic, partitions, replication, err)
+	}
+	if err == nil {
+		// Wait until the metadata shows the new topic, so that the first
+		// produce does not race its creation.
+		for i := 0; i < 50; i++ {
+			td, lerr := adm.ListTopics(ctx, topic)
+			if d, ok := td[topic]; lerr == nil && ok && d.Err == nil && len(d.Partitions) > 0 {
+				return int32(len(d.Partitions)), true, nil
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		return 0, true, fmt.Errorf("topic %s was created but does not show in the metadata", topic)
+	}
+	// Someone else created it meanwhile: use theirs.
+	return EnsureTopic(ctx, cl, topic, partitions, replication, true)
+}
+
+// kafkaSink produces to Kafka and counts acknowledgements.
+type kafkaSink struct {
+	cl         *kgo.Client
+	serde      *registry.Serde
+	topic      string
+	partitions int32
+	created    bool
+
+	slab  []kgo.Record // records are carved from slabs: one allocation per 4096
+	arena []byte       // values are appended into 1 MiB arenas
+
+	errMu    sync.Mutex
+	firstErr error
+}
+
+func newKafkaSink(ctx context.Context, opt Options) (*kafkaSink, error) {
+	kopts, err := opt.Kafka.Opts()
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(kopts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka client: %w", err)
+	}
+	s := &kafkaSink{cl: cl, topic: opt.Topic}
+	ok := false
+	defer func() {
+		if !ok {
+			cl.Close()
+		}
+	}()
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	s.partitions, s.created, err = EnsureTopic(tctx, cl, opt.Topic, opt.Partitions, opt.Replication, opt.NoCreate)
+	if err != nil {
+		return nil, fmt.Errorf("kafka %s: %w", strings.Join(opt.Kafka.Brokers, ","), err)
+	}
+	rc, err := registry.New(opt.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("schema registry: %w", err)
+	}
+	keySchema, valueSchema, err := registry.LoadSchemas(ctx, rc, opt.SchemasRoot, opt.Topic)
+	if err != nil {
+		return nil, fmt.Errorf("schemas: %w", err)
+	}
+	s.serde, err = registry.NewSerde(ctx, rc, opt.Topic, keySchema, valueSchema)
+	if err != nil {
+		return nil, fmt.Errorf("schema registry %s: %w", opt.Registry.URL, err)
+	}
+	ok = true
+	return s, nil
+}
+
+func (s *kafkaSink) stream(st stream) *streamStats {
+	ss := &streamStats{stream: st}
+	ss.key = s.serde.AppendKey(nil, st.site)
+	ss.partition = partition.For(ss.key, s.partitions)
+	hdr := []kgo.RecordHeader{{Key: record.SessionHeader, Value: []byte(st.session.String())}}
+	// One promise per stream, reused for all its records: no closure
+	// allocation per record.
+	ss.promise = func(r *kgo.Record, err error) {
+		if err != nil {
+			ss.failed.Add(1)
+			s.errMu.Lock()
+			if s.firstErr == nil {
+				s.firstErr = fmt.Errorf("%s %s partition %d: %w", st.site, st.session, r.Partition, err)
+			}
+			s.errMu.Unlock()
+			return
+		}
+		ss.acked.Add(1)
+		ss.bytes.Add(int64(len(r.Key) + len(r.Value)))
+	}
+	ss.headers = hdr
+	return ss
+}
+
+func (s *kafkaSink) send(st *streamStats, recs []record.Record) error {
+	promise := st.promise
+	now := time.Now()
+	for i := range recs {
+		if len(s.slab) == 0 {
+			s.slab = make([]kgo.Record, 4096)
+		}
+		kr := &s.slab[0]
+		s.slab = s.slab[1:]
+		// A value is at most ~400 bytes (all 56 ints set); keep that much
+		// headroom so append never reallocates a shared arena.
+		if cap(s.arena)-len(s.arena) < 1024 {
+			s.arena = make([]byte, 0, 1<<20)
+		}
+		off := len(s.arena)
+		s.arena = s.serde.AppendValue(s.arena, &recs[i])
+		kr.Value = s.arena[off:len(s.arena):len(s.arena)]
+		kr.Key = st.key
+		kr.Topic = s.topic
+		kr.Partition = st.partition
+		kr.Headers = st.headers
+		kr.Timestamp = now
+		st.sent.Add(1)
+		// context.Background: a cancel must not fail records already
+		// handed over; Run stops calling send instead.
+		s.cl.Produce(context.Background(), kr, promise)
+	}
+	return nil
+}
+
+func (s *kafkaSink) flush(ctx context.Context) error {
+	err := s.cl.Flush(ctx)
+	if err != nil {
+		// Give up on what is left; AbortBufferedRecords fails their promises,
+		// so the counts stay exact.
+		actx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s.cl.AbortBufferedRecords(actx)
+	}
+	return err
+}
+
+func (s *kafkaSink) failed() error {
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	return s.firstErr
+}
+
+func (s *kafkaSink) close() { s.cl.Close() }
