@@ -80,7 +80,7 @@ func TestParseNameErrors(t *testing.T) {
 		"B00921000CH0":            "day of year 0 out of range",
 		"B00921367CH0":            "day of year 367 out of range",
 		"B0092118224CH0":          "Hour file needs hour digits",
-		"B0092118200CH4":          `unknown Day channel "00CH4"`, // not CH0..3, so not an Hour name
+		"B0092118200CH4":          `channel "CH4": Hour files carry only CH0..CH3`,
 		"B009211820060CH0_20":     "Min file needs hour and minute digits",
 		"B009211820000CH4_20":     `channel "CH4": Min files carry only CH0..CH3`,
 		"B0092118224CH0_20":       "joined Min hour needs hour digits",
