@@ -254,7 +254,10 @@ func (c *Client) once(ctx context.Context, method, u string, body []byte, out an
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return true, err
+		// A certificate the client does not trust will not become trusted
+		// by trying again.
+		var cv *tls.CertificateVerificationError
+		return !errors.As(err, &cv), err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
