@@ -105,20 +105,19 @@ func (e FileError) Error() string { return e.Err.Error() }
 
 // grouper collects walked files into groups and emits them in order.
 //
-// Memory bound: up to limit bytes of samples are held (plus one archive
-// member inside bottle.Walk). While everything fits, every stream goes out in
-// strict time order whatever the order of the inputs. When the buffer fills,
-// the groups that are not the newest of their stream are emitted (oldest
-// first); only if that frees nothing is everything emitted. A file that then
-// arrives for a period at or before one already emitted is still published
-// but reported as out of order (its records come after later ones). Inputs
-// walked in name order (one archive, a directory, a sorted glob) never hit
-// this: file names sort by site, then time.
+// Memory bound: up to limit bytes of samples are held, plus the group being
+// filled (plus one archive member inside bottle.Walk). While everything fits,
+// every stream goes out in strict time order whatever the order of the
+// inputs. When the buffer fills, every pending group except the one being
+// filled is emitted, oldest first. A group emitted after a later period of
+// its stream is still published, but reported as out of order. Inputs walked
+// in name order (one archive, a directory, a sorted glob) never hit this:
+// bottle file names sort by site, then time.
 type grouper struct {
 	limit   int64
 	pending map[groupKey]*group
 	bytes   int64
-	newest  map[stream]int64 // newest pending period per stream
+	current *group           // the group the last file went to
 	emitted map[stream]int64 // newest emitted period per stream
 	emit    func(*group) error
 	late    []string // descriptions of out-of-order groups
@@ -130,13 +129,7 @@ type groupKey struct {
 }
 
 func newGrouper(limit int64, emit func(*group) error) *grouper {
-	return &grouper{
-		limit:   limit,
-		pending: map[groupKey]*group{},
-		newest:  map[stream]int64{},
-		emitted: map[stream]int64{},
-		emit:    emit,
-	}
+	return &grouper{limit: limit, pending: map[groupKey]*group{}, emitted: map[stream]int64{}, emit: emit}
 }
 
 func (g *grouper) add(f *bottle.File) error {
@@ -145,39 +138,26 @@ func (g *grouper) add(f *bottle.File) error {
 	gr := g.pending[k]
 	if gr == nil {
 		gr = &group{stream: s, start: k.start}
-		if last, ok := g.emitted[s]; ok && k.start <= last {
-			gr.late = true
-			g.late = append(g.late, fmt.Sprintf("%s %s %s (first file %s) arrived after %s was published",
-				s.site, s.session, fmtMs(k.start), f.Name, fmtMs(last)))
-		}
 		g.pending[k] = gr
-		if n, ok := g.newest[s]; !ok || k.start > n {
-			g.newest[s] = k.start
-		}
 	}
 	gr.files = append(gr.files, f)
 	b := sampleBytes(f)
 	gr.bytes += b
 	g.bytes += b
-	if g.bytes > g.limit {
-		if err := g.flush(false); err != nil {
-			return err
-		}
-		if g.bytes > g.limit {
-			return g.flush(true)
-		}
+	g.current = gr
+	if g.bytes-gr.bytes > g.limit {
+		return g.flush(false)
 	}
 	return nil
 }
 
 // flush emits pending groups in (period start, site, session) order: time
 // order within each stream, and streams interleaved so that all partitions
-// are busy. Unless all is set, the newest group of each stream stays, since
-// the walk may still be adding files to it.
+// are busy. Unless all is set, the group being filled stays.
 func (g *grouper) flush(all bool) error {
 	var out []*group
-	for k, gr := range g.pending {
-		if all || k.start < g.newest[k.stream] {
+	for _, gr := range g.pending {
+		if all || gr != g.current {
 			out = append(out, gr)
 		}
 	}
@@ -193,15 +173,16 @@ func (g *grouper) flush(all bool) error {
 	for _, gr := range out {
 		delete(g.pending, groupKey{gr.stream, gr.start})
 		g.bytes -= gr.bytes
-		if last, ok := g.emitted[gr.stream]; !ok || gr.start > last {
+		if last, ok := g.emitted[gr.stream]; ok && gr.start <= last {
+			gr.late = true
+			g.late = append(g.late, fmt.Sprintf("%s %s %s (%s) published after %s",
+				gr.site, gr.session, fmtMs(gr.start), gr.files[0].Name, fmtMs(last)))
+		} else {
 			g.emitted[gr.stream] = gr.start
 		}
 		if err := g.emit(gr); err != nil {
 			return err
 		}
-	}
-	if all {
-		clear(g.newest)
 	}
 	return nil
 }

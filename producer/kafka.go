@@ -92,9 +92,9 @@ func (k Kafka) Opts() ([]kgo.Opt, error) {
 		kgo.ProducerLinger(linger),
 		kgo.MaxBufferedRecords(maxBuf),
 		kgo.ProducerBatchMaxBytes(1 << 20),
-		// Idempotence with up to 5 requests in flight per broker keeps
-		// per-partition order (the broker checks sequence numbers).
-		kgo.MaxProduceRequestsInflightPerBroker(5),
+		// Idempotence (kgo's default, never disabled here) keeps
+		// per-partition order with several requests in flight: the broker
+		// checks sequence numbers.
 	}
 	tlsCfg, err := k.tlsConfig()
 	if err != nil {
@@ -201,16 +201,10 @@ func EnsureTopic(ctx context.Context, cl *kgo.Client, topic string, partitions i
 		return 0, false, fmt.Errorf("create topic %s (%d partitions, replication %d): %w", topic, partitions, replication, err)
 	}
 	if err == nil {
-		// Wait until the metadata shows the new topic, so that the first
-		// produce does not race its creation.
-		for i := 0; i < 50; i++ {
-			td, lerr := adm.ListTopics(ctx, topic)
-			if d, ok := td[topic]; lerr == nil && ok && d.Err == nil && len(d.Partitions) > 0 {
-				return int32(len(d.Partitions)), true, nil
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		return 0, true, fmt.Errorf("topic %s was created but does not show in the metadata", topic)
+		// kgo caches the "unknown topic" answer for admin requests
+		// (MetadataMinAge); drop it so that the producer looks afresh.
+		cl.PurgeTopicsFromClient(topic)
+		return resp.NumPartitions, true, nil
 	}
 	// Someone else created it meanwhile: use theirs.
 	return EnsureTopic(ctx, cl, topic, partitions, replication, true)
