@@ -1,0 +1,110 @@
+// Package flink holds the Flink SQL side of the comparison: the gtsm_etl table
+// DDL (gtsm_etl.sql) and the named demo queries (queries/<name>.sql), the same
+// names as the DuckDB queries in sql/queries. The files are what people paste
+// into Flink's SQL client; they are embedded so `gtsm compare` sends exactly
+// them to the SQL Gateway.
+package flink
+
+import (
+	"embed"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strings"
+)
+
+//go:embed gtsm_etl.sql queries/*.sql
+var files embed.FS
+
+// DDL returns the script that declares gtsm_etl (and the views the queries use).
+func DDL() string {
+	b, err := files.ReadFile("gtsm_etl.sql")
+	if err != nil { // embedded at build time: cannot happen
+		panic(err)
+	}
+	return string(b)
+}
+
+// QueryNames lists the named queries in lexical order.
+func QueryNames() []string {
+	ents, err := fs.ReadDir(files, "queries")
+	if err != nil {
+		panic(err)
+	}
+	var names []string
+	for _, e := range ents {
+		if n, ok := strings.CutSuffix(e.Name(), ".sql"); ok {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Query returns the Flink SQL text of a named query.
+func Query(name string) (string, error) {
+	b, err := files.ReadFile("queries/" + name + ".sql")
+	if err != nil {
+		return "", fmt.Errorf("no Flink query named %q (have %s)", name, strings.Join(QueryNames(), ", "))
+	}
+	return string(b), nil
+}
+
+// Statements splits a SQL script into statements at top-level semicolons,
+// skipping '...' strings, `...` and "..." identifiers, -- and /* */ comments.
+// Comments are kept with the statement that follows them; a statement that is
+// only comments and blanks is dropped.
+func Statements(script string) []string {
+	var out []string
+	start := 0
+	emit := func(end int) {
+		stmt := strings.TrimSpace(script[start:end])
+		if stmt != "" && !onlyComments(stmt) {
+			out = append(out, stmt)
+		}
+	}
+	for i := 0; i < len(script); i++ {
+		switch c := script[i]; {
+		case c == '\'' || c == '`' || c == '"':
+			// SQL doubles a quote to escape it: '' inside '...', so scanning to
+			// the next quote and continuing handles it.
+			j := strings.IndexByte(script[i+1:], c)
+			if j < 0 {
+				i = len(script)
+			} else {
+				i += j + 1
+			}
+		case c == '-' && strings.HasPrefix(script[i:], "--"):
+			j := strings.IndexByte(script[i:], '\n')
+			if j < 0 {
+				i = len(script)
+			} else {
+				i += j
+			}
+		case c == '/' && strings.HasPrefix(script[i:], "/*"):
+			j := strings.Index(script[i+2:], "*/")
+			if j < 0 {
+				i = len(script)
+			} else {
+				i += j + 3
+			}
+		case c == ';':
+			emit(i)
+			start = i + 1
+		}
+	}
+	if start < len(script) {
+		emit(len(script))
+	}
+	return out
+}
+
+func onlyComments(s string) bool {
+	for _, line := range strings.Split(s, "\n") {
+		line = strings.TrimSpace(line)
+		if line != "" && !strings.HasPrefix(line, "--") {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,16 @@
+-- gaps: per site and session, each run of expected samples that never came:
+-- gap_start (first missing sample), gap_end (last missing sample), missing.
+-- Sample intervals: Day 600 s, Hour 1 s, Min 50 ms. LAG over event time puts a
+-- late record in its place (Flink drops records behind the watermark).
+SELECT `site`, `session`,
+       CAST(TO_TIMESTAMP_LTZ(`prev_time` + `step`, 3) AS TIMESTAMP(3)) AS gap_start,
+       CAST(TO_TIMESTAMP_LTZ(`time` - `step`, 3) AS TIMESTAMP(3)) AS gap_end,
+       CAST(FLOOR(CAST(`time` - `prev_time` AS DOUBLE) / `step`) AS BIGINT) - 1 AS missing
+FROM (
+  SELECT `key_site` AS `site`, `session`, `time`,
+         CASE `session` WHEN 'Day' THEN 600000 WHEN 'Hour' THEN 1000 ELSE 50 END AS `step`,
+         LAG(`time`) OVER (PARTITION BY `key_site`, `session` ORDER BY `event_time`) AS `prev_time`
+  FROM gtsm_etl
+  WHERE `session` IN ('Day', 'Hour', 'Min')
+)
+WHERE `time` - `prev_time` > `step`
