@@ -66,7 +66,8 @@ func AppendAvro(dst []byte, r *Record) []byte {
 // DecodeAvro decodes one value from the start of b into r and returns the
 // number of bytes it used. Every Avro field of r is overwritten (nulls clear
 // the field to its zero value); r.Session is not in the Avro body and is left
-// alone. Errors wrap ErrTruncated or ErrCorrupt and give the byte offset.
+// alone. Errors wrap ErrTruncated or ErrCorrupt and give the byte offset;
+// after an error the contents of r are unspecified.
 //
 // r.Site is reused when it already holds the same text, so decoding a stream
 // of one site's records allocates only the timestamp string.
@@ -97,9 +98,42 @@ func DecodeAvro(b []byte, r *Record) (int, error) {
 	} else {
 		r.Timestamp = ""
 	}
+	if d.err != nil {
+		return d.off, d.err
+	}
+	// The 56 ints are most of the work: decode them inline, falling back
+	// to the general (checking) code for anything but a well-formed union
+	// with a varint of at most 5 bytes.
+	off := d.off
+ints:
 	for i := range NumInts {
-		f := FirstInt + i
-		if d.branch(f) {
+		if off < len(b) {
+			switch b[off] {
+			case branchNull:
+				off++
+				r.Ints[i] = 0
+				continue
+			case branchValue:
+				var u uint64
+				p := off + 1
+				for shift := 0; shift < 35 && p < len(b); shift += 7 {
+					c := b[p]
+					p++
+					u |= uint64(c&0x7f) << shift
+					if c < 0x80 {
+						if u>>32 != 0 {
+							break // out of int32 range: the slow path says so
+						}
+						r.Ints[i] = int32(uint32(u>>1) ^ -uint32(u&1))
+						set |= 1 << uint(FirstInt+i)
+						off = p
+						continue ints
+					}
+				}
+			}
+		}
+		d.off = off
+		if f := FirstInt + i; d.branch(f) {
 			v := d.long(f)
 			if d.err == nil && (v < -1<<31 || v > 1<<31-1) {
 				d.fail(ErrCorrupt, f, "int value %d out of int32 range", v)
@@ -109,12 +143,13 @@ func DecodeAvro(b []byte, r *Record) (int, error) {
 		} else {
 			r.Ints[i] = 0
 		}
-	}
-	if d.err != nil {
-		return d.off, d.err
+		if d.err != nil {
+			return d.off, d.err
+		}
+		off = d.off
 	}
 	r.Set = set
-	return d.off, nil
+	return off, nil
 }
 
 // AppendKeyAvro appends the Avro binary encoding of the key record {site}.
