@@ -220,3 +220,40 @@ func TestEncodeErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeBulkMatchesLoop checks the little-endian bulk copy against the
+// portable per-sample decoder on arbitrary bytes, for every type and order.
+func TestDecodeBulkMatchesLoop(t *testing.T) {
+	if !hostLittleEndian {
+		t.Skip("bulk copy is used only on little-endian hosts")
+	}
+	body := make([]byte, 4*1001)
+	for i := range body {
+		body[i] = byte(i*131 + i>>8*7)
+	}
+	for _, typ := range []DataType{Int16, Int32, Float32} {
+		for _, big := range []bool{false, true} {
+			for _, n := range []int{0, 1, 1001} {
+				h := Header{BigEndian: big, DataType: typ, NumPts: int32(n)}
+				bulk, loop := &File{Header: h}, &File{Header: h}
+				decodeBodyWith(bulk, body, true)
+				decodeBodyWith(loop, body, false)
+				if bulk.Len() != n || loop.Len() != n {
+					t.Fatalf("%v big=%v n=%d: lengths %d %d", typ, big, n, bulk.Len(), loop.Len())
+				}
+				for i := 0; i < n; i++ {
+					if typ == Float32 {
+						if math.Float32bits(bulk.Floats[i]) != math.Float32bits(loop.Floats[i]) {
+							t.Fatalf("%v big=%v: float %d: %x vs %x", typ, big, i, math.Float32bits(bulk.Floats[i]), math.Float32bits(loop.Floats[i]))
+						}
+					} else if bulk.Ints[i] != loop.Ints[i] {
+						t.Fatalf("%v big=%v: int %d: %d vs %d", typ, big, i, bulk.Ints[i], loop.Ints[i])
+					}
+				}
+				if n > 0 && typ == Int32 && !big && loop.Ints[0] != int32(binary.LittleEndian.Uint32(body)) {
+					t.Fatalf("loop decoder wrong: %d", loop.Ints[0])
+				}
+			}
+		}
+	}
+}
