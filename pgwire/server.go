@@ -1,0 +1,229 @@
+// Package pgwire serves a DuckDB database over the Postgres wire protocol,
+// read-only, so psql, pgx, Grafana or DBeaver can query the processor's
+// DuckDB file while the processor keeps writing it. (DuckDB lets one process
+// open a file, even read-only, so the writer must serve the readers.)
+//
+// Every statement runs on its own pooled connection, in its own
+// `BEGIN TRANSACTION READ ONLY` transaction: it sees a snapshot of committed
+// data (a batch the processor commits in one transaction is seen whole or
+// not at all), cannot write the database, and is interrupted after
+// Config.QueryTimeout. Results longer than Config.RowCap rows are refused
+// with SQLSTATE 54000 rather than silently cut. Statements that would write
+// outside the database or change the shared DuckDB instance (COPY, EXPORT,
+// ATTACH, LOAD, INSTALL, CHECKPOINT/CALL, PRAGMA assignments) are refused
+// with SQLSTATE 25006; SET and BEGIN/COMMIT/ROLLBACK, which Postgres clients
+// send on their own, are accepted and ignored.
+//
+// Wiring it into a process that owns the *sql.DB (e.g. `gtsm process`):
+//
+//	srv, err := pgwire.Listen(db, pgwire.Config{Addr: *sqlAddr, Logger: logger})
+//	if err != nil {
+//		return err // e.g. the port is taken
+//	}
+//	go func() { errc <- srv.Serve(ctx) }() // returns nil once ctx is done
+//	logger.Info("SQL endpoint", "addr", srv.Addr()) // psql -h 127.0.0.1 -p 5433 -d gtsm
+//
+// Serve closes the listener and open client connections when ctx is done;
+// close the DuckDB handles only after Serve has returned.
+package pgwire
+
+import (
+	"context"
+	"crypto/subtle"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	wire "github.com/jeroenrinzema/psql-wire"
+)
+
+// Config configures the endpoint. The zero value serves 127.0.0.1:5433.
+type Config struct {
+	// Addr is host:port to listen on (default 127.0.0.1:5433; port 0 picks one).
+	Addr string
+	// RowCap is the most rows one statement may return (default 100000).
+	RowCap int
+	// QueryTimeout interrupts a statement that runs longer (default 30s).
+	QueryTimeout time.Duration
+	// Password, when set, is required from every client (any user name).
+	// It is mandatory when Addr is not a loopback address: the endpoint can
+	// read any file the process can (DuckDB's read_csv, read_text, ...).
+	// Note: Postgres cleartext password auth; use it on trusted networks.
+	Password string
+	// Logger receives connection and error logs (default slog.Default()).
+	Logger *slog.Logger
+}
+
+const (
+	DefaultAddr         = "127.0.0.1:5433"
+	DefaultRowCap       = 100000
+	DefaultQueryTimeout = 30 * time.Second
+)
+
+func (c Config) withDefaults() Config {
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	if c.RowCap <= 0 {
+		c.RowCap = DefaultRowCap
+	}
+	if c.QueryTimeout <= 0 {
+		c.QueryTimeout = DefaultQueryTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Server is a listening endpoint; see Listen.
+type Server struct {
+	cfg    Config
+	db     *sql.DB
+	ln     net.Listener
+	wire   *wire.Server
+	parser *parser
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Serve listens on cfg.Addr and serves db until ctx is done.
+func Serve(ctx context.Context, db *sql.DB, cfg Config) error {
+	s, err := Listen(db, cfg)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ctx)
+}
+
+// Listen binds the address (so a taken port fails here, before anything else
+// starts) and prepares the server; call Serve to accept clients.
+func Listen(db *sql.DB, cfg Config) (*Server, error) {
+	cfg = cfg.withDefaults()
+	if cfg.Password == "" && !isLoopback(cfg.Addr) {
+		return nil, fmt.Errorf("SQL endpoint %s is not a loopback address: set a password (it can read files of this machine), or bind 127.0.0.1", cfg.Addr)
+	}
+	p, err := newParser()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, db: db, parser: p}
+	opts := []wire.OptionFn{
+		wire.Logger(cfg.Logger),
+		wire.Version("15.0 (gtsm DuckDB, read-only)"),
+		wire.GlobalParameters(wire.Parameters{"DateStyle": "ISO, MDY", "TimeZone": "UTC", "integer_datetimes": "on",
+			// DuckDB strings are standard: a backslash is an ordinary character.
+			"standard_conforming_strings": "on"}),
+	}
+	if cfg.Password != "" {
+		want := []byte(cfg.Password)
+		opts = append(opts, wire.SessionAuthStrategy(wire.ClearTextPassword(
+			func(ctx context.Context, database, user, password string) (context.Context, bool, error) {
+				return ctx, subtle.ConstantTimeCompare([]byte(password), want) == 1, nil
+			})))
+	}
+	s.wire, err = wire.NewServer(s.parse, opts...)
+	if err != nil {
+		p.close()
+		return nil, fmt.Errorf("SQL endpoint: %w", err)
+	}
+	s.ln, err = net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		p.close()
+		return nil, fmt.Errorf("SQL endpoint: listen on %s: %w", cfg.Addr, err)
+	}
+	return s, nil
+}
+
+// Addr is the bound address (useful with port 0).
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Serve accepts clients until ctx is done or Close is called; then it closes
+// the listener and client connections and returns nil.
+func (s *Server) Serve(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() { s.Close() })
+	defer stop()
+	err := s.wire.Serve(s.ln)
+	if cerr := s.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("SQL endpoint %s: %w", s.cfg.Addr, err)
+	}
+	return nil
+}
+
+// Close stops accepting, closes client connections and frees the parser.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.closeErr = s.wire.Close()
+		s.wire.Wait()
+		s.parser.close()
+	})
+	return s.closeErr
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// parse is psql-wire's ParseFn: it splits the query text into statements and
+// describes each (columns and parameter types are needed before execution,
+// for RowDescription and for the extended protocol's Describe).
+func (s *Server) parse(ctx context.Context, q wire.Query) (wire.PreparedStatements, error) {
+	texts, rest := splitStatements(q.Query)
+	if rest != "" {
+		texts = append(texts, rest)
+	}
+	if len(texts) == 0 {
+		return wire.Prepared(wire.NewStatement(func(ctx context.Context, w wire.DataWriter, _ []wire.Parameter) error {
+			return w.Empty()
+		})), nil
+	}
+	if !q.SimpleQuery && len(texts) > 1 {
+		return nil, pgError(errors.New("cannot insert multiple commands into a prepared statement"), codeSyntax, "")
+	}
+	var out wire.PreparedStatements
+	for _, text := range texts {
+		st, err := s.prepare(ctx, text, q.ParameterOIDs)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+func (s *Server) logf(format string, args ...any) {
+	s.cfg.Logger.Debug(fmt.Sprintf(format, args...))
+}
+
+// discard is a logger for tests and tools that want silence.
+var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// Quiet returns a logger that drops everything (for Config.Logger).
+func Quiet() *slog.Logger { return discard }
+
+// firstWord is the statement's command tag for no-op statements (SET, BEGIN).
+func firstWord(text string) string {
+	f := strings.Fields(strings.TrimSpace(stripLeadingComments(text)))
+	if len(f) == 0 {
+		return ""
+	}
+	return strings.ToUpper(f[0])
+}

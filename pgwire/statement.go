@@ -1,0 +1,339 @@
+package pgwire
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	duckdb "github.com/duckdb/duckdb-go/v2"
+	"github.com/duckdb/duckdb-go/v2/mapping"
+	"github.com/jackc/pgx/v5/pgtype"
+	wire "github.com/jeroenrinzema/psql-wire"
+
+	gtsmsql "github.com/earthscope/gtsm-stream/sql"
+)
+
+var splitStatements = gtsmsql.Split
+
+// described is what DuckDB says about one statement before it runs.
+type described struct {
+	kind    duckdb.StmtType
+	columns wire.Columns
+	params  []uint32
+}
+
+// prepare checks one statement, describes it, and returns the psql-wire
+// statement that executes it.
+func (s *Server) prepare(ctx context.Context, text string, clientOIDs []uint32) (*wire.PreparedStatement, error) {
+	// Our splitter decided this is one statement; DuckDB's parser must agree,
+	// because preparing a multi-statement string makes the driver EXECUTE all
+	// but the last statement (which could be a COMMIT ending our read-only
+	// transaction).
+	if err := s.parser.single(text); err != nil {
+		return nil, err
+	}
+	d, err := s.describe(ctx, text)
+	if err != nil {
+		return nil, err
+	}
+	switch d.kind {
+	case duckdb.STATEMENT_TYPE_SELECT, duckdb.STATEMENT_TYPE_EXPLAIN, duckdb.STATEMENT_TYPE_RELATION:
+	case duckdb.STATEMENT_TYPE_SET, duckdb.STATEMENT_TYPE_VARIABLE_SET, duckdb.STATEMENT_TYPE_TRANSACTION:
+		// Clients send SET application_name / extra_float_digits / BEGIN on
+		// their own. In DuckDB, SET changes the instance the processor shares
+		// (threads, memory_limit), so it is acknowledged and not run; every
+		// statement gets its own read-only snapshot whatever BEGIN says.
+		tag := firstWord(text)
+		s.logf("ignoring %s statement: %s", tag, text)
+		return wire.NewStatement(func(ctx context.Context, w wire.DataWriter, _ []wire.Parameter) error {
+			return w.Complete(tag)
+		}, wire.WithParameters(d.params)), nil
+	default:
+		return nil, refused(text)
+	}
+	for i, oid := range clientOIDs {
+		if oid != 0 && i < len(d.params) {
+			d.params[i] = oid
+		}
+	}
+	params := d.params
+	columns := d.columns
+	return wire.NewStatement(func(ctx context.Context, w wire.DataWriter, ps []wire.Parameter) error {
+		return s.execute(ctx, w, text, columns, params, ps)
+	}, wire.WithColumns(columns), wire.WithParameters(params)), nil
+}
+
+// refused explains which statement kinds the endpoint will not run and what
+// to do instead.
+func refused(text string) error {
+	word := firstWord(text)
+	hint := "the SQL endpoint only runs queries (SELECT, FROM, WITH, VALUES, SHOW, DESCRIBE, SUMMARIZE, EXPLAIN)"
+	switch word {
+	case "COPY", "EXPORT":
+		hint = "export with `gtsm sql --db FILE -c \"COPY (...) TO 'out.parquet' (FORMAT parquet)\"` while the processor is stopped, or `psql -A -F, -c \"SELECT ...\" > out.csv`"
+	case "PRAGMA":
+		hint = "for PRAGMA table_info('t') use DESCRIBE t or SELECT * FROM pragma_table_info('t')"
+	case "CALL":
+		hint = "use SELECT * FROM function(...)"
+	}
+	return pgError(fmt.Errorf("read-only SQL endpoint: %s statements are refused", word), codeReadOnly, hint)
+}
+
+// describe prepares the statement on a pooled connection to learn its kind,
+// result columns and parameter types, without running it.
+func (s *Server) describe(ctx context.Context, text string) (d described, err error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.QueryTimeout)
+	defer cancel()
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return d, pgError(fmt.Errorf("get a DuckDB connection: %w", err), codeInternal, "")
+	}
+	defer conn.Close()
+	ambiguous := false
+	err = conn.Raw(func(dc any) error {
+		c, ok := dc.(driver.ConnPrepareContext)
+		if !ok {
+			return fmt.Errorf("driver connection %T is not DuckDB's", dc)
+		}
+		ds, err := c.PrepareContext(ctx, text)
+		if err != nil {
+			return err
+		}
+		defer ds.Close()
+		st, ok := ds.(*duckdb.Stmt)
+		if !ok {
+			return fmt.Errorf("driver statement %T is not DuckDB's", ds)
+		}
+		if d.kind, err = st.StatementType(); err != nil {
+			return err
+		}
+		n, err := st.ColumnCount()
+		if err != nil {
+			return err
+		}
+		for i := 0; i < n; i++ {
+			name, err := st.ColumnName(i)
+			if err != nil {
+				return err
+			}
+			t, err := st.ColumnType(i)
+			if err != nil {
+				return err
+			}
+			if t == duckdb.TYPE_INVALID {
+				ambiguous = true
+			}
+			d.columns = append(d.columns, wire.Column{Name: name, Oid: oidForType(t), Width: -1})
+		}
+		for i := 1; i <= st.NumInput(); i++ {
+			t, err := st.ParamType(i)
+			if err != nil {
+				return err
+			}
+			oid := oidForType(t)
+			if t == duckdb.TYPE_INVALID || t == duckdb.TYPE_ANY {
+				oid = 0 // unknown: the client decides, the text form is cast by DuckDB
+			}
+			d.params = append(d.params, oid)
+		}
+		return nil
+	})
+	if err != nil {
+		return d, pgError(err, "", "")
+	}
+	if ambiguous && len(d.params) > 0 && d.kind == duckdb.STATEMENT_TYPE_SELECT {
+		// DuckDB cannot type the result of e.g. `WHERE b = $1 OR $1 IS NULL`
+		// until values are bound; running it with NULLs and no rows shows
+		// the columns the real execution will have.
+		cols, err := s.describeByRunning(ctx, conn, text, len(d.params))
+		if err != nil {
+			return d, err
+		}
+		d.columns = cols
+	}
+	return d, nil
+}
+
+func (s *Server) describeByRunning(ctx context.Context, conn *sql.Conn, text string, nparams int) (wire.Columns, error) {
+	if _, err := conn.ExecContext(ctx, "BEGIN TRANSACTION READ ONLY"); err != nil {
+		return nil, pgError(err, "", "")
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+	rows, err := conn.QueryContext(ctx, "SELECT * FROM ("+text+"\n) AS describe_me LIMIT 0", make([]any, nparams)...)
+	if err != nil {
+		return nil, pgError(err, "", "")
+	}
+	defer rows.Close()
+	types, err := rows.ColumnTypes()
+	if err != nil {
+		return nil, pgError(err, "", "")
+	}
+	cols := make(wire.Columns, len(types))
+	for i, t := range types {
+		cols[i] = wire.Column{Name: t.Name(), Oid: oidForTypeName(t.DatabaseTypeName()), Width: -1}
+	}
+	return cols, nil
+}
+
+// execute runs a described statement in a read-only transaction on a pooled
+// connection and streams its rows to the client.
+func (s *Server) execute(ctx context.Context, w wire.DataWriter, text string, columns wire.Columns, paramOIDs []uint32, ps []wire.Parameter) error {
+	args, err := bindArgs(ps, paramOIDs)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.QueryTimeout)
+	defer cancel()
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return pgError(fmt.Errorf("get a DuckDB connection: %w", err), codeInternal, "")
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN TRANSACTION READ ONLY"); err != nil {
+		return pgError(err, "", "")
+	}
+	// Nothing to commit: a read-only transaction only ever rolls back.
+	defer conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+	rows, err := conn.QueryContext(ctx, text, args...)
+	if err != nil {
+		return s.execError(ctx, err)
+	}
+	defer rows.Close()
+	vals := make([]any, len(columns))
+	ptrs := make([]any, len(columns))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	out := make([]any, len(columns))
+	n := 0
+	for rows.Next() {
+		if n == s.cfg.RowCap {
+			return pgError(fmt.Errorf("result has more than %d rows (the endpoint's row cap)", s.cfg.RowCap), codeLimit,
+				"add a LIMIT or a WHERE clause, or raise the cap (gtsm process --sql-row-cap)")
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return pgError(fmt.Errorf("read row %d: %w", n+1, err), codeInternal, "")
+		}
+		for i, v := range vals {
+			if out[i], err = toWire(columns[i].Oid, v); err != nil {
+				return pgError(fmt.Errorf("row %d column %q: %w", n+1, columns[i].Name, err), codeInternal, "")
+			}
+		}
+		if err := w.Row(out); err != nil {
+			return err
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return s.execError(ctx, err)
+	}
+	return w.Complete(fmt.Sprintf("SELECT %d", n))
+}
+
+func (s *Server) execError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return pgError(fmt.Errorf("statement interrupted after the endpoint's timeout of %v: %w", s.cfg.QueryTimeout, err), codeCanceled, "")
+	}
+	return pgError(err, "", "")
+}
+
+// bindArgs decodes the client's parameter values. Text-format values are
+// passed to DuckDB as strings (it casts them to the parameter's type, as
+// Postgres does); binary ones are decoded with the parameter's type.
+func bindArgs(ps []wire.Parameter, oids []uint32) ([]any, error) {
+	if len(ps) != len(oids) {
+		return nil, pgError(fmt.Errorf("statement has %d parameters, %d values were bound", len(oids), len(ps)), codeProtocol, "")
+	}
+	args := make([]any, len(ps))
+	for i, p := range ps {
+		switch {
+		case p.Value() == nil:
+			args[i] = nil
+		case p.Format() == wire.TextFormat || oids[i] == 0:
+			args[i] = string(p.Value())
+		default:
+			v, err := p.Scan(oids[i])
+			if err != nil {
+				return nil, pgError(fmt.Errorf("parameter $%d: %w", i+1, err), codeBadParam, "")
+			}
+			if num, ok := v.(pgtype.Numeric); ok {
+				f, _ := num.Float64Value()
+				v = f.Float64
+			}
+			args[i] = v
+		}
+	}
+	return args, nil
+}
+
+// parser is a private in-memory DuckDB used only to count the statements in
+// a string with DuckDB's own parser (no catalog, no data).
+type parser struct {
+	mu   sync.Mutex
+	db   mapping.Database
+	conn mapping.Connection
+}
+
+func newParser() (*parser, error) {
+	p := &parser{}
+	if mapping.Open("", &p.db) == mapping.StateError {
+		return nil, errors.New("open the in-memory DuckDB used for parsing")
+	}
+	if mapping.Connect(p.db, &p.conn) == mapping.StateError {
+		mapping.Close(&p.db)
+		return nil, errors.New("connect to the in-memory DuckDB used for parsing")
+	}
+	return p, nil
+}
+
+// single returns a syntax error (with DuckDB's message) or an error when the
+// text holds more than one statement.
+func (p *parser) single(text string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var st mapping.ExtractedStatements
+	n := mapping.ExtractStatements(p.conn, text, &st)
+	msg := mapping.ExtractStatementsError(st)
+	mapping.DestroyExtracted(&st)
+	switch {
+	case n == 0 && msg != "":
+		return pgError(errors.New(msg), codeSyntax, "")
+	case n != 1:
+		return pgError(fmt.Errorf("could not split the query into single statements (DuckDB sees %d in %q)", n, text), codeSyntax,
+			"send one statement at a time")
+	}
+	return nil
+}
+
+func (p *parser) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	mapping.Disconnect(&p.conn)
+	mapping.Close(&p.db)
+}
+
+func stripLeadingComments(s string) string {
+	for {
+		s = strings.TrimSpace(s)
+		switch {
+		case strings.HasPrefix(s, "--"):
+			i := strings.IndexByte(s, '\n')
+			if i < 0 {
+				return ""
+			}
+			s = s[i+1:]
+		case strings.HasPrefix(s, "/*"):
+			i := strings.Index(s, "*/")
+			if i < 0 {
+				return ""
+			}
+			s = s[i+2:]
+		default:
+			return s
+		}
+	}
+}
