@@ -2,6 +2,7 @@ package record
 
 import (
 	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -289,6 +290,65 @@ func TestInferSession(t *testing.T) {
 		s, ok := InferSession(c.r)
 		if s != c.want || ok != c.ok {
 			t.Errorf("set %b time %d: got %v,%v want %v,%v", c.r.Set, c.r.Time, s, ok, c.want, c.ok)
+		}
+	}
+}
+
+func TestFormatTimestamp(t *testing.T) {
+	cases := []int64{0, 1, -1, 999, 1000, -1000, 1625097600000, 1547683200050, 951782400000 /* 2000-02-29 */, 4107542400000 /* 2100-03-01 */,
+		-62135596800000 /* 0001-01-01 */, -62167219200000 /* 0000-01-01 */, -62167219200001, 253402300799999 /* 9999-12-31 23:59:59.999 */, 253402300800000,
+		math.MaxInt64 / 1000, math.MinInt64 / 1000}
+	rng := rand.New(rand.NewPCG(7, 8))
+	for range 200000 {
+		cases = append(cases, rng.Int64N(1<<46)-1<<45, rng.Int64N(4102444800000))
+	}
+	for _, ms := range cases {
+		if got, want := FormatTimestamp(ms), formatSlow(ms); got != want {
+			t.Fatalf("FormatTimestamp(%d) = %q, time.Format says %q", ms, got, want)
+		}
+	}
+}
+
+// TestSampleTimes compares the grid shortcut with the plain definition (the
+// sorted distinct times of all samples) on random file sets, including ones
+// off any common grid and far apart (the sorting fallback).
+func TestSampleTimes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	intervals := []int64{50, 1000, 600000, 1800000, 3600000, 7}
+	for n := range 500 {
+		var files []*bottle.File
+		total := 0
+		want := map[int64]bool{}
+		base := rng.Int64N(1<<41) - 1<<40
+		for range 1 + rng.IntN(5) {
+			dt := intervals[rng.IntN(len(intervals))]
+			start := base + dt*rng.Int64N(100)
+			switch rng.IntN(4) {
+			case 0:
+				start += rng.Int64N(1000) // off the grid
+			case 1:
+				start += rng.Int64N(1 << 40) // far away
+			}
+			ints := make([]int32, rng.IntN(50))
+			f := memFile(t, "B0092118200CH0", 0, dt, ints, nil)
+			f.Header.Start = float64(start) / 1000
+			if f.Header.StartMs() != start {
+				continue // not representable as a float64 of seconds
+			}
+			for i := range ints {
+				want[f.Header.TimeMs(i)] = true
+			}
+			files = append(files, f)
+			total += len(ints)
+		}
+		got := sampleTimes(files, total)
+		if len(got) != len(want) {
+			t.Fatalf("set %d: %d times, want %d", n, len(got), len(want))
+		}
+		for i, tm := range got {
+			if !want[tm] || i > 0 && got[i-1] >= tm {
+				t.Fatalf("set %d: times not the sorted distinct sample times: %v", n, got)
+			}
 		}
 	}
 }

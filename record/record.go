@@ -3,8 +3,6 @@
 package record
 
 import (
-	"time"
-
 	"github.com/earthscope/gtsm-stream/bottle"
 )
 
@@ -97,9 +95,6 @@ func (r *Record) SetSite(site string) {
 // FormatTimestamp renders epoch milliseconds as the original producer did:
 // "YYYY-MM-DD HH:MM:SS", with ".fff" only when the milliseconds are not zero.
 func FormatTimestamp(ms int64) string {
-	t := time.UnixMilli(ms).UTC()
-	if ms%1000 != 0 {
-		return t.Format("2006-01-02 15:04:05.000")
-	}
-	return t.Format("2006-01-02 15:04:05")
+	var buf [32]byte
+	return string(appendTimestamp(buf[:0], ms))
 }
