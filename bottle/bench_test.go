@@ -77,3 +77,27 @@ func BenchmarkReadOnlyBaseline(b *testing.B) {
 	}
 	b.ReportMetric(float64(4*minDay)*float64(b.N)/b.Elapsed().Seconds(), "samples/s")
 }
+
+// BenchmarkParseMinDayPortableLoop decodes the little-endian day with the
+// portable per-sample loop instead of the bulk copy, to show what the copy buys.
+func BenchmarkParseMinDayPortableLoop(b *testing.B) {
+	files, total := dayFiles(b, false)
+	b.SetBytes(total)
+	b.ReportAllocs()
+	var sink int32
+	for b.Loop() {
+		for _, d := range files {
+			h, err := ParseHeader(d)
+			if err != nil {
+				b.Fatal(err)
+			}
+			f := &File{Header: h}
+			decodeBodyWith(f, d[h.HeaderSize:], false)
+			sink += f.Ints[len(f.Ints)-1]
+		}
+	}
+	if sink == 0 {
+		b.Fatal("nothing decoded")
+	}
+	b.ReportMetric(float64(4*minDay)*float64(b.N)/b.Elapsed().Seconds(), "samples/s")
+}

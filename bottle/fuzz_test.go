@@ -107,7 +107,7 @@ func FuzzWalk(f *testing.F) {
 		if gz {
 			name, kind = "fuzz.tgz", gzipTar
 		}
-		w := &walker{fn: func(file *File, err error) error {
+		w := &walker{maxMember: 1 << 20, fn: func(file *File, err error) error {
 			switch {
 			case err != nil:
 				if file != nil || !strings.HasPrefix(err.Error(), name) {

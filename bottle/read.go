@@ -7,6 +7,12 @@ import (
 	"path/filepath"
 )
 
+// MaxFileSize is the largest bottle file ReadFile and Walk will read. The
+// largest real bottle file, a 20-sps day of one channel, is 6.9 MB; the limit
+// stops a sparse or lying tar member (a few bytes on disk that expand to
+// gigabytes of zeros) or a wrong path from exhausting memory.
+const MaxFileSize = 1 << 30
+
 // ReadFile reads and parses one bottle file from disk and classifies it by its
 // base name. A name that is not a bottle name is an error (matching
 // ErrBadName) before the file is read.
@@ -14,6 +20,13 @@ func ReadFile(path string) (*File, error) {
 	info, err := ParseName(filepath.Base(path))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if st.Size() > MaxFileSize {
+		return nil, fmt.Errorf("%s: %d bytes is beyond the %d-byte limit for one bottle file", path, st.Size(), MaxFileSize)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {

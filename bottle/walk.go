@@ -45,8 +45,9 @@ func Walk(paths []string, fn func(f *File, err error) error) error {
 // walker carries the callback and a member buffer reused across members, so
 // a walk over thousands of members does not allocate one buffer per member.
 type walker struct {
-	fn  func(*File, error) error
-	buf bytes.Buffer
+	fn        func(*File, error) error
+	buf       bytes.Buffer
+	maxMember int64 // 0 means MaxFileSize; the fuzz test lowers it
 }
 
 // stop wraps fn's error while it travels through filepath.WalkDir, which
@@ -193,6 +194,13 @@ func (w *walker) member(name, base string, size int64, r io.Reader) error {
 	info, err := ParseName(base)
 	if err != nil {
 		return w.report(nil, fmt.Errorf("%s: %w", name, err))
+	}
+	limit := w.maxMember
+	if limit == 0 {
+		limit = MaxFileSize
+	}
+	if size > limit {
+		return w.report(nil, fmt.Errorf("%s: member of %d bytes is beyond the %d-byte limit for one bottle file", name, size, limit))
 	}
 	// The buffer grows with the bytes that really arrive (bytes.Buffer's
 	// doubling), so a tar header claiming a huge size allocates nothing extra.

@@ -1,6 +1,7 @@
 package bottle
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -178,5 +179,29 @@ func TestWalkJunk(t *testing.T) {
 	})
 	if err != sentinel || calls != 2 {
 		t.Errorf("Walk returned %v after %d calls, want the callback's error after 2", err, calls)
+	}
+}
+
+// TestWalkMemberLimit: a member larger than the limit is refused before any
+// of it is read, and the walk goes on with the next member.
+func TestWalkMemberLimit(t *testing.T) {
+	big := int32File(t, 0, 1, 100, 1) // 440 bytes
+	small := int32File(t, 0, 1, 10, 2)
+	data := tarOf(t, entry{name: "B0012200100CH0", body: big}, entry{name: "B0012200100CH1", body: small})
+	var got []string
+	w := &walker{maxMember: 200, fn: func(f *File, err error) error {
+		if err != nil {
+			got = append(got, err.Error())
+		} else {
+			got = append(got, f.Name)
+		}
+		return nil
+	}}
+	if err := w.archive("a.tar", plainTar, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"a.tar!B0012200100CH0: member of 440 bytes is beyond the 200-byte limit for one bottle file", "a.tar!B0012200100CH1"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("got %q, want %q", got, want)
 	}
 }
