@@ -1,0 +1,147 @@
+package processor
+
+import (
+	"context"
+	"crypto/tls"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/earthscope/gtsm-stream/record"
+	"github.com/earthscope/gtsm-stream/registry"
+)
+
+// Decoder turns Confluent wire-format keys and values into sites and
+// records; *registry.Serde is the real one.
+type Decoder interface {
+	DecodeKey(ctx context.Context, b []byte) (string, error)
+	DecodeValue(ctx context.Context, b []byte, r *record.Record) error
+}
+
+// Config is everything the processor needs. Zero values get the defaults
+// documented on each field (see withDefaults).
+type Config struct {
+	Brokers []string // default localhost:19092
+	Topic   string   // input topic, default gtsm_etl
+	Group   string   // goka group (consumer group and table gtsm-processor-table), default gtsm-processor
+
+	// DBPath is the DuckDB file. It is opened (and locked) by Run, migrated,
+	// and closed with a checkpoint when Run returns.
+	DBPath string
+
+	BatchRows       int           // messages per DuckDB transaction, default 50000
+	FlushInterval   time.Duration // commit a partial batch this long after its first message, default 1s
+	AllowedLateness time.Duration // a window is final once the site's time >= end + this, default 0
+
+	// Kafka client settings.
+	KafkaVersion      sarama.KafkaVersion // default 2.8.0 (Kafka 4.x needs >= 2.1)
+	Replication       int                 // replication of the goka table topic, default 1
+	Partitions        int                 // partitions when the input topic must be created, default 1
+	TLS               *tls.Config         // nil: plaintext
+	SASLMechanism     string              // "" (none) or PLAIN (use it with TLS)
+	SASLUser, SASLPwd string
+	ClientID          string        // default gtsm-processor
+	MaxWait           time.Duration // sarama Consumer.MaxWaitTime; default 100ms (fast shutdown)
+	SessionTimeout    time.Duration // consumer group session timeout; default 10s (sarama's)
+	StorageDir        string        // goka table storage (LevelDB); "" = in memory, rebuilt from the table topic
+
+	Registry registry.Config // schema registry; URL default http://localhost:8081
+	Decoder  Decoder         // overrides Registry (tests)
+
+	// TableEvery: the goka group table (a cache of the per-site counters,
+	// DuckDB is the truth) is written at most every this many messages of a
+	// site, plus at the first message of a site and when a batch is cut.
+	// Default 1000; 1 writes it for every message.
+	TableEvery int
+
+	Logger *slog.Logger // default slog.Default()
+
+	// OnDB is called once the DuckDB file is open and migrated, before any
+	// message is processed, e.g. to serve SQL on the same *sql.DB. The
+	// database stays open until Run returns.
+	OnDB func(*sql.DB)
+	// OnStart is called with the running processor (for WaitCaughtUp, Lag).
+	OnStart func(*Processor)
+}
+
+func (c Config) withDefaults() Config {
+	if len(c.Brokers) == 0 {
+		c.Brokers = []string{"localhost:19092"}
+	}
+	if c.Topic == "" {
+		c.Topic = "gtsm_etl"
+	}
+	if c.Group == "" {
+		c.Group = "gtsm-processor"
+	}
+	if c.BatchRows <= 0 {
+		c.BatchRows = 50000
+	}
+	if c.FlushInterval <= 0 {
+		c.FlushInterval = time.Second
+	}
+	if c.KafkaVersion == (sarama.KafkaVersion{}) {
+		c.KafkaVersion = sarama.V2_8_0_0
+	}
+	if c.Replication <= 0 {
+		c.Replication = 1
+	}
+	if c.Partitions <= 0 {
+		c.Partitions = 1
+	}
+	if c.ClientID == "" {
+		c.ClientID = "gtsm-processor"
+	}
+	if c.MaxWait <= 0 {
+		c.MaxWait = 100 * time.Millisecond
+	}
+	if c.Registry.URL == "" {
+		c.Registry.URL = "http://localhost:8081"
+	}
+	if c.TableEvery <= 0 {
+		c.TableEvery = 1000
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// saramaConfig is goka's default plus what this processor needs: read a new
+// group's input from the oldest offset (goka's default is the newest, which
+// would silently skip the backlog), a protocol version modern brokers accept,
+// acks from all replicas, and a short fetch wait for a quick shutdown.
+func (c Config) saramaConfig() (*sarama.Config, error) {
+	sc := gokaDefault()
+	sc.ClientID = c.ClientID
+	sc.Version = c.KafkaVersion
+	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+	sc.Consumer.MaxWaitTime = c.MaxWait
+	sc.Producer.RequiredAcks = sarama.WaitForAll
+	if c.SessionTimeout > 0 {
+		sc.Consumer.Group.Session.Timeout = c.SessionTimeout
+		sc.Consumer.Group.Heartbeat.Interval = c.SessionTimeout / 3
+	}
+	if c.TLS != nil {
+		sc.Net.TLS.Enable = true
+		sc.Net.TLS.Config = c.TLS
+	}
+	switch c.SASLMechanism {
+	case "":
+	case sarama.SASLTypePlaintext:
+		sc.Net.SASL.Enable = true
+		sc.Net.SASL.Mechanism = sarama.SASLTypePlaintext
+		sc.Net.SASL.User, sc.Net.SASL.Password = c.SASLUser, c.SASLPwd
+	default:
+		// SCRAM needs a SCRAM client implementation that is not among this
+		// module's dependencies.
+		return nil, fmt.Errorf("SASL mechanism %q: only PLAIN is supported", c.SASLMechanism)
+	}
+	if err := sc.Validate(); err != nil {
+		return nil, fmt.Errorf("kafka client config: %w", err)
+	}
+	return sc, nil
+}

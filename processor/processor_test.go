@@ -1,0 +1,140 @@
+package processor
+
+import (
+	"context"
+	"database/sql"
+	"path/filepath"
+	"testing"
+
+	"github.com/earthscope/gtsm-stream/bottle"
+	"github.com/earthscope/gtsm-stream/record"
+	gtsmsql "github.com/earthscope/gtsm-stream/sql"
+)
+
+// checkTables compares every table with the model.
+func checkTables(t *testing.T, dbPath string, m *model) {
+	t.Helper()
+	db := openRO(t, dbPath)
+	defer db.Close()
+	diffLines(t, "gtsm_etl", dumpRows(t, db), m.expectRows())
+	gaps, states := m.expectGapsAndState()
+	diffLines(t, "gaps", dumpGaps(t, db), gaps)
+	diffLines(t, "site_state", dumpStates(t, db), states)
+	diffLines(t, "windows", dumpWindows(t, db), m.expectWindows())
+}
+
+func cut(recs []record.Record, from, to int) []record.Record {
+	return append([]record.Record(nil), recs[from:to]...)
+}
+
+// TestFixturesEndToEnd sends the testdata fixtures (Day, Hour, Min of B009)
+// plus a synthetic second site through Kafka into DuckDB in phases, with
+// dropped records (gaps), re-sent batches (duplicates), late records that
+// fill gaps, a window updated after it became final, and a graceful restart,
+// and checks every table against the independent model after each phase.
+func TestFixturesEndToEnd(t *testing.T) {
+	st := startStack(t, 3)
+	day, hour, min := fixtures(t, "day"), fixtures(t, "hour"), fixtures(t, "min")
+	if len(day) != 144 || len(hour) != 3600 || len(min) != 1200 {
+		t.Fatalf("fixtures: %d day, %d hour, %d min records", len(day), len(hour), len(min))
+	}
+	other := synth("B010", bottle.Hour, hour[0].Time, 3000)
+	dbPath := filepath.Join(t.TempDir(), "gtsm.duckdb")
+	m := newModel(0)
+
+	// Reference counts for two gauges of B009 (gauges 3, 4 stay NULL).
+	m.refs["B009"] = [4]float64{4.8e7, 4.9e7, 0, 0}
+	{
+		db, err := openRW(dbPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(`INSERT INTO site_reference (site, gauge, reference_counts) VALUES ('B009', 1, 4.8e7), ('B009', 2, 4.9e7)`); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+	}
+
+	// Phase 1: everything but hour records 1000..1599 and min 300..399 (gaps).
+	phase1 := append(cut(day, 0, 144), cut(hour, 0, 1000)...)
+	phase1 = append(phase1, cut(hour, 1600, 3600)...)
+	phase1 = append(phase1, cut(min, 0, 300)...)
+	phase1 = append(phase1, cut(min, 400, 1200)...)
+	phase1 = append(phase1, other...)
+	st.publish(t, phase1)
+	m.add(phase1)
+
+	run := startProc(t, st.config(dbPath, "e2e"))
+	run.wait(t)
+	t.Run("phase1", func(t *testing.T) {
+		// Readers can query the same *sql.DB while the processor runs.
+		var n int
+		if err := run.p.DB().QueryRow(`SELECT count(*) FROM gtsm_etl`).Scan(&n); err != nil || n != len(phase1) {
+			t.Fatalf("rows = %d, %v; want %d", n, err, len(phase1))
+		}
+	})
+
+	// Phase 2 while running: re-send 500 hour records (duplicates), send
+	// hour 1200..1299 late (splits the gap, updates final 10m windows), min
+	// 350 alone (splits the min gap inside a window still open), and
+	// re-send some of B010.
+	phase2 := append(cut(hour, 0, 500), cut(hour, 1200, 1300)...)
+	phase2 = append(phase2, cut(min, 350, 351)...)
+	phase2 = append(phase2, cut(other, 100, 200)...)
+	st.publish(t, phase2)
+	m.add(phase2)
+	run.wait(t)
+	run.stop(t)
+	t.Run("phase2", func(t *testing.T) { checkTables(t, dbPath, m) })
+
+	// Phase 3 after a graceful restart: the rest of the hour gap, more
+	// duplicates; the replay of nothing must not count anything twice.
+	run = startProc(t, st.config(dbPath, "e2e"))
+	phase3 := append(cut(hour, 1000, 1200), cut(hour, 1300, 1600)...)
+	phase3 = append(phase3, cut(min, 0, 50)...)
+	phase3 = append(phase3, cut(day, 10, 20)...)
+	st.publish(t, phase3)
+	m.add(phase3)
+	run.wait(t)
+	run.stop(t)
+	t.Run("phase3", func(t *testing.T) {
+		checkTables(t, dbPath, m)
+		db := openRO(t, dbPath)
+		defer db.Close()
+		// Hour gap fully filled; min gap split around 350.
+		var hourGaps, minGaps int
+		db.QueryRow(`SELECT count(*) FILTER (session = 'Hour'), count(*) FILTER (session = 'Min') FROM gaps WHERE site = 'B009'`).Scan(&hourGaps, &minGaps)
+		if hourGaps != 0 || minGaps != 2 {
+			t.Errorf("gaps: hour %d (want 0), min %d (want 2)", hourGaps, minGaps)
+		}
+		var lateUpd int64
+		db.QueryRow(`SELECT sum(late_updates) FROM windows WHERE site = 'B009' AND session = 'Hour' AND width = '10m'`).Scan(&lateUpd)
+		if lateUpd == 0 {
+			t.Error("no late updates of final Hour 10m windows")
+		}
+		var micro1, micro3 any
+		db.QueryRow(`SELECT microstrain_mean FROM windows WHERE site = 'B009' AND session = 'Hour' AND width = '1h' AND channel = 'ls1_t0'`).Scan(&micro1)
+		db.QueryRow(`SELECT microstrain_mean FROM windows WHERE site = 'B009' AND session = 'Hour' AND width = '1h' AND channel = 'ls3_t0'`).Scan(&micro3)
+		if micro1 == nil || micro3 != nil {
+			t.Errorf("microstrain_mean: gauge 1 %v (want a value), gauge 3 %v (want NULL)", micro1, micro3)
+		}
+		var next int64
+		db.QueryRow(`SELECT sum(next_offset) FROM kafka_offsets`).Scan(&next)
+		if want := int64(len(phase1) + len(phase2) + len(phase3)); next != want {
+			t.Errorf("kafka_offsets sum %d, want %d (every message)", next, want)
+		}
+	})
+}
+
+func openRW(path string) (*sql.DB, error) {
+	ctx := context.Background()
+	db, err := gtsmsql.Open(ctx, path, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := gtsmsql.Migrate(ctx, db); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}

@@ -1,0 +1,289 @@
+package processor
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/duckdb/duckdb-go/v2"
+
+	"github.com/earthscope/gtsm-stream/bottle"
+	"github.com/earthscope/gtsm-stream/record"
+)
+
+// row is one record to store in gtsm_etl.
+type row struct {
+	keySite   string
+	rec       record.Record
+	partition int32
+	offset    int64
+	late      bool
+}
+
+type deadLetter struct {
+	partition  int32
+	offset     int64
+	err        string
+	key, value []byte
+}
+
+// batch is everything one partition applied since its last cut: the rows,
+// the state changes as of its last message, and the deferred Kafka commits of
+// its messages. It is written to DuckDB in one transaction.
+type batch struct {
+	seq       uint64
+	partition int32
+	next      int64 // Kafka offset after the last message of the batch
+	rows      []row
+	states    []stateRow
+	windows   []windowRow
+	gaps      []gapRow
+	dead      []deadLetter
+	commits   []func(error)
+	messages  int
+	firstAt   time.Time // when the first message of the batch was applied
+}
+
+// sink writes batches to DuckDB on one dedicated connection, with appenders
+// that live as long as the connection.
+type sink struct {
+	topic string
+	conn  *sql.Conn
+
+	rows    *duckdb.Appender // gtsm_etl
+	windows *duckdb.Appender // INSERT OR REPLACE INTO windows
+	states  *duckdb.Appender // INSERT OR REPLACE INTO site_state
+	gapsUp  *duckdb.Appender // INSERT OR REPLACE INTO gaps
+	gapsDel *duckdb.Appender // DELETE FROM gaps USING ...
+
+	args []driver.Value // reused argument vector for gtsm_etl rows
+}
+
+func openSink(ctx context.Context, db *sql.DB, topic string) (*sink, error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("DuckDB connection: %w", err)
+	}
+	k := &sink{topic: topic, conn: conn, args: make([]driver.Value, 4+record.NumInts+4)}
+	err = conn.Raw(func(dc any) error {
+		c := dc.(driver.Conn)
+		var err error
+		if k.rows, err = duckdb.NewAppender(c, "", "", "gtsm_etl"); err != nil {
+			return fmt.Errorf("appender gtsm_etl: %w", err)
+		}
+		if k.windows, err = duckdb.NewTableAppender(c, `INSERT OR REPLACE INTO windows SELECT * FROM appended_data`, "", "", "windows", nil); err != nil {
+			return fmt.Errorf("appender windows: %w", err)
+		}
+		if k.states, err = duckdb.NewTableAppender(c, `INSERT OR REPLACE INTO site_state SELECT * FROM appended_data`, "", "", "site_state", nil); err != nil {
+			return fmt.Errorf("appender site_state: %w", err)
+		}
+		if k.gapsUp, err = duckdb.NewTableAppender(c, `INSERT OR REPLACE INTO gaps SELECT * FROM appended_data`, "", "", "gaps", nil); err != nil {
+			return fmt.Errorf("appender gaps: %w", err)
+		}
+		if k.gapsDel, err = duckdb.NewTableAppender(c,
+			`DELETE FROM gaps USING appended_data a WHERE gaps.site = a.col1 AND gaps.session = a.col2 AND gaps.gap_start = a.col3`,
+			"", "", "gaps", []string{"site", "session", "gap_start"}); err != nil {
+			return fmt.Errorf("appender gaps delete: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		k.close()
+		return nil, err
+	}
+	return k, nil
+}
+
+// close closes the appenders, then the connection (DuckDB skips the shutdown
+// checkpoint if appenders outlive their connection).
+func (k *sink) close() error {
+	var first error
+	for _, a := range []*duckdb.Appender{k.rows, k.windows, k.states, k.gapsUp, k.gapsDel} {
+		if a != nil {
+			if err := a.Close(); err != nil && first == nil {
+				first = err
+			}
+		}
+	}
+	if err := k.conn.Close(); err != nil && first == nil {
+		first = err
+	}
+	return first
+}
+
+func ms(t int64) time.Time { return time.UnixMilli(t).UTC() }
+
+// write commits the batches in ONE transaction: rows, state, windows, gaps,
+// dead letters and the Kafka offsets they cover become visible together, or
+// (crash, error) not at all.
+func (k *sink) write(ctx context.Context, bs []*batch) (err error) {
+	if _, err := k.conn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
+		return fmt.Errorf("DuckDB begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			k.conn.ExecContext(context.Background(), "ROLLBACK")
+		}
+	}()
+	next := map[int32]int64{}
+	for _, b := range bs {
+		for i := range b.rows {
+			if err := k.appendRow(&b.rows[i]); err != nil {
+				return fmt.Errorf("append gtsm_etl row (partition %d offset %d): %w", b.rows[i].partition, b.rows[i].offset, err)
+			}
+		}
+		if b.next > next[b.partition] {
+			next[b.partition] = b.next
+		}
+	}
+	if err := k.rows.Flush(); err != nil {
+		return fmt.Errorf("flush gtsm_etl rows: %w", err)
+	}
+	// Batches of one partition follow each other; each batch's upserts are
+	// flushed before the next so a key never appears twice in one statement.
+	now := time.Now().UTC()
+	for _, b := range bs {
+		if err := k.upserts(b, now); err != nil {
+			return err
+		}
+		for _, d := range b.dead {
+			if _, err := k.conn.ExecContext(ctx, `INSERT OR REPLACE INTO dead_letters VALUES (?, ?, ?, ?, ?, ?, ?)`,
+				k.topic, d.partition, d.offset, d.err, d.key, d.value, now); err != nil {
+				return fmt.Errorf("dead letter (partition %d offset %d): %w", d.partition, d.offset, err)
+			}
+		}
+	}
+	var sb strings.Builder
+	var args []any
+	sb.WriteString(`INSERT OR REPLACE INTO kafka_offsets VALUES `)
+	i := 0
+	for p, n := range next {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString("(?, ?, ?)")
+		args = append(args, k.topic, p, n)
+		i++
+	}
+	if i > 0 {
+		if _, err := k.conn.ExecContext(ctx, sb.String(), args...); err != nil {
+			return fmt.Errorf("kafka_offsets: %w", err)
+		}
+	}
+	if _, err := k.conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return fmt.Errorf("DuckDB commit: %w", err)
+	}
+	return nil
+}
+
+func (k *sink) appendRow(r *row) error {
+	a := k.args
+	a[0] = r.keySite
+	rec := &r.rec
+	a[1], a[2], a[3] = nil, nil, nil
+	if rec.IsSet(record.FieldSite) {
+		a[1] = rec.Site
+	}
+	if rec.IsSet(record.FieldTime) {
+		a[2] = rec.Time
+	}
+	if rec.IsSet(record.FieldTimestamp) {
+		a[3] = rec.Timestamp
+	}
+	for i := 0; i < record.NumInts; i++ {
+		if rec.Set&(1<<uint(record.FirstInt+i)) != 0 {
+			a[4+i] = rec.Ints[i]
+		} else {
+			a[4+i] = nil
+		}
+	}
+	j := 4 + record.NumInts
+	a[j], a[j+1], a[j+2], a[j+3] = rec.Session.String(), r.partition, r.offset, r.late
+	return k.rows.AppendRow(a...)
+}
+
+func nullInt(ok bool, v int32) driver.Value {
+	if !ok {
+		return nil
+	}
+	return v
+}
+
+func nullTime(ok bool, t int64) driver.Value {
+	if !ok {
+		return nil
+	}
+	return ms(t)
+}
+
+func nullMs(ok bool, t int64) driver.Value {
+	if !ok {
+		return nil
+	}
+	return t
+}
+
+func (k *sink) upserts(b *batch, now time.Time) error {
+	for _, s := range b.states {
+		if err := k.states.AppendRow(s.site, s.session, nullTime(s.has, s.first), nullTime(s.has, s.last),
+			s.records, s.duplicates, s.late, s.gapCount, s.missing, s.partition, s.offset, now); err != nil {
+			return fmt.Errorf("stage site_state %s/%s: %w", s.site, s.session, err)
+		}
+	}
+	if err := k.states.Flush(); err != nil {
+		return fmt.Errorf("upsert site_state: %w", err)
+	}
+	for _, wr := range b.windows {
+		w := &wr.w
+		sess, _ := bottle.ParseSession(wr.session)
+		strain := record.StrainFields(sess)
+		for ci := range w.ch {
+			a := &w.ch[ci]
+			nn := w.n - a.nNull
+			var mean, micro driver.Value
+			if nn > 0 {
+				mean = float64(a.sum) / float64(nn)
+			}
+			if a.nMicro > 0 {
+				micro = a.sumMicro / float64(a.nMicro)
+			}
+			if err := k.windows.AppendRow(wr.site, wr.session, widths[w.width].name, ms(w.start), ms(w.end()),
+				record.FieldNames[strain[ci]], w.n, a.nNull, nullInt(nn > 0, a.min), nullInt(nn > 0, a.max), mean,
+				nullInt(nn > 0, a.first), nullInt(nn > 0, a.last), micro, w.final, w.lateUpdates,
+				a.sum, nullMs(nn > 0, a.firstT), nullMs(nn > 0, a.lastT), a.nMicro, a.sumMicro); err != nil {
+				return fmt.Errorf("stage window %s/%s %s %d: %w", wr.site, wr.session, widths[w.width].name, w.start, err)
+			}
+		}
+	}
+	if err := k.windows.Flush(); err != nil {
+		return fmt.Errorf("upsert windows: %w", err)
+	}
+	nDel := 0
+	for _, g := range b.gaps {
+		if g.deleted {
+			nDel++
+			if err := k.gapsDel.AppendRow(g.site, g.session, ms(g.start)); err != nil {
+				return fmt.Errorf("stage gap delete: %w", err)
+			}
+		}
+	}
+	if nDel > 0 {
+		if err := k.gapsDel.Flush(); err != nil {
+			return fmt.Errorf("delete gaps: %w", err)
+		}
+	}
+	for _, g := range b.gaps {
+		if !g.deleted {
+			if err := k.gapsUp.AppendRow(g.site, g.session, ms(g.g.prev+g.iv), ms(g.g.next-g.iv), g.g.missing(g.iv)); err != nil {
+				return fmt.Errorf("stage gap: %w", err)
+			}
+		}
+	}
+	if err := k.gapsUp.Flush(); err != nil {
+		return fmt.Errorf("upsert gaps: %w", err)
+	}
+	return nil
+}
