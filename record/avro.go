@@ -3,6 +3,7 @@ package record
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"unicode/utf8"
 )
 
@@ -30,37 +31,72 @@ const (
 	branchNull  = 0x02
 )
 
+// maxVarint is the longest zig-zag varint of an int64.
+const maxVarint = 10
+
 // AppendAvro appends the Avro binary encoding of r's value fields (no
 // Confluent framing) to dst. It does not allocate when dst has room.
 func AppendAvro(dst []byte, r *Record) []byte {
+	// Grow once for the worst case, then write by index: cheaper than 59
+	// appends, each with its own capacity check.
+	need := 3*(1+maxVarint) + len(r.Site) + len(r.Timestamp) + NumInts*6
+	dst = slices.Grow(dst, need)
+	n := len(dst)
+	b := dst[:n+need]
 	set := r.Set
 	if set&(1<<FieldSite) != 0 {
-		dst = append(dst, branchValue)
-		dst = appendString(dst, r.Site)
+		b[n] = branchValue
+		n = putLong(b, n+1, int64(len(r.Site)))
+		n += copy(b[n:], r.Site)
 	} else {
-		dst = append(dst, branchNull)
+		b[n] = branchNull
+		n++
 	}
 	if set&(1<<FieldTime) != 0 {
-		dst = append(dst, branchValue)
-		dst = appendLong(dst, r.Time)
+		b[n] = branchValue
+		n = putLong(b, n+1, r.Time)
 	} else {
-		dst = append(dst, branchNull)
+		b[n] = branchNull
+		n++
 	}
 	if set&(1<<FieldTimestamp) != 0 {
-		dst = append(dst, branchValue)
-		dst = appendString(dst, r.Timestamp)
+		b[n] = branchValue
+		n = putLong(b, n+1, int64(len(r.Timestamp)))
+		n += copy(b[n:], r.Timestamp)
 	} else {
-		dst = append(dst, branchNull)
+		b[n] = branchNull
+		n++
 	}
-	for i := range NumInts {
-		if set&(1<<uint(FirstInt+i)) != 0 {
-			dst = append(dst, branchValue)
-			dst = appendLong(dst, int64(r.Ints[i]))
-		} else {
-			dst = append(dst, branchNull)
+	for i, v := range &r.Ints {
+		if set&(1<<uint(FirstInt+i)) == 0 {
+			b[n] = branchNull
+			n++
+			continue
 		}
+		b[n] = branchValue
+		n++
+		u := uint32(v<<1) ^ uint32(v>>31) // zig-zag
+		for u >= 0x80 {
+			b[n] = byte(u) | 0x80
+			u >>= 7
+			n++
+		}
+		b[n] = byte(u)
+		n++
 	}
-	return dst
+	return b[:n]
+}
+
+// putLong writes the zig-zag varint of v at b[n:] and returns the new end.
+func putLong(b []byte, n int, v int64) int {
+	u := uint64(v<<1) ^ uint64(v>>63)
+	for u >= 0x80 {
+		b[n] = byte(u) | 0x80
+		u >>= 7
+		n++
+	}
+	b[n] = byte(u)
+	return n + 1
 }
 
 // DecodeAvro decodes one value from the start of b into r and returns the

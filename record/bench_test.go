@@ -46,3 +46,37 @@ func BenchmarkFormatTimestamp(b *testing.B) {
 		ms += 50
 	}
 }
+
+// dayRecord is a Day record at hh:30 with strain, ancillary, RTSetting and
+// Cal fields set (25 of the 56 ints), values as in the real B203 files.
+func dayRecord() Record {
+	var r Record
+	r.SetSite("B203")
+	r.SetTime(1556152200000)
+	r.Session = bottle.Day
+	for i := range 25 {
+		r.SetInt(FirstInt+[]int{0, 1, 2, 3, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 26, 29, 32, 34, 35, 38, 39, 41, 42}[i], int32(51234567-i*2345678))
+	}
+	return r
+}
+
+func BenchmarkAppendAvro(b *testing.B) {
+	r := dayRecord()
+	buf := make([]byte, 0, 512)
+	for b.Loop() {
+		buf = AppendAvro(buf[:0], &r)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+func BenchmarkDecodeAvro(b *testing.B) {
+	r := dayRecord()
+	buf := AppendAvro(nil, &r)
+	var got Record
+	for b.Loop() {
+		if _, err := DecodeAvro(buf, &got); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
