@@ -3,6 +3,7 @@ package bottle
 import (
 	"encoding/binary"
 	"testing"
+	"time"
 )
 
 // minDay is a 20-sps day of one channel: 86400 s x 20 samples.
@@ -100,4 +101,45 @@ func BenchmarkParseMinDayPortableLoop(b *testing.B) {
 		b.Fatal("nothing decoded")
 	}
 	b.ReportMetric(float64(4*minDay)*float64(b.N)/b.Elapsed().Seconds(), "samples/s")
+}
+
+// BenchmarkParseVsBaseline alternates the read-only baseline and Parse over
+// the same little-endian day inside each iteration and reports their speed
+// ratio, which is far steadier than comparing two separate benchmarks on a
+// shared, loaded machine.
+func BenchmarkParseVsBaseline(b *testing.B) {
+	files, total := dayFiles(b, false)
+	b.SetBytes(total)
+	b.ReportAllocs()
+	var base, parse time.Duration
+	var sinkU uint32
+	var sinkI int32
+	for b.Loop() {
+		t0 := time.Now()
+		for _, d := range files {
+			var s uint32
+			for i := 0; i+4 <= len(d); i += 4 {
+				s += binary.LittleEndian.Uint32(d[i:])
+			}
+			sinkU += s
+		}
+		t1 := time.Now()
+		for _, d := range files {
+			f, err := Parse("bench", d)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sinkI += f.Ints[len(f.Ints)-1]
+		}
+		t2 := time.Now()
+		base += t1.Sub(t0)
+		parse += t2.Sub(t1)
+	}
+	if sinkU == 0 || sinkI == 0 {
+		b.Fatal("nothing done")
+	}
+	mb := float64(total) * float64(b.N) / 1e6
+	b.ReportMetric(mb/parse.Seconds(), "parse-MB/s")
+	b.ReportMetric(mb/base.Seconds(), "baseline-MB/s")
+	b.ReportMetric(base.Seconds()/parse.Seconds(), "parse/baseline-speed")
 }
