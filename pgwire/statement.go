@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
 	"github.com/duckdb/duckdb-go/v2/mapping"
@@ -21,9 +22,10 @@ var splitStatements = gtsmsql.Split
 
 // described is what DuckDB says about one statement before it runs.
 type described struct {
-	kind    duckdb.StmtType
-	columns wire.Columns
-	params  []uint32
+	kind     duckdb.StmtType
+	columns  wire.Columns
+	timeOnly []bool // TIME columns: sent as text, without a date
+	params   []uint32
 }
 
 // prepare checks one statement, describes it, and returns the psql-wire
@@ -60,11 +62,9 @@ func (s *Server) prepare(ctx context.Context, text string, clientOIDs []uint32) 
 			d.params[i] = oid
 		}
 	}
-	params := d.params
-	columns := d.columns
 	return wire.NewStatement(func(ctx context.Context, w wire.DataWriter, ps []wire.Parameter) error {
-		return s.execute(ctx, w, text, columns, params, ps)
-	}, wire.WithColumns(columns), wire.WithParameters(params)), nil
+		return s.execute(ctx, w, text, d, ps)
+	}, wire.WithColumns(d.columns), wire.WithParameters(d.params)), nil
 }
 
 // refused explains which statement kinds the endpoint will not run and what
@@ -128,6 +128,7 @@ func (s *Server) describe(ctx context.Context, text string) (d described, err er
 				ambiguous = true
 			}
 			d.columns = append(d.columns, wire.Column{Name: name, Oid: oidForType(t), Width: -1})
+			d.timeOnly = append(d.timeOnly, t == duckdb.TYPE_TIME)
 		}
 		for i := 1; i <= st.NumInput(); i++ {
 			t, err := st.ParamType(i)
@@ -149,40 +150,41 @@ func (s *Server) describe(ctx context.Context, text string) (d described, err er
 		// DuckDB cannot type the result of e.g. `WHERE b = $1 OR $1 IS NULL`
 		// until values are bound; running it with NULLs and no rows shows
 		// the columns the real execution will have.
-		cols, err := s.describeByRunning(ctx, conn, text, len(d.params))
-		if err != nil {
+		if d.columns, d.timeOnly, err = s.describeByRunning(ctx, conn, text, len(d.params)); err != nil {
 			return d, err
 		}
-		d.columns = cols
 	}
 	return d, nil
 }
 
-func (s *Server) describeByRunning(ctx context.Context, conn *sql.Conn, text string, nparams int) (wire.Columns, error) {
+func (s *Server) describeByRunning(ctx context.Context, conn *sql.Conn, text string, nparams int) (wire.Columns, []bool, error) {
 	if _, err := conn.ExecContext(ctx, "BEGIN TRANSACTION READ ONLY"); err != nil {
-		return nil, pgError(err, "", "")
+		return nil, nil, pgError(err, "", "")
 	}
 	defer conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
 	rows, err := conn.QueryContext(ctx, "SELECT * FROM ("+text+"\n) AS describe_me LIMIT 0", make([]any, nparams)...)
 	if err != nil {
-		return nil, pgError(err, "", "")
+		return nil, nil, pgError(err, "", "")
 	}
 	defer rows.Close()
 	types, err := rows.ColumnTypes()
 	if err != nil {
-		return nil, pgError(err, "", "")
+		return nil, nil, pgError(err, "", "")
 	}
 	cols := make(wire.Columns, len(types))
+	timeOnly := make([]bool, len(types))
 	for i, t := range types {
 		cols[i] = wire.Column{Name: t.Name(), Oid: oidForTypeName(t.DatabaseTypeName()), Width: -1}
+		timeOnly[i] = t.DatabaseTypeName() == "TIME"
 	}
-	return cols, nil
+	return cols, timeOnly, nil
 }
 
 // execute runs a described statement in a read-only transaction on a pooled
 // connection and streams its rows to the client.
-func (s *Server) execute(ctx context.Context, w wire.DataWriter, text string, columns wire.Columns, paramOIDs []uint32, ps []wire.Parameter) error {
-	args, err := bindArgs(ps, paramOIDs)
+func (s *Server) execute(ctx context.Context, w wire.DataWriter, text string, d described, ps []wire.Parameter) error {
+	columns := d.columns
+	args, err := bindArgs(ps, d.params)
 	if err != nil {
 		return err
 	}
@@ -219,6 +221,9 @@ func (s *Server) execute(ctx context.Context, w wire.DataWriter, text string, co
 			return pgError(fmt.Errorf("read row %d: %w", n+1, err), codeInternal, "")
 		}
 		for i, v := range vals {
+			if t, ok := v.(time.Time); ok && d.timeOnly[i] {
+				v = t.Format("15:04:05.999999")
+			}
 			if out[i], err = toWire(columns[i].Oid, v); err != nil {
 				return pgError(fmt.Errorf("row %d column %q: %w", n+1, columns[i].Name, err), codeInternal, "")
 			}

@@ -183,7 +183,7 @@ func Text(v any) string {
 	case time.Time:
 		return formatTime(x)
 	case duckdb.Decimal:
-		return x.String()
+		return formatDecimal(x)
 	case *big.Int:
 		return x.String()
 	case duckdb.Interval:
@@ -265,4 +265,22 @@ func formatInterval(iv duckdb.Interval) string {
 		parts = append(parts, fmt.Sprintf("%s%02d:%02d:%s", sign, h, m, strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%09.6f", s), "0"), ".")))
 	}
 	return strings.Join(parts, " ")
+}
+
+// formatDecimal keeps the declared scale (-0.500 for DECIMAL(18,3)), as
+// DuckDB and Postgres print decimals; duckdb.Decimal.String trims zeros.
+func formatDecimal(d duckdb.Decimal) string {
+	digits := new(big.Int).Abs(d.Value).String()
+	sign := ""
+	if d.Value.Sign() < 0 {
+		sign = "-"
+	}
+	scale := int(d.Scale)
+	if scale == 0 {
+		return sign + digits
+	}
+	if len(digits) <= scale {
+		digits = strings.Repeat("0", scale-len(digits)+1) + digits
+	}
+	return sign + digits[:len(digits)-scale] + "." + digits[len(digits)-scale:]
 }

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/earthscope/gtsm-stream/pgwire"
+	"github.com/earthscope/gtsm-stream/shell"
+)
+
+const sqlHelp = `Queries the processor's DuckDB. When a processor runs, its read-only SQL endpoint
+answers at --addr and the shell talks to it (DuckDB lets only one process open the
+file, so the processor serves the queries itself). Otherwise the shell opens the
+--db file read-only. It says which on stderr.
+
+Statements end with ';' and may span lines; .help lists the dot commands
+(.tables, .schema, .mode, .timer, .read, .q for the named demo queries, .quit).
+On a terminal: line editing and history (~/.gtsm_history). From a pipe, -c or -f:
+no prompts, results only on stdout, errors on stderr, exit status 1 if any failed.
+
+Export to Parquet needs the file itself (stop the processor first):
+  gtsm sql --db gtsm.duckdb -c "COPY (SELECT * FROM gtsm_etl) TO 'etl.parquet' (FORMAT parquet)"
+Through a running processor, export as CSV from the output instead:
+  gtsm sql --mode csv -c ".q hourly B009" > hourly.csv
+
+Examples:
+  gtsm sql                                   # interactive
+  gtsm sql -c ".q hourly B009"               # a named query for one site
+  gtsm sql -c ".q"                           # list the named queries
+  gtsm sql --mode json -c ".q latest"
+  gtsm sql -f report.sql --mode csv > report.csv
+  echo "SELECT count(*) FROM gtsm_etl;" | gtsm sql
+  psql -h 127.0.0.1 -p 5433 -d gtsm          # any Postgres client works too
+
+Environment: GTSM_SQL_ADDR (--addr), GTSM_DB (--db), GTSM_SQL_PASSWORD (the endpoint's
+password, if it has one).`
+
+// runSQL is "gtsm sql": the SQL shell.
+func runSQL(ctx context.Context, env *environ, args []string) error {
+	fs := newFlagSet(env, "sql", "sql [--db FILE] [--addr HOST:PORT] [-c SQL] [-f FILE] [--mode MODE]", sqlHelp)
+	addr := fs.String("addr", envOr(env, "GTSM_SQL_ADDR", pgwire.DefaultAddr), "the processor's SQL endpoint (env GTSM_SQL_ADDR)")
+	db := fs.String("db", envOr(env, "GTSM_DB", "gtsm.duckdb"), "DuckDB file to open read-only when no endpoint answers (env GTSM_DB)")
+	command := fs.String("c", "", "run these statements / dot commands and exit")
+	file := fs.String("f", "", "run the statements / dot commands in this file and exit")
+	mode := fs.String("mode", "table", "output: table, csv, json or line")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("unexpected arguments %q (SQL goes in -c or -f, or on stdin)", fs.Args())}
+	}
+	m, err := shell.ParseMode(*mode)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	b, err := shell.Open(ctx, *addr, env.getenv("GTSM_SQL_PASSWORD"), *db)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	fmt.Fprintf(env.stderr, "gtsm sql: using %s\n", b.Describe())
+	sh := shell.New(b, env.stdout, env.stderr)
+	sh.Mode = m
+
+	switch {
+	case *command != "" || *file != "":
+		if *command != "" {
+			if err := sh.Run(ctx, strings.NewReader(*command)); err != nil {
+				return err
+			}
+		}
+		if *file != "" && !sh.Quit() {
+			f, err := os.Open(*file)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := sh.Run(ctx, f); err != nil {
+				return err
+			}
+		}
+	case sqlInteractive(env):
+		hist := ""
+		if home, err := os.UserHomeDir(); err == nil {
+			hist = filepath.Join(home, ".gtsm_history")
+		}
+		if err := sh.Interactive(ctx, shell.Terminal{In: os.Stdin, Out: os.Stdout}, hist); err != nil && ctx.Err() == nil {
+			return err
+		}
+	default:
+		if err := sh.Run(ctx, env.stdin); err != nil {
+			return err
+		}
+	}
+	if n := sh.Errors(); n > 0 {
+		return fmt.Errorf("%d statement(s) or command(s) failed", n)
+	}
+	return nil
+}
+
+// sqlInteractive: interactive only when both ends are the real terminal (tests
+// pass buffers, pipes get clean output).
+func sqlInteractive(env *environ) bool {
+	in, ok := env.stdin.(*os.File)
+	out, ok2 := env.stdout.(*os.File)
+	return ok && ok2 && in == os.Stdin && out == os.Stdout && shell.IsTerminal(in) && shell.IsTerminal(out)
+}

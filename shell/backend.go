@@ -1,0 +1,294 @@
+package shell
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/earthscope/gtsm-stream/pgwire"
+	gtsmsql "github.com/earthscope/gtsm-stream/sql"
+)
+
+// Backend runs one SQL statement and returns its whole result. The shell
+// has two: the processor's SQL endpoint (Postgres wire) and a DuckDB file
+// opened read-only. Both render cells the same way, so output does not
+// depend on the path taken.
+type Backend interface {
+	Exec(ctx context.Context, sql string, args ...any) (*Result, error)
+	// Describe says what the shell is talking to, for the user.
+	Describe() string
+	Close() error
+}
+
+// Result is a statement's result set, already rendered to text.
+type Result struct {
+	Columns []Column
+	Rows    [][]Cell
+}
+
+// Column is a result column; Kind drives alignment (table) and quoting (json).
+type Column struct {
+	Name string
+	Kind Kind
+}
+
+// Kind is how a column's values behave in output.
+type Kind int
+
+const (
+	KindText Kind = iota
+	KindNumber
+	KindBool
+)
+
+// Cell is one value as text; Null marks SQL NULL.
+type Cell struct {
+	Text string
+	Null bool
+}
+
+// PG is the Postgres-wire backend (the processor's endpoint).
+type PG struct {
+	conn *pgx.Conn
+	addr string
+}
+
+// DialPG connects to a gtsm SQL endpoint (or any Postgres server).
+func DialPG(ctx context.Context, addr, password string, timeout time.Duration) (*PG, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("SQL endpoint address %q: %w", addr, err)
+	}
+	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%s user=gtsm dbname=gtsm sslmode=disable", host, port))
+	if err != nil {
+		return nil, err
+	}
+	cfg.Password = password
+	cfg.ConnectTimeout = timeout
+	// The shell sends one statement at a time with its arguments inlined by
+	// pgx: one round trip per statement and text results, which the shell
+	// prints as the server rendered them.
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	c, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to SQL endpoint %s: %w", addr, err)
+	}
+	return &PG{conn: c, addr: addr}, nil
+}
+
+func (p *PG) Describe() string {
+	return "the processor's SQL endpoint " + p.addr + " (read-only; COPY ... TO files needs --db with the processor stopped)"
+}
+
+func (p *PG) Close() error { return p.conn.Close(context.Background()) }
+
+func (p *PG) Exec(ctx context.Context, q string, args ...any) (*Result, error) {
+	rows, err := p.conn.Query(ctx, q, args...)
+	if err != nil {
+		return nil, pgErr(err)
+	}
+	defer rows.Close()
+	fds := rows.FieldDescriptions()
+	res := &Result{Columns: make([]Column, len(fds))}
+	for i, fd := range fds {
+		res.Columns[i] = Column{Name: fd.Name, Kind: kindForOID(fd.DataTypeOID)}
+	}
+	for rows.Next() {
+		raw := rows.RawValues()
+		row := make([]Cell, len(raw))
+		for i, b := range raw {
+			if b == nil {
+				row[i] = Cell{Null: true}
+				continue
+			}
+			row[i] = Cell{Text: pgText(fds[i].DataTypeOID, string(b))}
+		}
+		res.Rows = append(res.Rows, row)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, pgErr(err)
+	}
+	return res, nil
+}
+
+// pgErr shows a server error the way DuckDB wrote it (plus the endpoint's hint).
+func pgErr(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		msg := pe.Message
+		if pe.Hint != "" {
+			msg += "\nHint: " + pe.Hint
+		}
+		return errors.New(msg)
+	}
+	return err
+}
+
+func kindForOID(oid uint32) Kind {
+	switch oid {
+	case pgtype.Int2OID, pgtype.Int4OID, pgtype.Int8OID, pgtype.Float4OID, pgtype.Float8OID, pgtype.NumericOID:
+		return KindNumber
+	case pgtype.BoolOID:
+		return KindBool
+	}
+	return KindText
+}
+
+// pgText maps Postgres text renderings back to DuckDB's (t -> true, floats
+// in the shortest plain form) so both backends print the same.
+func pgText(oid uint32, s string) string {
+	switch oid {
+	case pgtype.BoolOID:
+		if s == "t" {
+			return "true"
+		}
+		if s == "f" {
+			return "false"
+		}
+	case pgtype.Float8OID, pgtype.Float4OID:
+		bits := 64
+		if oid == pgtype.Float4OID {
+			bits = 32
+		}
+		if f, err := strconv.ParseFloat(s, bits); err == nil {
+			if bits == 32 {
+				return pgwire.Text(float32(f))
+			}
+			return pgwire.Text(f)
+		}
+	}
+	return s
+}
+
+// Local is a DuckDB file opened read-only (no processor running).
+type Local struct {
+	db   *sql.DB
+	conn *sql.Conn
+	path string
+}
+
+// OpenLocal opens path read-only; it fails when another process (a running
+// processor) holds the file, naming that process.
+func OpenLocal(ctx context.Context, path string) (*Local, error) {
+	db, err := gtsmsql.Open(ctx, path, true)
+	if err != nil {
+		return nil, err
+	}
+	// One connection for the whole session, so SET and temp objects persist
+	// between statements as in any SQL shell.
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open DuckDB %s: %w", path, err)
+	}
+	return &Local{db: db, conn: conn, path: path}, nil
+}
+
+func (l *Local) Describe() string {
+	return "DuckDB file " + l.path + " (read-only)"
+}
+
+func (l *Local) Close() error {
+	cerr := l.conn.Close()
+	if err := l.db.Close(); err != nil {
+		return err
+	}
+	return cerr
+}
+
+func (l *Local) Exec(ctx context.Context, q string, args ...any) (*Result, error) {
+	rows, err := l.conn.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	types, err := rows.ColumnTypes()
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Columns: make([]Column, len(types))}
+	for i, t := range types {
+		res.Columns[i] = Column{Name: t.Name(), Kind: kindForDuckDB(t.DatabaseTypeName())}
+	}
+	vals := make([]any, len(types))
+	ptrs := make([]any, len(types))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		row := make([]Cell, len(vals))
+		for i, v := range vals {
+			if v == nil {
+				row[i] = Cell{Null: true}
+				continue
+			}
+			row[i] = Cell{Text: duckText(types[i].DatabaseTypeName(), v)}
+		}
+		res.Rows = append(res.Rows, row)
+	}
+	return res, rows.Err()
+}
+
+func kindForDuckDB(t string) Kind {
+	switch {
+	case t == "BOOLEAN":
+		return KindBool
+	case strings.HasPrefix(t, "DECIMAL"), strings.HasSuffix(t, "INT") && !strings.Contains(t, "["),
+		t == "TINYINT", t == "SMALLINT", t == "INTEGER", t == "BIGINT", t == "HUGEINT", t == "UTINYINT",
+		t == "USMALLINT", t == "UINTEGER", t == "UBIGINT", t == "UHUGEINT", t == "FLOAT", t == "DOUBLE":
+		return KindNumber
+	}
+	return KindText
+}
+
+// duckText renders like the endpoint does (pgwire.Text), with DATE and TIME
+// shortened the way Postgres prints them.
+func duckText(typeName string, v any) string {
+	if t, ok := v.(time.Time); ok {
+		switch typeName {
+		case "DATE":
+			return t.UTC().Format("2006-01-02")
+		case "TIME":
+			return t.UTC().Format("15:04:05.999999")
+		}
+	}
+	return pgwire.Text(v)
+}
+
+// Open picks the backend the way `gtsm sql` does: the SQL endpoint at addr
+// when something listens there (a running processor), otherwise the DuckDB
+// file at dbPath, read-only. An endpoint that listens but refuses us (wrong
+// password) is an error, not a reason to try the file, which that processor
+// holds anyway.
+func Open(ctx context.Context, addr, password, dbPath string) (Backend, error) {
+	if addr != "" {
+		d := net.Dialer{Timeout: 500 * time.Millisecond}
+		if c, err := d.DialContext(ctx, "tcp", addr); err == nil {
+			c.Close()
+			return DialPG(ctx, addr, password, 5*time.Second)
+		}
+	}
+	if dbPath == "" {
+		return nil, fmt.Errorf("no SQL endpoint answers at %s and no --db file was given", addr)
+	}
+	l, err := OpenLocal(ctx, dbPath)
+	if err != nil {
+		if errors.Is(err, gtsmsql.ErrLocked) {
+			return nil, fmt.Errorf("no SQL endpoint answers at %s, and %w: if a processor holds the file, point --addr (or GTSM_SQL_ADDR) at its SQL endpoint", addr, err)
+		}
+		return nil, fmt.Errorf("no SQL endpoint answers at %s (is a processor running?), and the file fallback failed: %w", addr, err)
+	}
+	return l, nil
+}
