@@ -218,9 +218,6 @@ type kafkaSink struct {
 	partitions int32
 	created    bool
 
-	slab  []kgo.Record // records are carved from slabs: one allocation per 4096
-	arena []byte       // values are appended into 1 MiB arenas
-
 	errMu    sync.Mutex
 	firstErr error
 }
@@ -287,32 +284,35 @@ func (s *kafkaSink) stream(st stream) *streamStats {
 	return ss
 }
 
-func (s *kafkaSink) send(st *streamStats, recs []record.Record) error {
-	promise := st.promise
-	now := time.Now()
+func (s *kafkaSink) prepare(st *streamStats, recs []record.Record, sc *scratch) batch {
+	krecs := make([]kgo.Record, len(recs))
 	for i := range recs {
-		if len(s.slab) == 0 {
-			s.slab = make([]kgo.Record, 4096)
-		}
-		kr := &s.slab[0]
-		s.slab = s.slab[1:]
 		// A value is at most ~400 bytes (all 56 ints set); keep that much
 		// headroom so append never reallocates a shared arena.
-		if cap(s.arena)-len(s.arena) < 1024 {
-			s.arena = make([]byte, 0, 1<<20)
+		if cap(sc.arena)-len(sc.arena) < 1024 {
+			sc.arena = make([]byte, 0, 1<<20)
 		}
-		off := len(s.arena)
-		s.arena = s.serde.AppendValue(s.arena, &recs[i])
-		kr.Value = s.arena[off:len(s.arena):len(s.arena)]
+		off := len(sc.arena)
+		sc.arena = s.serde.AppendValue(sc.arena, &recs[i])
+		kr := &krecs[i]
+		kr.Value = sc.arena[off:len(sc.arena):len(sc.arena)]
 		kr.Key = st.key
 		kr.Topic = s.topic
 		kr.Partition = st.partition
 		kr.Headers = st.headers
+	}
+	return batch{krecs: krecs, n: len(recs)}
+}
+
+func (s *kafkaSink) commit(st *streamStats, b batch) error {
+	now := time.Now()
+	st.sent.Add(int64(b.n))
+	for i := range b.krecs {
+		kr := &b.krecs[i]
 		kr.Timestamp = now
-		st.sent.Add(1)
 		// context.Background: a cancel must not fail records already
-		// handed over; Run stops calling send instead.
-		s.cl.Produce(context.Background(), kr, promise)
+		// handed over; Run stops calling commit instead.
+		s.cl.Produce(context.Background(), kr, st.promise)
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,13 +98,30 @@ func Run(ctx context.Context, paths []string, opt Options) (*Summary, error) {
 
 // sink is where records go: Kafka, or JSON lines for a dry run.
 type sink interface {
+	// stream sets up a stream's stats (key, partition, callback).
 	stream(st stream) *streamStats
-	send(st *streamStats, recs []record.Record) error
+	// prepare encodes a group's records; it runs on several workers at
+	// once, each with its own scratch.
+	prepare(st *streamStats, recs []record.Record, sc *scratch) batch
+	// commit hands a prepared batch over (produce, write); it runs on one
+	// goroutine, in the order of the groups.
+	commit(st *streamStats, b batch) error
 	// flush waits for everything sent to be acknowledged, or for ctx.
 	flush(ctx context.Context) error
 	// failed returns the first record delivery error, if any.
 	failed() error
 }
+
+// batch is one group's encoded records.
+type batch struct {
+	krecs []kgo.Record // Kafka
+	lines []byte       // dry run
+	n     int
+}
+
+// scratch is a worker's allocation arena: values are carved from 1 MiB
+// blocks, so encoding does not allocate per record.
+type scratch struct{ arena []byte }
 
 // streamStats counts one stream's acknowledged records. The counters are
 // atomic because kgo runs promises on its own goroutines.
@@ -117,9 +135,14 @@ type streamStats struct {
 	promise                    func(*kgo.Record, error) // the sink's per-stream callback
 }
 
-// totals feed the progress line.
-type totals struct {
-	records, bytes atomic.Int64
+// job is one group on its way through the workers to the sender.
+type job struct {
+	g    *group
+	st   *streamStats
+	recs []record.Record
+	b    batch
+	err  error
+	done chan struct{} // closed by the worker
 }
 
 func run(ctx context.Context, paths []string, opt Options, s sink, sum *Summary) error {
@@ -145,69 +168,92 @@ func run(ctx context.Context, paths []string, opt Options, s sink, sum *Summary)
 		return r, b
 	}, start)
 
-	// Reading and parsing run on one goroutine, merging, encoding and
-	// producing on this one: on two cores that is the useful parallelism
-	// (kgo adds its own goroutines for batching and the network).
-	groups := make(chan *group, 16)
+	// Pipeline: one goroutine walks and parses, workers merge and encode
+	// groups in parallel, and this goroutine hands the encoded groups to
+	// the sink strictly in group order (kgo adds its own goroutines for
+	// batching, compression and the network). The queue bounds the groups
+	// in flight between reader and sender.
+	workers := runtime.GOMAXPROCS(0)
+	work := make(chan *job, workers)
+	queue := make(chan *job, 4*workers)
 	readCtx, stopRead := context.WithCancel(ctx)
 	defer stopRead()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var sc scratch
+			for j := range work {
+				j.recs, j.err = record.Merge(j.g.files)
+				if j.err == nil {
+					j.b = s.prepare(j.st, j.recs, &sc)
+				}
+				close(j.done)
+			}
+		}()
+	}
 	var late []string
 	var readErr error
-	done := make(chan struct{})
 	go func() {
-		defer close(done)
-		defer close(groups)
+		defer close(queue)
+		defer close(work)
 		ignored := func(err error) {
 			mu.Lock()
 			sum.Ignored = append(sum.Ignored, err.Error())
 			mu.Unlock()
 		}
 		late, readErr = read(readCtx, paths, opt.BufferBytes, opt.Strict, &rc, bad, ignored, func(g *group) error {
+			mu.Lock()
+			st := stats[g.stream]
+			if st == nil {
+				st = s.stream(g.stream)
+				stats[g.stream] = st
+				order = append(order, st)
+			}
+			mu.Unlock()
+			j := &job{g: g, st: st, done: make(chan struct{})}
 			select {
-			case groups <- g:
-				return nil
+			case queue <- j:
 			case <-readCtx.Done():
 				return readCtx.Err()
 			}
+			work <- j // a worker is free once the queue took j (queue >= work)
+			return nil
 		})
 	}()
 
 	var sendErr error
-	for g := range groups {
+	for j := range queue {
+		<-j.done
 		if ctx.Err() != nil || sendErr != nil {
 			continue // drain so the reader can finish
 		}
-		recs, err := record.Merge(g.files)
-		if err != nil {
-			bad(FileError{Name: groupName(g), Err: fmt.Errorf("merge %s: %w", groupName(g), err)})
+		if j.err != nil {
+			name := groupName(j.g)
+			bad(FileError{Name: name, Err: fmt.Errorf("merge %s: %w", name, j.err)})
 			if opt.Strict {
-				sendErr = fmt.Errorf("--strict: stopping at the first bad input: %w", err)
+				sendErr = fmt.Errorf("--strict: stopping at the first bad input: %w", j.err)
 				stopRead()
 			}
 			continue
 		}
-		mu.Lock()
-		st := stats[g.stream]
-		if st == nil {
-			st = s.stream(g.stream)
-			stats[g.stream] = st
-			order = append(order, st)
-		}
-		mu.Unlock()
-		if len(recs) > 0 {
-			if st.sent.Load() == 0 || recs[0].Time < st.first {
-				st.first = recs[0].Time
+		st := j.st
+		if n := len(j.recs); n > 0 {
+			if st.sent.Load() == 0 || j.recs[0].Time < st.first {
+				st.first = j.recs[0].Time
 			}
-			if recs[len(recs)-1].Time > st.last {
-				st.last = recs[len(recs)-1].Time
+			if j.recs[n-1].Time > st.last {
+				st.last = j.recs[n-1].Time
 			}
 		}
-		if err := s.send(st, recs); err != nil {
+		if err := s.commit(st, j.b); err != nil {
 			sendErr = err
 			stopRead()
 		}
+		j.recs, j.b = nil, batch{}
 	}
-	<-done
+	wg.Wait()
 
 	// Flush: normally wait as long as it takes (kgo retries until the
 	// delivery timeout); after a cancel, wait at most FlushTimeout.
@@ -271,24 +317,28 @@ func groupName(g *group) string {
 type jsonSink struct {
 	w     *bufio.Writer
 	topic string
-	buf   []byte
 	err   error
 }
 
 func (j *jsonSink) stream(s stream) *streamStats { return &streamStats{stream: s, partition: -1} }
 
-func (j *jsonSink) send(st *streamStats, recs []record.Record) error {
+func (j *jsonSink) prepare(st *streamStats, recs []record.Record, _ *scratch) batch {
+	var b []byte
 	for i := range recs {
-		j.buf = record.AppendJSON(j.buf[:0], j.topic, &recs[i])
-		j.buf = append(j.buf, '\n')
-		if _, err := j.w.Write(j.buf); err != nil {
-			j.err = fmt.Errorf("write dry-run output: %w", err)
-			return j.err
-		}
-		st.sent.Add(1)
-		st.acked.Add(1)
-		st.bytes.Add(int64(len(j.buf)))
+		b = record.AppendJSON(b, j.topic, &recs[i])
+		b = append(b, '\n')
 	}
+	return batch{lines: b, n: len(recs)}
+}
+
+func (j *jsonSink) commit(st *streamStats, b batch) error {
+	if _, err := j.w.Write(b.lines); err != nil {
+		j.err = fmt.Errorf("write dry-run output: %w", err)
+		return j.err
+	}
+	st.sent.Add(int64(b.n))
+	st.acked.Add(int64(b.n))
+	st.bytes.Add(int64(len(b.lines)))
 	return nil
 }
 
