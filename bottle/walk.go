@@ -48,6 +48,11 @@ type walker struct {
 	fn        func(*File, error) error
 	buf       bytes.Buffer
 	maxMember int64 // 0 means MaxFileSize; the fuzz test lowers it
+	// gz holds one gzip.Reader per archive nesting depth, reset for each
+	// stream: a Min day has 1440 per-minute .tgz and a fresh reader costs
+	// ~45 KB of decompressor state each.
+	gz    []*gzip.Reader
+	depth int
 }
 
 // stop wraps fn's error while it travels through filepath.WalkDir, which
@@ -120,14 +125,17 @@ func (w *walker) file(p string) error {
 // archive reads a (possibly gzipped) tar stream named name.
 func (w *walker) archive(name string, k archiveKind, r io.Reader) error {
 	if k == plainTar {
+		w.depth++
+		defer func() { w.depth-- }()
 		_, err := w.tar(name, r)
 		return err
 	}
-	gz, err := gzip.NewReader(r)
+	gz, err := w.gzipReader(r)
 	if err != nil {
 		return w.report(nil, fmt.Errorf("%s: not a gzip stream: %w", name, err))
 	}
-	defer gz.Close()
+	w.depth++
+	defer func() { w.depth-- }()
 	clean, err := w.tar(name, gz)
 	if err != nil || !clean {
 		return err // the damage was reported already
@@ -138,6 +146,22 @@ func (w *walker) archive(name string, k archiveKind, r io.Reader) error {
 		return w.report(nil, fmt.Errorf("%s: gzip stream after the tar: %w", name, err))
 	}
 	return nil
+}
+
+// gzipReader returns the reader of the current depth reset to r.
+func (w *walker) gzipReader(r io.Reader) (*gzip.Reader, error) {
+	for len(w.gz) <= w.depth {
+		w.gz = append(w.gz, nil)
+	}
+	if z := w.gz[w.depth]; z != nil {
+		return z, z.Reset(r)
+	}
+	z, err := gzip.NewReader(r)
+	if err != nil {
+		return nil, err
+	}
+	w.gz[w.depth] = z
+	return z, nil
 }
 
 // tar visits the members of one tar stream. A damaged member is reported and
