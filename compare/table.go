@@ -75,11 +75,11 @@ func (o Options) float(f float64) string {
 	case math.IsInf(f, -1):
 		return "-Inf"
 	}
+	if math.Abs(f) >= 1e15 { // beyond exact decimals: 15 significant digits
+		return strconv.FormatFloat(f, 'g', 15, 64)
+	}
 	p := math.Pow10(o.Precision)
 	r := math.Round(f*p) / p
-	if math.IsInf(f*p, 0) { // too large to scale: already integral at this precision
-		r = f
-	}
 	s := strconv.FormatFloat(r, 'f', o.Precision, 64)
 	if strings.Contains(s, ".") {
 		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
