@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -137,13 +138,20 @@ func startStack(t testing.TB, partitions int) *stack {
 // (like the producer), with the session header.
 func (s *stack) publish(t testing.TB, recs []record.Record) {
 	t.Helper()
+	if err := s.publishErr(recs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (s *stack) publishErr(recs []record.Record) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(s.BootstrapServers), kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerBatchMaxBytes(1<<20))
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	defer cl.Close()
 	ctx := context.Background()
+	var mu sync.Mutex
 	var perr error
 	for i := range recs {
 		r := &recs[i]
@@ -152,17 +160,17 @@ func (s *stack) publish(t testing.TB, recs []record.Record) {
 			Partition: partition.For(key, s.parts),
 			Headers:   []kgo.RecordHeader{{Key: record.SessionHeader, Value: []byte(r.Session.String())}}}
 		cl.Produce(ctx, kr, func(_ *kgo.Record, err error) {
+			mu.Lock()
+			defer mu.Unlock()
 			if err != nil && perr == nil {
 				perr = err
 			}
 		})
 	}
 	if err := cl.Flush(ctx); err != nil {
-		t.Fatal(err)
+		return err
 	}
-	if perr != nil {
-		t.Fatal(perr)
-	}
+	return perr
 }
 
 func quietLogger() *slog.Logger {

@@ -195,6 +195,9 @@ func (p *Processor) init(ctx context.Context) error {
 	if err := p.loadState(ctx); err != nil {
 		return fmt.Errorf("DuckDB %s: %w", p.cfg.DBPath, err)
 	}
+	if err := p.loadOpenWindows(ctx); err != nil {
+		return fmt.Errorf("DuckDB %s: %w", p.cfg.DBPath, err)
+	}
 	if err := p.loadRefs(ctx); err != nil {
 		return fmt.Errorf("DuckDB %s: %w", p.cfg.DBPath, err)
 	}
@@ -333,9 +336,31 @@ func (l dbLoader) times(site string, s bottle.Session, from, to int64) ([]int64,
 	return ts, rows.Err()
 }
 
+// windowColumns are the columns scanWindowRow reads, after site, session,
+// width and window_start.
+const windowColumns = `channel, n, n_null, coalesce(min, 0), coalesce(max, 0), coalesce(first, 0), coalesce(last, 0),
+	final, late_updates, sum, coalesce(first_time, 0), coalesce(last_time, 0), n_micro, sum_micro`
+
+// scanWindowRow reads one channel row of a window into w.
+func scanWindowRow(rows *sql.Rows, dest []any, s bottle.Session, w *window) error {
+	var ch string
+	var a chanAgg
+	dest = append(dest, &ch, &w.n, &a.nNull, &a.min, &a.max, &a.first, &a.last, &w.final, &w.lateUpdates,
+		&a.sum, &a.firstT, &a.lastT, &a.nMicro, &a.sumMicro)
+	if err := rows.Scan(dest...); err != nil {
+		return err
+	}
+	for ci, f := range record.StrainFields(s) {
+		if record.FieldNames[f] == ch {
+			w.ch[ci] = a
+			return nil
+		}
+	}
+	return fmt.Errorf("window row with channel %q, not a %s strain channel", ch, s)
+}
+
 func (l dbLoader) window(site string, s bottle.Session, width int, start int64) (*window, bool, error) {
-	rows, err := l.db.QueryContext(l.ctx, `SELECT channel, n, n_null, coalesce(min, 0), coalesce(max, 0), coalesce(first, 0), coalesce(last, 0),
-		final, late_updates, sum, coalesce(first_time, 0), coalesce(last_time, 0), n_micro, sum_micro
+	rows, err := l.db.QueryContext(l.ctx, `SELECT `+windowColumns+`
 		FROM windows WHERE site = ? AND session = ? AND width = ? AND window_start = ?`,
 		site, s.String(), widths[width].name, ms(start))
 	if err != nil {
@@ -343,23 +368,85 @@ func (l dbLoader) window(site string, s bottle.Session, width int, start int64) 
 	}
 	defer rows.Close()
 	w := &window{width: width, start: start}
-	strain := record.StrainFields(s)
 	found := false
 	for rows.Next() {
-		var ch string
-		var a chanAgg
-		if err := rows.Scan(&ch, &w.n, &a.nNull, &a.min, &a.max, &a.first, &a.last, &w.final, &w.lateUpdates,
-			&a.sum, &a.firstT, &a.lastT, &a.nMicro, &a.sumMicro); err != nil {
+		if err := scanWindowRow(rows, nil, s, w); err != nil {
 			return nil, false, fmt.Errorf("read window %s/%s: %w", site, s, err)
 		}
-		for ci, f := range strain {
-			if record.FieldNames[f] == ch {
-				w.ch[ci] = a
-				found = true
+		found = true
+	}
+	return w, found, rows.Err()
+}
+
+// loadOpenWindows puts the windows that are not final yet into memory: they
+// must be finalized when the site's time passes them, even if no other
+// record of theirs ever comes.
+func (p *Processor) loadOpenWindows(ctx context.Context) error {
+	rows, err := p.db.QueryContext(ctx, `SELECT site, session, width, epoch_ms(window_start), `+windowColumns+` FROM windows WHERE NOT final`)
+	if err != nil {
+		return fmt.Errorf("read open windows: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var site, session, width string
+		var start int64
+		var tmp window
+		// Scan once to learn the key, then into the right window.
+		if err := scanWindowRowAny(rows, &site, &session, &width, &start, &tmp); err != nil {
+			return fmt.Errorf("read open windows: %w", err)
+		}
+		sess, err := bottle.ParseSession(session)
+		if err != nil {
+			return fmt.Errorf("windows row %s/%s: %w", site, session, err)
+		}
+		wi := -1
+		for i, w := range widths {
+			if w.name == width {
+				wi = i
+			}
+		}
+		all := p.loaded[site]
+		if wi < 0 || all == nil || all[sess] == nil {
+			return fmt.Errorf("windows row %s/%s %s has no site_state or an unknown width", site, session, width)
+		}
+		ss := all[sess]
+		k := winKey{wi, start}
+		w := ss.windows[k]
+		if w == nil {
+			w = &window{width: wi, start: start}
+			ss.windows[k] = w
+			ss.open = append(ss.open, w)
+		}
+		w.n, w.final, w.lateUpdates = tmp.n, tmp.final, tmp.lateUpdates
+		for ci := range tmp.ch {
+			if tmp.ch[ci] != (chanAgg{}) {
+				w.ch[ci] = tmp.ch[ci]
 			}
 		}
 	}
-	return w, found, rows.Err()
+	return rows.Err()
+}
+
+// scanWindowRowAny scans a row of loadOpenWindows: the key columns, then one
+// channel's aggregate into w.ch (by strain channel of the row's session).
+func scanWindowRowAny(rows *sql.Rows, site, session, width *string, start *int64, w *window) error {
+	var ch string
+	var a chanAgg
+	if err := rows.Scan(site, session, width, start, &ch, &w.n, &a.nNull, &a.min, &a.max, &a.first, &a.last, &w.final,
+		&w.lateUpdates, &a.sum, &a.firstT, &a.lastT, &a.nMicro, &a.sumMicro); err != nil {
+		return err
+	}
+	sess, err := bottle.ParseSession(*session)
+	if err != nil {
+		return err
+	}
+	for ci, f := range record.StrainFields(sess) {
+		if record.FieldNames[f] == ch {
+			w.ch[ci] = a
+			return nil
+		}
+	}
+	return fmt.Errorf("window row with channel %q, not a %s strain channel", ch, sess)
 }
 
 // Run processes until ctx is cancelled or a fatal error, then flushes,
