@@ -29,6 +29,7 @@ type entry struct {
 	name string
 	body []byte
 	dir  bool
+	typ  byte // other tar types: TypeSymlink, TypeXGlobalHeader
 }
 
 func tarOf(t testing.TB, entries ...entry) []byte {
@@ -39,6 +40,12 @@ func tarOf(t testing.TB, entries ...entry) []byte {
 		h := &tar.Header{Name: e.name, Mode: 0o644, Size: int64(len(e.body)), Typeflag: tar.TypeReg}
 		if e.dir {
 			h.Typeflag, h.Size, h.Mode = tar.TypeDir, 0, 0o755
+		}
+		switch e.typ {
+		case tar.TypeSymlink:
+			h.Typeflag, h.Size, h.Linkname = tar.TypeSymlink, 0, "elsewhere"
+		case tar.TypeXGlobalHeader:
+			h = &tar.Header{Typeflag: tar.TypeXGlobalHeader, Name: e.name, PAXRecords: map[string]string{"comment": "made by git archive"}}
 		}
 		if err := tw.WriteHeader(h); err != nil {
 			t.Fatal(err)

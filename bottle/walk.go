@@ -192,7 +192,9 @@ func (w *walker) tar(name string, r io.Reader) (clean bool, err error) {
 		mname := strings.TrimPrefix(hdr.Name, "./")
 		member := name + "!" + mname
 		switch hdr.Typeflag {
-		case tar.TypeDir:
+		case tar.TypeDir, tar.TypeXGlobalHeader:
+			// a directory, or pax metadata that archive/tar hands back as a
+			// header (git archive writes one): neither is a member to read
 			continue
 		case tar.TypeReg, tar.TypeRegA:
 		default:

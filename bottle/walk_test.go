@@ -1,6 +1,7 @@
 package bottle
 
 import (
+	"archive/tar"
 	"bytes"
 	"errors"
 	"fmt"
@@ -101,17 +102,19 @@ func TestWalkJunk(t *testing.T) {
 	truncGz := gzipOf(t, tarOf(t, entry{name: "B0012200100CH0", body: good}))
 	truncGz = truncGz[:len(truncGz)/2]
 	outer := tarOf(t,
+		entry{name: "pax_global_header", typ: tar.TypeXGlobalHeader},
 		entry{name: "B0012200100CH0", body: good},
 		entry{name: "README.txt", body: []byte("hello")},
 		entry{name: "x.tgz", body: []byte("not gzip at all")},
 		entry{name: "crc.tgz", body: corruptGz},
 		entry{name: "trunc.tgz", body: truncGz},
 		entry{name: "B0012200100CH1", body: good[:30]},
+		entry{name: "B0012200100CH3", typ: tar.TypeSymlink},
 		entry{name: "B0012200100CH2", body: good},
 	)
 	writeFile(t, filepath.Join(dir, "j.tar"), outer)
 	// A truncated outer tar: the walk reports it and goes on to the next path.
-	writeFile(t, filepath.Join(dir, "k.tar"), outer[:1536+100])
+	writeFile(t, filepath.Join(dir, "k.tar"), outer[:2*512+1536+100])
 	writeFile(t, filepath.Join(dir, "notes.md"), []byte("x"))
 	writeFile(t, filepath.Join(dir, "l.tar"), nil)
 
@@ -131,10 +134,11 @@ func TestWalkJunk(t *testing.T) {
 		{err: []string{j + "!crc.tgz", "checksum"}},
 		{err: []string{j + "!trunc.tgz", "unexpected EOF"}},
 		{err: []string{j + "!B0012200100CH1", "header truncated"}},
+		{err: []string{j + "!B0012200100CH3", "not a regular file (tar type '2')"}},
 		{name: j + "!B0012200100CH2"},
 		{name: k + "!B0012200100CH0"},
 		{err: []string{k + "!README.txt", "bottle file name"}},
-		{err: []string{k, "truncated tar", "after 2 members"}},
+		{err: []string{k, "truncated tar", "after 3 members"}},
 		{err: []string{filepath.Join(dir, "l.tar"), "empty archive"}},
 		{err: []string{filepath.Join(dir, "notes.md"), "bottle file name"}},
 		{err: []string{filepath.Join(dir, "missing"), "no such file"}},
