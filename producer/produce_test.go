@@ -1,10 +1,11 @@
 package producer
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -475,4 +476,82 @@ func TestKafkaOptsErrors(t *testing.T) {
 	}
 }
 
-var _ = errors.New
+// An EarthScope-style hour archive (a tar of per-minute .tgz, each holding
+// the four _20 files) mixed with plain files: the dry run gives exactly the
+// records of the same files read plainly, in time order.
+func TestProduceArchive(t *testing.T) {
+	plain := t.TempDir()
+	t0 := time.Date(2021, 7, 1, 5, 0, 0, 0, time.UTC)
+	paths := writeStrain(t, plain, "B001", bottle.Min, t0, 3)
+	hourFiles := writeStrain(t, t.TempDir(), "B002", bottle.Hour, t0, 1)
+	want := expected(t, plain)
+
+	var outer bytes.Buffer
+	tw := tar.NewWriter(&outer)
+	for m := 0; m < 3; m++ {
+		var inner bytes.Buffer
+		gz := gzip.NewWriter(&inner)
+		itw := tar.NewWriter(gz)
+		for _, p := range paths[4*m : 4*m+4] {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			itw.WriteHeader(&tar.Header{Name: filepath.Base(p), Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg})
+			itw.Write(data)
+		}
+		itw.Close()
+		gz.Close()
+		name := fmt.Sprintf("B00121182%02d%02d_20.tgz", 5, m)
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(inner.Len()), Typeflag: tar.TypeReg})
+		tw.Write(inner.Bytes())
+	}
+	tw.Close()
+	arch := filepath.Join(t.TempDir(), "B0012118205_20.tar")
+	if err := os.WriteFile(arch, outer.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	var out bytes.Buffer
+	sum, err := Run(context.Background(), []string{hourFiles[0], arch}, Options{DryRun: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := want[stream{"B001", bottle.Min}]
+	if sum.Files != 13 || sum.Records != int64(len(exp))+3600 {
+		t.Fatalf("%d files, %d records; want 13 files, %d records", sum.Files, sum.Records, len(exp)+3600)
+	}
+	var buf []byte
+	i := 0
+	for _, l := range strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n") {
+		if !strings.Contains(l, `"site":"B001"`) {
+			continue
+		}
+		buf = record.AppendJSON(buf[:0], "gtsm_etl", &exp[i])
+		if l != string(buf) {
+			t.Fatalf("B001 record %d:\n got %s\nwant %s", i, l, buf)
+		}
+		i++
+	}
+	if i != len(exp) {
+		t.Fatalf("%d B001 records in the output, want %d", i, len(exp))
+	}
+}
+
+func TestProgressLine(t *testing.T) {
+	for _, c := range []struct {
+		p    Progress
+		want string
+	}{
+		{Progress{Files: 10, Records: 1000, Bytes: 2_500_000, Elapsed: 2 * time.Second, InputDone: 25, Input: 100},
+			"10 files, 1000 records, 2.5 MB, 500 rec/s, 2s, ETA 6s"},
+		{Progress{Files: 3, BadFiles: 1, Elapsed: time.Second, Input: 100},
+			"3 files (1 bad), 0 records, 0.0 MB, 0 rec/s, 1s, ETA ?"},
+		{Progress{Files: 3, Records: 7, Elapsed: time.Second, InputDone: 100, Input: 100},
+			"3 files, 7 records, 0.0 MB, 7 rec/s, 1s, inputs read, flushing"},
+	} {
+		if got := c.p.Line(); got != c.want {
+			t.Errorf("Line() = %q, want %q", got, c.want)
+		}
+	}
+}

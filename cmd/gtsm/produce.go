@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -80,9 +81,9 @@ func runProduce(ctx context.Context, env *environ, args []string) error {
 	fs.BoolVar(&o.Kafka.InsecureSkipVerify, "tls-insecure", false, "do not verify the Kafka broker certificate (testing only)")
 	fs.StringVar(&o.Kafka.SASLMechanism, "sasl-mechanism", "", "Kafka SASL: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
 	fs.StringVar(&o.Kafka.Username, "sasl-username", "", "Kafka SASL user")
-	fs.StringVar(&o.Kafka.Password, "sasl-password", env.getenv("KAFKA_SASL_PASSWORD"), "Kafka SASL password (prefer env KAFKA_SASL_PASSWORD: flags show in ps)")
+	fs.StringVar(&o.Kafka.Password, "sasl-password", "", "Kafka SASL password (prefer env KAFKA_SASL_PASSWORD: flags show in ps)")
 	fs.StringVar(&o.Registry.Username, "registry-username", "", "schema registry basic-auth user")
-	fs.StringVar(&o.Registry.Password, "registry-password", env.getenv("SCHEMA_REGISTRY_PASSWORD"), "schema registry basic-auth password (prefer env SCHEMA_REGISTRY_PASSWORD)")
+	fs.StringVar(&o.Registry.Password, "registry-password", "", "schema registry basic-auth password (prefer env SCHEMA_REGISTRY_PASSWORD)")
 	fs.StringVar(&o.Registry.CAFile, "registry-ca", "", "PEM CA bundle for an https registry")
 	fs.BoolVar(&o.Registry.InsecureSkipVerify, "registry-insecure", false, "do not verify the registry certificate (testing only)")
 	if err := parseFlags(fs, args); err != nil {
@@ -101,6 +102,10 @@ func runProduce(ctx context.Context, env *environ, args []string) error {
 		return usageError{fmt.Sprintf("--buffer-mb %d: want at least 1", bufMB)}
 	}
 	o.Partitions, o.Replication, o.BufferBytes = int32(parts), int16(repl), bufMB<<20
+	// Passwords come from the environment after parsing, so that -h never
+	// prints them as a flag default.
+	o.Kafka.Password = cmp.Or(o.Kafka.Password, env.getenv("KAFKA_SASL_PASSWORD"))
+	o.Registry.Password = cmp.Or(o.Registry.Password, env.getenv("SCHEMA_REGISTRY_PASSWORD"))
 	for _, b := range strings.Split(brokers, ",") {
 		if b = strings.TrimSpace(b); b != "" {
 			o.Kafka.Brokers = append(o.Kafka.Brokers, b)
