@@ -34,6 +34,7 @@ func commands() []command {
 		{"bottle", "inspect bottle files: gtsm bottle inspect FILE...", runBottle},
 		{"broker", "run the embedded Kafka broker and schema registry until Ctrl-C", runBroker},
 		{"produce", "publish bottle files and archives to Kafka (gtsm_etl)", runProduce},
+		{"process", "consume gtsm_etl with the goka processor into a DuckDB file (exactly once)", runProcess},
 		{"sql", "SQL shell on the processor's DuckDB (its SQL endpoint, or the file)", runSQL},
 	}
 }

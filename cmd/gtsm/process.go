@@ -1,0 +1,148 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/earthscope/gtsm-stream/processor"
+)
+
+const processHelp = `Consumes the gtsm_etl topic with a goka processor keyed by site and lands, in
+one DuckDB file: every record (table gtsm_etl, duplicates stored once, late ones
+flagged), per site and session counters (site_state), gaps in the sample
+timeline (gaps), and 10m/1h/1d event-time windows of the strain channels
+(windows, with a microstrain mean where site_reference has the gauge's
+reference counts). Each batch of rows is committed to DuckDB together with the
+Kafka offsets it covers, and Kafka offsets are committed only afterwards, so a
+crash (even kill -9) and restart gives exactly the tables of a run without one.
+
+Stop it with Ctrl-C (SIGINT) or SIGTERM: it commits the last batch and
+checkpoints the file. Only one process can open a DuckDB file; query a running
+processor through its SQL endpoint, or stop it and use 'gtsm sql --db FILE'.
+
+Environment: BOOTSTRAP_SERVERS, SCHEMA_REGISTRY_URL, KAFKA_SASL_PASSWORD,
+SCHEMA_REGISTRY_PASSWORD, GTSM_DB.
+
+Examples:
+  gtsm broker &                                  # embedded Kafka + registry
+  gtsm produce testdata/hour testdata/day
+  gtsm process --db gtsm.duckdb                  # Ctrl-C when done
+  gtsm process --db gtsm.duckdb --allowed-lateness 2m --batch-rows 20000 --flush-interval 500ms
+  # a real cluster: Kafka 3.x/4.x over TLS with SASL/PLAIN, registry with basic auth
+  export KAFKA_SASL_PASSWORD=... SCHEMA_REGISTRY_PASSWORD=...
+  gtsm process --bootstrap-servers kafka1:9093,kafka2:9093 --kafka-version 3.7.0 --replication-factor 3 \
+    --tls --tls-ca ca.pem --sasl-mechanism PLAIN --sasl-username gtsm \
+    --registry https://registry:8081 --registry-username gtsm --db /data/gtsm.duckdb`
+
+func runProcess(ctx context.Context, env *environ, args []string) error {
+	fs := newFlagSet(env, "process", "process [flags]", processHelp)
+	var (
+		cfg                            processor.Config
+		brokers, version, level        string
+		tlsOn, tlsInsecure             bool
+		tlsCA, tlsCert, tlsKey         string
+		lateness, flush, sessTimeout   = &cfg.AllowedLateness, &cfg.FlushInterval, &cfg.SessionTimeout
+		registryUser, registryPassword string
+	)
+	fs.StringVar(&brokers, "bootstrap-servers", envOr(env, "BOOTSTRAP_SERVERS", "localhost:19092"), "Kafka bootstrap servers, comma separated (env BOOTSTRAP_SERVERS)")
+	fs.StringVar(&cfg.Registry.URL, "registry", envOr(env, "SCHEMA_REGISTRY_URL", "http://localhost:8081"), "schema registry URL (env SCHEMA_REGISTRY_URL)")
+	fs.StringVar(&cfg.Topic, "topic", "gtsm_etl", "input topic")
+	fs.StringVar(&cfg.Group, "group", "gtsm-processor", "goka group: consumer group and group table <group>-table")
+	fs.StringVar(&cfg.DBPath, "db", envOr(env, "GTSM_DB", "gtsm.duckdb"), "DuckDB file (created and migrated if needed; env GTSM_DB)")
+	fs.IntVar(&cfg.BatchRows, "batch-rows", 50000, "messages per partition per DuckDB transaction (larger: faster, more replay after a crash)")
+	fs.DurationVar(flush, "flush-interval", time.Second, "commit a partial batch this long after its first message (the end-to-end latency bound)")
+	fs.DurationVar(lateness, "allowed-lateness", 0, "a window is final once its site's event time passes window end + this; later data still updates it (counted in late_updates)")
+	fs.StringVar(&version, "kafka-version", "2.8.0", "Kafka protocol version to speak (at least 2.1.0 for Kafka 4.x)")
+	fs.IntVar(&cfg.Replication, "replication-factor", 1, "replication of the goka table topic (and of the input topic if it must be created); 3 on a real cluster")
+	fs.IntVar(&cfg.Partitions, "partitions", 3, "partitions of the input topic if it does not exist yet (use the producer's)")
+	fs.DurationVar(sessTimeout, "session-timeout", 0, "consumer group session timeout (0: sarama's 10s)")
+	fs.StringVar(&cfg.StorageDir, "storage-dir", "", "directory for goka's local copy of the group table (LevelDB); empty: in memory, rebuilt from Kafka on start")
+	fs.IntVar(&cfg.TableEvery, "table-every", 1000, "write a site's goka group-table value at most every N of its messages (DuckDB is the truth; the table is a cache for views)")
+	fs.BoolVar(&tlsOn, "tls", false, "connect to Kafka with TLS (implied by the other --tls-* flags)")
+	fs.StringVar(&tlsCA, "tls-ca", "", "PEM CA bundle for Kafka (default: system roots)")
+	fs.StringVar(&tlsCert, "tls-cert", "", "PEM client certificate for Kafka (mutual TLS)")
+	fs.StringVar(&tlsKey, "tls-key", "", "PEM client key for Kafka (mutual TLS)")
+	fs.BoolVar(&tlsInsecure, "tls-insecure", false, "do not verify the Kafka broker certificate (testing only)")
+	fs.StringVar(&cfg.SASLMechanism, "sasl-mechanism", "", "Kafka SASL mechanism: PLAIN (use with --tls)")
+	fs.StringVar(&cfg.SASLUser, "sasl-username", "", "Kafka SASL user")
+	fs.StringVar(&cfg.SASLPwd, "sasl-password", "", "Kafka SASL password (prefer env KAFKA_SASL_PASSWORD: flags show in ps)")
+	fs.StringVar(&registryUser, "registry-username", "", "schema registry basic-auth user")
+	fs.StringVar(&registryPassword, "registry-password", "", "schema registry basic-auth password (prefer env SCHEMA_REGISTRY_PASSWORD)")
+	fs.StringVar(&cfg.Registry.CAFile, "registry-ca", "", "PEM CA bundle for an https registry")
+	fs.BoolVar(&cfg.Registry.InsecureSkipVerify, "registry-insecure", false, "do not verify the registry certificate (testing only)")
+	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return usageError{fmt.Sprintf("--log-level %q: want debug, info, warn or error", level)}
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: lv}))
+	for _, b := range strings.Split(brokers, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			cfg.Brokers = append(cfg.Brokers, b)
+		}
+	}
+	if len(cfg.Brokers) == 0 {
+		return usageError{"--bootstrap-servers is empty"}
+	}
+	kv, err := sarama.ParseKafkaVersion(version)
+	if err != nil {
+		return usageError{fmt.Sprintf("--kafka-version %q: %v", version, err)}
+	}
+	cfg.KafkaVersion = kv
+	if cfg.BatchRows <= 0 {
+		return usageError{"--batch-rows must be positive"}
+	}
+	if *lateness < 0 {
+		return usageError{"--allowed-lateness must not be negative"}
+	}
+	cfg.SASLPwd = cmp.Or(cfg.SASLPwd, env.getenv("KAFKA_SASL_PASSWORD"))
+	cfg.Registry.Username = registryUser
+	cfg.Registry.Password = cmp.Or(registryPassword, env.getenv("SCHEMA_REGISTRY_PASSWORD"))
+	if tlsOn || tlsCA != "" || tlsCert != "" || tlsKey != "" || tlsInsecure {
+		if cfg.TLS, err = processTLS(tlsCA, tlsCert, tlsKey, tlsInsecure); err != nil {
+			return err
+		}
+	}
+	return processor.Run(ctx, cfg)
+}
+
+func processTLS(ca, cert, key string, insecure bool) (*tls.Config, error) {
+	c := &tls.Config{InsecureSkipVerify: insecure}
+	if ca != "" {
+		pem, err := os.ReadFile(ca)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--tls-ca %s: no PEM certificate in it", ca)
+		}
+		c.RootCAs = pool
+	}
+	if cert != "" || key != "" {
+		if cert == "" || key == "" {
+			return nil, usageError{"--tls-cert and --tls-key go together"}
+		}
+		kp, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		c.Certificates = []tls.Certificate{kp}
+	}
+	return c, nil
+}
