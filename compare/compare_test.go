@@ -8,9 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/earthscope/gtsm-stream/compare"
 	"github.com/earthscope/gtsm-stream/compare/gatewaytest"
 	"github.com/earthscope/gtsm-stream/flink"
+	"github.com/earthscope/gtsm-stream/pgwire"
 	gtsmsql "github.com/earthscope/gtsm-stream/sql"
 )
 
@@ -60,18 +63,35 @@ func TestNamedQueriesAgree(t *testing.T) {
 	queries := namedQueries(t)
 
 	for _, tc := range []struct {
-		version string
-		opts    gatewaytest.Options
+		version  string
+		opts     gatewaytest.Options
+		endpoint bool // DuckDB side through the processor's SQL endpoint (pgwire + pgx)
 	}{
-		{"v2", gatewaytest.Options{PageSize: 50, NotReady: 2, Changelog: true}},
-		{"v1", gatewaytest.Options{PageSize: 500}},
+		{"v2", gatewaytest.Options{PageSize: 50, NotReady: 2, Changelog: true}, false},
+		{"v1", gatewaytest.Options{PageSize: 500}, true},
 	} {
 		t.Run(tc.version, func(t *testing.T) {
 			ctx := context.Background()
 			gw := gatewaytest.New(db, flinkToDuckDB, tc.opts)
 			defer gw.Close()
 			fs := flinkSource(t, gw.URL, tc.version)
-			duck := &compare.DBSource{DB: db}
+			var duck compare.Source = &compare.DBSource{DB: db}
+			if tc.endpoint {
+				srv, err := pgwire.Listen(db, pgwire.Config{Addr: "127.0.0.1:0", Logger: pgwire.Quiet()})
+				if err != nil {
+					t.Fatal(err)
+				}
+				sctx, cancel := context.WithCancel(ctx)
+				defer cancel()
+				go srv.Serve(sctx)
+				defer srv.Close()
+				conn, err := pgx.Connect(ctx, "postgres://gtsm@"+srv.Addr().String()+"/gtsm?sslmode=disable")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close(ctx)
+				duck = &compare.PGSource{Conn: conn}
+			}
 			var out bytes.Buffer
 			diffs, err := compare.Run(ctx, fs, duck, queries, compare.Options{Precision: 6}, &out, 10)
 			if err != nil {

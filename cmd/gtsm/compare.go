@@ -1,0 +1,212 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/earthscope/gtsm-stream/compare"
+	"github.com/earthscope/gtsm-stream/flink"
+	"github.com/earthscope/gtsm-stream/pgwire"
+	gtsmsql "github.com/earthscope/gtsm-stream/sql"
+)
+
+const compareHelp = `Runs named demo queries on Flink SQL and on the processor's DuckDB, over the same
+gtsm_etl topic, and shows the rows that differ side by side. Exit status 0 when every
+query agrees, 1 when any differs (or fails).
+
+Flink side: through the Flink SQL Gateway REST API (docker-compose.yml runs one on
+:8088). A session is opened with table.local-time-zone=UTC, the gtsm_etl table DDL
+(flink/gtsm_etl.sql: Kafka connector, avro-confluent, bounded scan) runs in it, then
+each query of flink/queries/ runs and its results are paged through to the end, the
+changelog (UPDATE_BEFORE/UPDATE_AFTER/DELETE) applied. The session is closed at exit.
+DuckDB side: the same name from sql/queries/, on the processor's SQL endpoint (or on a
+DuckDB file with --db while no processor holds it).
+
+Both results are normalized before comparing: columns matched by name, integers and
+integral floats alike, floats rounded to --precision decimals, timestamps as UTC
+milliseconds, rows sorted. A changed row is shown as its key (site, session, channel,
+window...) with both sides' values column by column, "<>" marking the differences;
+rows on one side only are prefixed "<" (flink) or ">" (duckdb).
+
+This needs the compose stack (or your own Flink with the connector jars and the
+processor): there is no Flink in the tests, which run against an in-process gateway.
+
+Queries: seed, hourly, daily, gaps, late_duplicates, latest (default: all).
+
+Examples:
+  docker compose up -d && gtsm compare                 # everything, the compose stack
+  gtsm compare hourly gaps                              # two queries
+  gtsm compare --precision 3 daily                      # looser float comparison
+  gtsm compare --gateway http://flink:8088 --pg postgres://gtsm:secret@proc:5433/gtsm
+  gtsm compare --db gtsm.duckdb latest                  # processor stopped: read its file
+  gtsm compare --api v1 latest                          # Flink 1.16 (REST API v1 only)
+  gtsm compare --set parallelism.default=2 hourly       # extra Flink session settings
+
+Environment: FLINK_SQL_GATEWAY (--gateway), GTSM_SQL_ADDR (the endpoint's host:port
+when --pg is not given), GTSM_SQL_PASSWORD (its password, if it has one).`
+
+// stringList is a repeatable flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+func runCompare(ctx context.Context, env *environ, args []string) error {
+	fs := newFlagSet(env, "compare", "compare [flags] [QUERY...]", compareHelp)
+	gateway := fs.String("gateway", envOr(env, "FLINK_SQL_GATEWAY", "http://localhost:8088"), "Flink SQL Gateway REST address (env FLINK_SQL_GATEWAY)")
+	api := fs.String("api", "v2", "SQL Gateway REST API version: v1 (Flink 1.16) or v2, v3, v4 (1.17+)")
+	pgURL := fs.String("pg", "", "the processor's SQL endpoint as a postgres:// URL (default from GTSM_SQL_ADDR, "+pgwire.DefaultAddr+")")
+	dbPath := fs.String("db", "", "compare against this DuckDB file, opened read-only, instead of the endpoint")
+	ddlFile := fs.String("flink-ddl", "", "Flink SQL script declaring gtsm_etl (default: the built-in flink/gtsm_etl.sql)")
+	flinkDir := fs.String("flink-queries", "", "directory of <name>.sql Flink queries (default: the built-in flink/queries)")
+	var sets stringList
+	fs.Var(&sets, "set", "extra Flink session setting key=value (repeatable)")
+	precision := fs.Int("precision", 6, "decimals floats are rounded to before comparing (0-12)")
+	maxRows := fs.Int("max-rows", 20, "differing rows printed per kind and query (0: all)")
+	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *precision < 0 || *precision > 12 {
+		return usageError{fmt.Sprintf("--precision %d: want 0 to 12", *precision)}
+	}
+	switch *api {
+	case "v1", "v2", "v3", "v4":
+	default:
+		return usageError{fmt.Sprintf("--api %q: want v1, v2, v3 or v4", *api)}
+	}
+	props := compare.DefaultFlinkProperties()
+	for _, s := range sets {
+		k, v, ok := strings.Cut(s, "=")
+		if !ok || k == "" {
+			return usageError{fmt.Sprintf("--set %q: want key=value", s)}
+		}
+		props[k] = v
+	}
+
+	names := fs.Args()
+	if len(names) == 0 {
+		names = flink.QueryNames()
+	}
+	var queries []compare.Query
+	for _, n := range names {
+		q, err := namedCompareQuery(n, *flinkDir)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		queries = append(queries, q)
+	}
+	ddl := flink.DDL()
+	if *ddlFile != "" {
+		b, err := os.ReadFile(*ddlFile)
+		if err != nil {
+			return err
+		}
+		ddl = string(b)
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	g, err := compare.NewGateway(*gateway)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	g.Version = *api
+	flinkSide := &compare.FlinkSource{Gateway: g, DDL: flink.Statements(ddl), Properties: props}
+	defer func() {
+		// A fresh context: the session must be closed even after a timeout.
+		cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer ccancel()
+		if err := flinkSide.Close(cctx); err != nil {
+			fmt.Fprintf(env.stderr, "gtsm compare: closing the Flink session: %v\n", err)
+		}
+	}()
+
+	var duckSide compare.Source
+	if *dbPath != "" {
+		db, err := gtsmsql.Open(ctx, *dbPath, true)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		duckSide = &compare.DBSource{DB: db, Label: "duckdb"}
+	} else {
+		conn, err := connectEndpoint(ctx, env, *pgURL)
+		if err != nil {
+			return err
+		}
+		defer conn.Close(context.Background())
+		duckSide = &compare.PGSource{Conn: conn, Label: "duckdb"}
+	}
+
+	diffs, err := compare.Run(ctx, flinkSide, duckSide, queries, compare.Options{Precision: *precision}, env.stdout, *maxRows)
+	if err != nil {
+		return err
+	}
+	differ := 0
+	for _, d := range diffs {
+		if !d.Same() {
+			differ++
+		}
+	}
+	if differ > 0 {
+		return fmt.Errorf("%d of %d queries differ between Flink and DuckDB", differ, len(diffs))
+	}
+	fmt.Fprintf(env.stdout, "all %d queries agree\n", len(diffs))
+	return nil
+}
+
+// namedCompareQuery pairs the Flink and DuckDB texts of a named query; the
+// DuckDB query's parameters (a site filter) are bound to NULL: all sites.
+func namedCompareQuery(name, flinkDir string) (compare.Query, error) {
+	dq, err := gtsmsql.QueryByName(name)
+	if err != nil {
+		return compare.Query{}, err
+	}
+	var fq string
+	if flinkDir != "" {
+		b, err := os.ReadFile(filepath.Join(flinkDir, name+".sql"))
+		if err != nil {
+			return compare.Query{}, fmt.Errorf("flink query %s: %w", name, err)
+		}
+		fq = string(b)
+	} else if fq, err = flink.Query(name); err != nil {
+		return compare.Query{}, err
+	}
+	args, err := dq.Args(nil)
+	if err != nil {
+		return compare.Query{}, err
+	}
+	return compare.Query{Name: name, Flink: fq, DuckDB: dq.SQL, Args: args}, nil
+}
+
+// connectEndpoint opens the processor's SQL endpoint.
+func connectEndpoint(ctx context.Context, env *environ, url string) (*pgx.Conn, error) {
+	if url == "" {
+		url = "postgres://gtsm@" + envOr(env, "GTSM_SQL_ADDR", pgwire.DefaultAddr) + "/gtsm?sslmode=disable"
+	}
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return nil, usageError{fmt.Sprintf("--pg %q: %v", url, err)}
+	}
+	if cfg.Password == "" {
+		cfg.Password = env.getenv("GTSM_SQL_PASSWORD")
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = 10 * time.Second
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("the processor's SQL endpoint %s:%d (is gtsm process running with --sql-addr? or use --db FILE): %w", cfg.Host, cfg.Port, err)
+	}
+	return conn, nil
+}
+
+var _ flag.Value = (*stringList)(nil)
