@@ -32,6 +32,7 @@ type environ struct {
 func commands() []command {
 	return []command{
 		{"bottle", "inspect bottle files: gtsm bottle inspect FILE...", runBottle},
+		{"compare", "run the named queries on Flink SQL and on DuckDB, show the differences", runCompare},
 		{"broker", "run the embedded Kafka broker and schema registry until Ctrl-C", runBroker},
 		{"produce", "publish bottle files and archives to Kafka (gtsm_etl)", runProduce},
 		{"process", "consume gtsm_etl with the goka processor into a DuckDB file (exactly once)", runProcess},
