@@ -106,13 +106,15 @@ func (e FileError) Error() string { return e.Err.Error() }
 // grouper collects walked files into groups and emits them in order.
 //
 // Memory bound: up to limit bytes of samples are held, plus the group being
-// filled (plus one archive member inside bottle.Walk). While everything fits,
-// every stream goes out in strict time order whatever the order of the
-// inputs. When the buffer fills, every pending group except the one being
-// filled is emitted, oldest first. A group emitted after a later period of
-// its stream is still published, but reported as out of order. Inputs walked
-// in name order (one archive, a directory, a sorted glob) never hit this:
-// bottle file names sort by site, then time.
+// filled (plus one archive member inside bottle.Walk, plus the groups queued
+// for the encoders and kgo's buffer of MaxBufferedRecords). While everything
+// fits, every stream goes out in strict time order whatever the order of the
+// inputs. When the buffer fills, the oldest groups (never the one being
+// filled) are emitted until half of it is free, so it keeps reordering a
+// sliding window of the input. A group emitted after a later period of its
+// stream is still published, but reported as out of order. Inputs walked in
+// name order (one archive, a directory, a sorted glob) never hit this: bottle
+// file names sort by site, then time. A 20-sps site-day is 27.6 MB of samples.
 type grouper struct {
 	limit   int64
 	pending map[groupKey]*group
@@ -153,7 +155,9 @@ func (g *grouper) add(f *bottle.File) error {
 
 // flush emits pending groups in (period start, site, session) order: time
 // order within each stream, and streams interleaved so that all partitions
-// are busy. Unless all is set, the group being filled stays.
+// are busy. Unless all is set, it stops once half the buffer is free (so the
+// buffer keeps reordering a sliding window of the input), and the group
+// being filled stays.
 func (g *grouper) flush(all bool) error {
 	var out []*group
 	for _, gr := range g.pending {
@@ -171,6 +175,9 @@ func (g *grouper) flush(all bool) error {
 		return int(a.session) - int(b.session)
 	})
 	for _, gr := range out {
+		if !all && g.bytes <= g.limit/2 {
+			break
+		}
 		delete(g.pending, groupKey{gr.stream, gr.start})
 		g.bytes -= gr.bytes
 		if last, ok := g.emitted[gr.stream]; ok && gr.start <= last {
@@ -214,8 +221,12 @@ func read(ctx context.Context, paths []string, limit int64, strict bool, c *read
 	g := newGrouper(limit, emit)
 	errStop := errors.New("stopped")
 	var strictErr error
-	// Inputs are walked one by one so that the progress line knows how many
-	// input bytes are behind us (bottle.Walk does not report archive offsets).
+	archive := "" // the archive being walked
+	finish := func(a string) {
+		if fi, err := os.Stat(a); a != "" && err == nil {
+			c.inputDone.Add(fi.Size())
+		}
+	}
 	for _, p := range paths {
 		// A file with a non-bottle name inside a directory or archive (a
 		// README, a checksum list) is listed as ignored; named on the command
@@ -240,8 +251,18 @@ func read(ctx context.Context, paths []string, limit int64, strict bool, c *read
 				return nil
 			}
 			c.files.Add(1)
+			// Progress: a plain file counts its bytes when read, an archive
+			// when the walk leaves it.
+			if i := strings.IndexByte(f.Name, '!'); i < 0 {
+				c.inputDone.Add(int64(f.Header.HeaderSize) + f.Header.BodySize())
+			} else if arch := f.Name[:i]; arch != archive {
+				finish(archive)
+				archive = arch
+			}
 			return g.add(f)
 		})
+		finish(archive)
+		archive = ""
 		switch {
 		case errors.Is(err, errStop) && strictErr != nil:
 			return g.late, strictErr
@@ -250,7 +271,6 @@ func read(ctx context.Context, paths []string, limit int64, strict bool, c *read
 		case err != nil:
 			return g.late, err
 		}
-		c.inputDone.Add(inputSize([]string{p}))
 	}
 	if err := g.flush(true); err != nil {
 		return g.late, err

@@ -218,6 +218,13 @@ type kafkaSink struct {
 	partitions int32
 	created    bool
 
+	// pctx is the records' context: cancelled FlushTimeout after the run's
+	// context, so that after Ctrl-C neither a Produce blocked on a full
+	// buffer nor a flush to a dead broker waits forever. Records it fails
+	// are counted as not delivered.
+	pctx    context.Context
+	pcancel context.CancelFunc
+
 	errMu    sync.Mutex
 	firstErr error
 }
@@ -232,10 +239,12 @@ func newKafkaSink(ctx context.Context, opt Options) (*kafkaSink, error) {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}
 	s := &kafkaSink{cl: cl, topic: opt.Topic}
+	s.pctx, s.pcancel = context.WithCancel(context.Background())
+	context.AfterFunc(ctx, func() { time.AfterFunc(opt.FlushTimeout, s.pcancel) })
 	ok := false
 	defer func() {
 		if !ok {
-			cl.Close()
+			s.close()
 		}
 	}()
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -310,9 +319,7 @@ func (s *kafkaSink) commit(st *streamStats, b batch) error {
 	for i := range b.krecs {
 		kr := &b.krecs[i]
 		kr.Timestamp = now
-		// context.Background: a cancel must not fail records already
-		// handed over; Run stops calling commit instead.
-		s.cl.Produce(context.Background(), kr, st.promise)
+		s.cl.Produce(s.pctx, kr, st.promise)
 	}
 	return nil
 }
@@ -335,4 +342,7 @@ func (s *kafkaSink) failed() error {
 	return s.firstErr
 }
 
-func (s *kafkaSink) close() { s.cl.Close() }
+func (s *kafkaSink) close() {
+	s.pcancel()
+	s.cl.Close()
+}

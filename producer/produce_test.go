@@ -387,22 +387,32 @@ func TestGrouperOrder(t *testing.T) {
 	t0 := time.Date(2021, 7, 1, 0, 0, 0, 0, time.UTC)
 	paths := writeStrain(t, dir, "B001", bottle.Min, t0, 5)
 	writeStrain(t, dir, "B002", bottle.Min, t0, 5)
-	var files []*bottle.File
-	for i := len(paths) - 1; i >= 0; i-- { // newest period first
-		f, err := bottle.ReadFile(paths[i])
-		if err != nil {
-			t.Fatal(err)
+	read := func(minutes ...int) []*bottle.File {
+		var files []*bottle.File
+		for _, m := range minutes {
+			for _, p := range paths[4*m : 4*m+4] {
+				f, err := bottle.ReadFile(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				files = append(files, f)
+			}
 		}
-		files = append(files, f)
+		return files
 	}
+	minute := sampleBytes(&bottle.File{Ints: make([]int32, 1200)}) * 4
 	for _, c := range []struct {
 		name  string
+		files []*bottle.File
 		limit int64
 		late  int
 	}{
-		{"fits", 1 << 30, 0},
-		{"tiny buffer", 1, 4}, // every later-read (older) minute is late
+		{"fits", read(4, 3, 2, 1, 0), 1 << 30, 0},
+		{"tiny buffer", read(4, 3, 2, 1, 0), 1, 4}, // every later-read (older) minute is late
+		// a window of 3 minutes puts a swapped neighbour back in order
+		{"sliding window", read(1, 0, 2, 4, 3), 3 * minute, 0},
 	} {
+		files := c.files
 		t.Run(c.name, func(t *testing.T) {
 			var starts []int64
 			g := newGrouper(c.limit, func(gr *group) error {
