@@ -322,3 +322,49 @@ func TestLoadSchemas(t *testing.T) {
 		t.Fatalf("unreadable file: %v", err)
 	}
 }
+
+// Concurrent decoders share the writer cache and the client's id cache.
+func TestSerdeConcurrent(t *testing.T) {
+	reg, _, s := newSerde(t)
+	fid, _, err := reg.RegisterSchema("gtsm_etl-value", srSchema(flinkValue))
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec, _ := goavro.NewCodec(flinkValue)
+	body, err := codec.BinaryFromNative(nil, map[string]any{
+		"ls2_t0": nil, "site": goavro.Union("string", "B009"), "extra": nil, "time": nil,
+		"ls1_t0": goavro.Union("int", int32(1)), "timestamp": []byte("t"), "rs1_t0": int32(2),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := sample()
+	ours := s.AppendValue(nil, &r)
+	foreign := frame(fid, body)
+	errs := make(chan error, 8)
+	for g := range 8 {
+		go func() {
+			var got record.Record
+			var err error
+			for range 200 {
+				msg := ours
+				if g%2 == 1 {
+					msg = foreign
+				}
+				if err = s.DecodeValue(context.Background(), msg, &got); err != nil {
+					break
+				}
+				if got.Site != "B009" {
+					err = errors.New("wrong site " + got.Site)
+					break
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
