@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -262,4 +263,21 @@ func FuzzDecodeAvro(f *testing.F) {
 			t.Fatalf("untyped key error %v", err)
 		}
 	})
+}
+
+// A length prefix claiming gigabytes must fail without allocating them.
+func TestDecodeAvroHugeLengthAllocatesLittle(t *testing.T) {
+	msg := []byte{0, 0xfe, 0xff, 0xff, 0xff, 0x0f, 'B'} // site of 2^31-1 bytes
+	var r Record
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range 100 {
+		if _, err := DecodeAvro(msg, &r); !errors.Is(err, ErrTruncated) {
+			t.Fatal(err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if per := (after.TotalAlloc - before.TotalAlloc) / 100; per > 4096 {
+		t.Fatalf("%d bytes allocated per failed decode", per)
+	}
 }

@@ -368,3 +368,24 @@ func TestSerdeConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// Keys written as a bare Avro string (as some producers do) decode too.
+func TestSerdeStringKey(t *testing.T) {
+	_, c, s := newSerde(t)
+	ctx := context.Background()
+	id, err := c.Register(ctx, "plain-key", `"string"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := record.AppendKeyAvro(nil, "B916") // a string is encoded like the one-field record
+	if site, err := s.DecodeKey(ctx, frame(id, body)); err != nil || site != "B916" {
+		t.Fatalf("string key: %q %v", site, err)
+	}
+	iid, err := c.Register(ctx, "int-key", `"int"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DecodeKey(ctx, frame(iid, []byte{2})); err == nil || !strings.Contains(err.Error(), "key") {
+		t.Fatalf("int key: %v", err)
+	}
+}
