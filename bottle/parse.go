@@ -82,8 +82,8 @@ func ParseHeader(data []byte) (Header, error) {
 // BodySize is the number of body bytes the header promises.
 func (h *Header) BodySize() int64 { return int64(h.NumPts) * int64(h.DataType.Size()) }
 
-// Parse decodes a whole bottle file held in memory. name is used only in
-// error messages. It never allocates more than data can hold.
+// Parse decodes a whole bottle file held in memory: exactly header_size +
+// num_pts samples, no more, no less. name is used only in error messages. It never allocates more than data can hold.
 func Parse(name string, data []byte) (*File, error) {
 	h, err := ParseHeader(data)
 	if err != nil {
@@ -93,6 +93,13 @@ func Parse(name string, data []byte) (*File, error) {
 	if body < h.BodySize() {
 		return nil, fmt.Errorf("%s: truncated body: header_size %d + num_pts %d × %d bytes needs %d bytes, file has %d",
 			name, h.HeaderSize, h.NumPts, h.DataType.Size(), int64(h.HeaderSize)+h.BodySize(), len(data))
+	}
+	// A bottle file has no trailer. Extra bytes mean num_pts or data_type is
+	// wrong (or two files were glued together): refuse rather than silently
+	// drop data.
+	if body > h.BodySize() {
+		return nil, fmt.Errorf("%s: %d bytes after the last sample: header_size %d + num_pts %d × %d bytes ends at %d, file has %d",
+			name, body-h.BodySize(), h.HeaderSize, h.NumPts, h.DataType.Size(), int64(h.HeaderSize)+h.BodySize(), len(data))
 	}
 	f := &File{Name: name, Header: h}
 	decodeBody(f, data[h.HeaderSize:int64(h.HeaderSize)+h.BodySize()])

@@ -49,6 +49,8 @@ func TestParseBadInput(t *testing.T) {
 		{"negative num_pts", rawFile(func(b []byte) { le.PutUint32(b[20:], 0xFFFFFFFF) }, 8), "negative num_pts -1 at offset 20"},
 		{"absurd num_pts", rawFile(func(b []byte) { le.PutUint32(b[20:], math.MaxInt32) }, 8), "num_pts 2147483647 × 4 bytes needs 8589934628 bytes, file has 48"},
 		{"truncated body", rawFile(nil, 400)[:439], "truncated body"},
+		{"trailing bytes", append(rawFile(nil, 400), 0, 0), "2 bytes after the last sample: header_size 40 + num_pts 100 × 4 bytes ends at 440, file has 442"},
+		{"int16 data_type on an int32 body", rawFile(func(b []byte) { le.PutUint32(b[24:], uint32(Int16)) }, 400), "200 bytes after the last sample"},
 		{"NaN start", rawFile(func(b []byte) { le.PutUint64(b[8:], math.Float64bits(math.NaN())) }, 8), "start NaN at offset 8"},
 		{"zero interval", rawFile(func(b []byte) { le.PutUint32(b[16:], 0) }, 8), "interval 0 at offset 16"},
 		{"sub-ms interval", rawFile(func(b []byte) { le.PutUint32(b[16:], math.Float32bits(0.0001)) }, 8), "interval 0.0001"},
