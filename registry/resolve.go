@@ -164,7 +164,7 @@ func newWriter(schema string, key bool) (*writer, error) {
 	w := &writer{codec: codec, key: key, index: map[string]int{}}
 	if key {
 		// A key is either a record with a site field or a bare string.
-		if codec.Schema() == `"string"` || codec.Schema() == "string" {
+		if ts, err := branches(json.RawMessage(schema)); err == nil && len(ts) == 1 && ts[0] == "string" {
 			return w, nil
 		}
 		rec, err := parseRecordSchema(schema)

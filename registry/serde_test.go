@@ -381,6 +381,13 @@ func TestSerdeStringKey(t *testing.T) {
 	if site, err := s.DecodeKey(ctx, frame(id, body)); err != nil || site != "B916" {
 		t.Fatalf("string key: %q %v", site, err)
 	}
+	id, err = c.Register(ctx, "plain-key", `{"type":"string"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if site, err := s.DecodeKey(ctx, frame(id, body)); err != nil || site != "B916" {
+		t.Fatalf("{type: string} key: %q %v", site, err)
+	}
 	iid, err := c.Register(ctx, "int-key", `"int"`)
 	if err != nil {
 		t.Fatal(err)
