@@ -234,6 +234,15 @@ func checkStack(t reporter, c composeFile, root string) {
 			t.Errorf("%s: does not install the connectors first: %q", name, cmd)
 		}
 	}
+	// The install script knows a Kafka connector for the Flink in the images.
+	if m := imgRe.FindStringSubmatch(c.Services["jobmanager"].Image); m != nil {
+		script, err := os.ReadFile(filepath.Join(root, "flink", "install-connectors.sh"))
+		if err != nil {
+			t.Errorf("install script: %v", err)
+		} else if minor := m[1] + "." + m[2]; !regexp.MustCompile(`(?m)^\s*` + regexp.QuoteMeta(minor) + `\) kafka=\S+-` + regexp.QuoteMeta(minor) + ` ;;`).Match(script) {
+			t.Errorf("install-connectors.sh has no Kafka connector for Flink %s", minor)
+		}
+	}
 	if cmd := command(c.Services["sql-gateway"].Command); !strings.Contains(cmd, "sql-gateway.sh start-foreground") ||
 		!strings.Contains(cmd, "sql-gateway.endpoint.rest.port=8088") {
 		t.Errorf("sql-gateway command %q does not run the gateway on 8088", cmd)
