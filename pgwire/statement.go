@@ -210,7 +210,11 @@ func (s *Server) execute(ctx context.Context, w wire.DataWriter, text string, d 
 	for i := range vals {
 		ptrs[i] = &vals[i]
 	}
-	out := make([]any, len(columns))
+	// Rows go to psql-wire in batches: it then writes them in one buffered
+	// frame run instead of switching to the connection's writer per row.
+	const batchRows = 256
+	batch := make([][]any, 0, batchRows)
+	cells := make([]any, 0, batchRows*len(columns))
 	n := 0
 	for rows.Next() {
 		if n == s.cfg.RowCap {
@@ -220,21 +224,30 @@ func (s *Server) execute(ctx context.Context, w wire.DataWriter, text string, d 
 		if err := rows.Scan(ptrs...); err != nil {
 			return pgError(fmt.Errorf("read row %d: %w", n+1, err), codeInternal, "")
 		}
+		row := cells[len(cells) : len(cells)+len(columns)]
+		cells = cells[:len(cells)+len(columns)]
 		for i, v := range vals {
 			if t, ok := v.(time.Time); ok && d.timeOnly[i] {
 				v = t.Format("15:04:05.999999")
 			}
-			if out[i], err = toWire(columns[i].Oid, v); err != nil {
+			if row[i], err = toWire(columns[i].Oid, v); err != nil {
 				return pgError(fmt.Errorf("row %d column %q: %w", n+1, columns[i].Name, err), codeInternal, "")
 			}
 		}
-		if err := w.Row(out); err != nil {
-			return err
-		}
+		batch = append(batch, row)
 		n++
+		if len(batch) == batchRows {
+			if err := wire.WriteRows(w, batch); err != nil {
+				return err
+			}
+			batch, cells = batch[:0], cells[:0]
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return s.execError(ctx, err)
+	}
+	if err := wire.WriteRows(w, batch); err != nil {
+		return err
 	}
 	return w.Complete(fmt.Sprintf("SELECT %d", n))
 }
