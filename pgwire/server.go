@@ -10,21 +10,34 @@
 // Config.QueryTimeout. Results longer than Config.RowCap rows are refused
 // with SQLSTATE 54000 rather than silently cut. Statements that would write
 // outside the database or change the shared DuckDB instance (COPY, EXPORT,
-// ATTACH, LOAD, INSTALL, CHECKPOINT/CALL, PRAGMA assignments) are refused
-// with SQLSTATE 25006; SET and BEGIN/COMMIT/ROLLBACK, which Postgres clients
-// send on their own, are accepted and ignored.
+// ATTACH, LOAD, INSTALL, CHECKPOINT/CALL) are refused with SQLSTATE 25006;
+// SET (and PRAGMA name=value) and BEGIN/COMMIT/ROLLBACK, which Postgres
+// clients send on their own, are acknowledged and not run: DuckDB settings
+// are shared with the processor, and every statement gets its own snapshot.
 //
-// Wiring it into a process that owns the *sql.DB (e.g. `gtsm process`):
+// Wiring it into `gtsm process` (processor.Config.OnDB hands over the
+// migrated *sql.DB; flags such as --sql-addr, --sql-row-cap,
+// --sql-timeout, and GTSM_SQL_PASSWORD map onto Config):
 //
-//	srv, err := pgwire.Listen(db, pgwire.Config{Addr: *sqlAddr, Logger: logger})
-//	if err != nil {
-//		return err // e.g. the port is taken
+//	var srv *pgwire.Server
+//	sqlErr := make(chan error, 1)
+//	cfg.OnDB = func(db *sql.DB) {
+//		s, err := pgwire.Listen(db, pgwire.Config{Addr: *sqlAddr, Password: env.getenv("GTSM_SQL_PASSWORD"), Logger: logger})
+//		if err != nil {
+//			sqlErr <- err // e.g. the port is taken: stop the processor (cancel its ctx) and report it
+//			return
+//		}
+//		srv = s
+//		logger.Info("SQL endpoint", "addr", s.Addr()) // psql -h 127.0.0.1 -p 5433 -d gtsm
+//		go func() { sqlErr <- s.Serve(ctx) }()
 //	}
-//	go func() { errc <- srv.Serve(ctx) }() // returns nil once ctx is done
-//	logger.Info("SQL endpoint", "addr", srv.Addr()) // psql -h 127.0.0.1 -p 5433 -d gtsm
 //
-// Serve closes the listener and open client connections when ctx is done;
-// close the DuckDB handles only after Serve has returned.
+// Serve returns nil once ctx is done. Close (which Serve calls on ctx) stops
+// accepting, interrupts running statements, closes client connections and
+// waits for them: after it returns the server no longer uses the *sql.DB.
+// So the database must be closed only after srv.Close() has returned; when
+// the processor closes it itself at the end of Run, it needs a hook that
+// runs before that close (call srv.Close() there).
 package pgwire
 
 import (
@@ -90,6 +103,13 @@ type Server struct {
 	wire   *wire.Server
 	parser *parser
 
+	// stopping is canceled by Close: running statements are interrupted.
+	stopping context.Context
+	stop     context.CancelFunc
+	mu       sync.Mutex
+	conns    map[net.Conn]struct{} // open client connections, closed by Close
+	closed   bool
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -114,7 +134,8 @@ func Listen(db *sql.DB, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, db: db, parser: p}
+	s := &Server{cfg: cfg, db: db, parser: p, conns: map[net.Conn]struct{}{}}
+	s.stopping, s.stop = context.WithCancel(context.Background())
 	opts := []wire.OptionFn{
 		wire.Logger(cfg.Logger),
 		wire.Version("15.0 (gtsm DuckDB, read-only)"),
@@ -134,11 +155,12 @@ func Listen(db *sql.DB, cfg Config) (*Server, error) {
 		p.close()
 		return nil, fmt.Errorf("SQL endpoint: %w", err)
 	}
-	s.ln, err = net.Listen("tcp", cfg.Addr)
+	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		p.close()
 		return nil, fmt.Errorf("SQL endpoint: listen on %s: %w", cfg.Addr, err)
 	}
+	s.ln = &trackingListener{Listener: ln, s: s}
 	return s, nil
 }
 
@@ -160,14 +182,72 @@ func (s *Server) Serve(ctx context.Context) error {
 	return nil
 }
 
-// Close stops accepting, closes client connections and frees the parser.
+// Close stops accepting, interrupts running statements, closes client
+// connections and waits for their goroutines: once it returns, the server
+// no longer touches the *sql.DB, which may then be closed.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		s.stop()
 		s.closeErr = s.wire.Close()
+		s.mu.Lock()
+		s.closed = true
+		open := make([]net.Conn, 0, len(s.conns))
+		for c := range s.conns {
+			open = append(open, c)
+		}
+		s.mu.Unlock()
+		for _, c := range open {
+			c.Close()
+		}
 		s.wire.Wait()
 		s.parser.close()
 	})
 	return s.closeErr
+}
+
+// trackingListener remembers accepted connections so Close can end them
+// (psql-wire's own Close only stops the listener).
+type trackingListener struct {
+	net.Listener
+	s *Server
+}
+
+func (l *trackingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.s.mu.Lock()
+	defer l.s.mu.Unlock()
+	if l.s.closed {
+		c.Close()
+		return nil, net.ErrClosed
+	}
+	tc := &trackedConn{Conn: c, s: l.s}
+	l.s.conns[tc] = struct{}{}
+	return tc, nil
+}
+
+type trackedConn struct {
+	net.Conn
+	s    *Server
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() {
+		c.s.mu.Lock()
+		delete(c.s.conns, c)
+		c.s.mu.Unlock()
+	})
+	return c.Conn.Close()
+}
+
+// statementContext bounds a statement by the timeout and by Close.
+func (s *Server) statementContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.QueryTimeout)
+	stop := context.AfterFunc(s.stopping, cancel)
+	return ctx, func() { stop(); cancel() }
 }
 
 func isLoopback(addr string) bool {

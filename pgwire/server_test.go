@@ -515,3 +515,58 @@ func writeBatch(db *sql.DB, batch, n int) error {
 	stmt.Close()
 	return tx.Commit()
 }
+
+// TestShutdownWithBusyClients: stopping the endpoint interrupts a running
+// statement and closes idle client connections, so the owner can close the
+// database right after Serve returns.
+func TestShutdownWithBusyClients(t *testing.T) {
+	ctx := context.Background()
+	db, err := gtsmsql.Open(ctx, filepath.Join(t.TempDir(), "s.duckdb"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	srv, err := pgwire.Listen(db, pgwire.Config{Addr: "127.0.0.1:0", QueryTimeout: time.Hour, Logger: pgwire.Quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(sctx) }()
+	url := fmt.Sprintf("postgres://x@%s/gtsm?sslmode=disable", srv.Addr())
+	idle, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close(ctx)
+	busy, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close(ctx)
+	queryErr := make(chan error, 1)
+	go func() {
+		var n int64
+		queryErr <- busy.QueryRow(ctx, `SELECT sum(a.range * b.range) FROM range(1000000) a, range(1000000) b`).Scan(&n)
+	}()
+	time.Sleep(200 * time.Millisecond) // let the statement start
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Serve did not return with a statement running and a client connected")
+	}
+	if err := <-queryErr; err == nil {
+		t.Error("the running statement finished normally; want it interrupted")
+	}
+	if err := idle.Ping(ctx); err == nil {
+		t.Error("idle client still connected after shutdown")
+	}
+	var n int
+	if err := db.QueryRow(`SELECT 42`).Scan(&n); err != nil || n != 42 {
+		t.Errorf("database after shutdown: %d, %v", n, err)
+	}
+}

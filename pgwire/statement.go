@@ -86,7 +86,7 @@ func refused(text string) error {
 // describe prepares the statement on a pooled connection to learn its kind,
 // result columns and parameter types, without running it.
 func (s *Server) describe(ctx context.Context, text string) (d described, err error) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.QueryTimeout)
+	ctx, cancel := s.statementContext(ctx)
 	defer cancel()
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
@@ -188,7 +188,7 @@ func (s *Server) execute(ctx context.Context, w wire.DataWriter, text string, d 
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.QueryTimeout)
+	ctx, cancel := s.statementContext(ctx)
 	defer cancel()
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
