@@ -565,3 +565,28 @@ func TestProgressLine(t *testing.T) {
 		}
 	}
 }
+
+// The real EarthScope files (not in the repository): every one is read, and
+// each session gives one record per sample instant.
+func TestProduceRealBottles(t *testing.T) {
+	dir := filepath.Join(repoRoot(t), "..", "shared", "real-bottle")
+	if _, err := os.Stat(dir); err != nil {
+		t.Skipf("real bottle files not found at %s: %v", dir, err)
+	}
+	var out bytes.Buffer
+	sum, err := Run(context.Background(), []string{dir}, Options{DryRun: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int64{"B203 Day": 144, "B024 Hour": 3600, "B202 Min": 30 * 1200}
+	for _, s := range sum.Streams {
+		k := s.Site + " " + s.Session.String()
+		if s.Records != want[k] {
+			t.Errorf("%s: %d records, want %d", k, s.Records, want[k])
+		}
+		delete(want, k)
+	}
+	if len(want) != 0 || sum.Files != 153 {
+		t.Errorf("missing streams %v; %d files read, want 153", want, sum.Files)
+	}
+}
