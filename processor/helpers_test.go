@@ -99,11 +99,18 @@ type stack struct {
 
 func startStack(t testing.TB, partitions int) *stack {
 	t.Helper()
+	s := startStackKeep(t, partitions)
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// startStackKeep starts a stack that lives until the test binary exits.
+func startStackKeep(t testing.TB, partitions int) *stack {
+	t.Helper()
 	st, err := embedded.Start(embedded.Config{KafkaAddr: "127.0.0.1:0", RegistryAddr: "127.0.0.1:0", Partitions: partitions})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
 	ctx := context.Background()
 	rc, err := registry.New(registry.Config{URL: st.RegistryURL})
 	if err != nil {

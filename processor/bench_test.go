@@ -1,0 +1,196 @@
+package processor
+
+import (
+	"context"
+	"database/sql/driver"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/duckdb/duckdb-go/v2"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/earthscope/gtsm-stream/bottle"
+	"github.com/earthscope/gtsm-stream/record"
+	gtsmsql "github.com/earthscope/gtsm-stream/sql"
+)
+
+// siteDay is one site's day at every session: 1,728,000 Min records (20 sps),
+// 86,400 Hour and 144 Day records, in the producer's order (by session, then
+// time).
+// GTSM_BENCH_MIN_RECORDS scales the Min part down for quick runs.
+func siteDay() []record.Record {
+	start := int64(1625097600000)
+	nMin := 1_728_000
+	if v, err := strconv.Atoi(os.Getenv("GTSM_BENCH_MIN_RECORDS")); err == nil && v > 0 {
+		nMin = v
+	}
+	out := synth("B009", bottle.Day, start, 144)
+	out = append(out, synth("B009", bottle.Hour, start, 86_400)...)
+	return append(out, synth("B009", bottle.Min, start, nMin)...)
+}
+
+var benchOnce struct {
+	sync.Once
+	st  *stack
+	n   int
+	err error
+}
+
+// benchStack fills a topic once per test binary run (publishing 1.8 M
+// records takes a while) and shares it between the benchmarks.
+func benchStack(b *testing.B) (*stack, int) {
+	benchOnce.Do(func() {
+		st := startStackKeep(b, 3)
+		recs := siteDay()
+		for i := 0; i < len(recs); i += 200_000 {
+			if err := st.publishErr(recs[i:min(i+200_000, len(recs))]); err != nil {
+				benchOnce.err = err
+				return
+			}
+		}
+		benchOnce.st, benchOnce.n = st, len(recs)
+	})
+	if benchOnce.err != nil {
+		b.Fatal(benchOnce.err)
+	}
+	return benchOnce.st, benchOnce.n
+}
+
+// BenchmarkDrainSiteDay drains the pre-filled topic into a fresh DuckDB file
+// per iteration: "processor" is `gtsm process` (goka, state, windows, gaps,
+// exactly-once batches); "baseline" is a plain Kafka consumer that decodes
+// and appends the same rows with no goka, state or windows. Run with
+// -benchtime=1x -count=3; compare records/s.
+func BenchmarkDrainSiteDay(b *testing.B) {
+	st, n := benchStack(b)
+	b.Run("processor", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			db := filepath.Join(b.TempDir(), "bench.duckdb")
+			cfg := st.config(db, fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), i))
+			cfg.BatchRows, cfg.FlushInterval, cfg.SessionTimeout = 50000, time.Second, 0
+			t0 := time.Now()
+			r := startProc(b, cfg)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+			err := r.p.WaitCaughtUp(ctx)
+			cancel()
+			el := time.Since(t0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var rows int
+			if err := r.p.DB().QueryRow(`SELECT count(*) FROM gtsm_etl`).Scan(&rows); err != nil || rows != n {
+				b.Fatalf("%d rows, %v; want %d", rows, err, n)
+			}
+			r.stop(b)
+			b.ReportMetric(float64(n)/el.Seconds(), "records/s")
+			b.ReportMetric(el.Seconds(), "s/drain")
+		}
+	})
+	b.Run("baseline", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			db := filepath.Join(b.TempDir(), "base.duckdb")
+			t0 := time.Now()
+			if err := baselineDrain(st, db, n); err != nil {
+				b.Fatal(err)
+			}
+			el := time.Since(t0)
+			b.ReportMetric(float64(n)/el.Seconds(), "records/s")
+			b.ReportMetric(el.Seconds(), "s/drain")
+		}
+	})
+}
+
+// baselineDrain: kgo consumer -> registry decode -> DuckDB appender, one
+// transaction per 50,000 rows, same gtsm_etl table (schema migrated).
+func baselineDrain(st *stack, path string, n int) error {
+	ctx := context.Background()
+	db, err := gtsmsql.Open(ctx, path, false)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := gtsmsql.Migrate(ctx, db); err != nil {
+		return err
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	// The same appenders as the processor's sink (full and narrow).
+	k := newSinkArgs()
+	if err := conn.Raw(func(dc any) error {
+		if k.rows, err = duckdb.NewAppender(dc.(driver.Conn), "", "", "gtsm_etl"); err != nil {
+			return err
+		}
+		for _, s := range bottle.Sessions {
+			if k.narrow[s], err = duckdb.NewAppenderWithColumns(dc.(driver.Conn), "", "", "gtsm_etl", narrowColumns(s)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	defer func() {
+		for _, a := range []*duckdb.Appender{k.rows, k.narrow[0], k.narrow[1], k.narrow[2]} {
+			a.Close()
+		}
+	}()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(st.BootstrapServers), kgo.ConsumeTopics(testTopic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	got, inTx := 0, 0
+	var r row
+	for got < n {
+		fs := cl.PollFetches(ctx)
+		if err := fs.Err(); err != nil {
+			return err
+		}
+		if inTx == 0 {
+			if _, err := conn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
+				return err
+			}
+		}
+		var ferr error
+		fs.EachRecord(func(kr *kgo.Record) {
+			if ferr != nil {
+				return
+			}
+			site, err := st.serde.DecodeKey(ctx, kr.Key)
+			if err != nil {
+				ferr = err
+				return
+			}
+			r = row{keySite: site, partition: kr.Partition, offset: kr.Offset}
+			if ferr = st.serde.DecodeValue(ctx, kr.Value, &r.rec); ferr != nil {
+				return
+			}
+			r.rec.Session, _ = bottle.ParseSession(string(kr.Headers[0].Value))
+			ferr = k.appendRow(&r)
+			got++
+			inTx++
+		})
+		if ferr != nil {
+			return ferr
+		}
+		if inTx >= 50000 || got >= n {
+			if err := k.flushRows(); err != nil {
+				return err
+			}
+			if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+				return err
+			}
+			inTx = 0
+		}
+	}
+	return nil
+}
