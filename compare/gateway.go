@@ -323,8 +323,15 @@ func (c *changelog) apply(row RowData) error {
 	}
 	var kb bytes.Buffer
 	for _, f := range row.Fields {
-		if err := json.Compact(&kb, f); err != nil {
-			return fmt.Errorf("field %s: %w", f, err)
+		f = bytes.TrimSpace(f)
+		// A scalar has no insignificant whitespace inside; only nested
+		// values (maps, rows, arrays) need compacting to compare equal.
+		if len(f) > 0 && (f[0] == '{' || f[0] == '[') {
+			if err := json.Compact(&kb, f); err != nil {
+				return fmt.Errorf("field %s: %w", f, err)
+			}
+		} else {
+			kb.Write(f)
 		}
 		kb.WriteByte(0)
 	}
@@ -391,47 +398,52 @@ func decodeRows(cols []ColumnInfo, rows [][]json.RawMessage) (*Table, error) {
 }
 
 func decodeValue(lt LogicalType, raw json.RawMessage) (any, error) {
-	if string(bytes.TrimSpace(raw)) == "null" {
+	raw = bytes.TrimSpace(raw)
+	if string(raw) == "null" {
 		return nil, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, err
-	}
+	// Parsed directly from the JSON text: a json.Decoder per value costs ten
+	// times the rest of the fetch (BenchmarkFetch).
 	switch lt.Type {
 	case "TINYINT", "SMALLINT", "INTEGER", "BIGINT":
-		n, ok := v.(json.Number)
-		if !ok {
+		n, err := strconv.ParseInt(string(raw), 10, 64)
+		if err != nil {
 			return nil, fmt.Errorf("not a number: %s", raw)
 		}
-		return strconv.ParseInt(n.String(), 10, 64)
+		return n, nil
 	case "FLOAT", "DOUBLE", "DECIMAL":
-		switch v := v.(type) {
-		case json.Number:
-			return strconv.ParseFloat(v.String(), 64)
-		case string: // NaN and Infinity are written as strings
-			return strconv.ParseFloat(strings.Replace(v, "Infinity", "Inf", 1), 64)
+		if len(raw) > 0 && raw[0] == '"' { // NaN and Infinity are written as strings
+			s, err := jsonString(raw)
+			if err != nil {
+				return nil, err
+			}
+			raw = []byte(strings.Replace(s, "Infinity", "Inf", 1))
 		}
-		return nil, fmt.Errorf("not a number: %s", raw)
+		f, err := strconv.ParseFloat(string(raw), 64)
+		if err != nil {
+			return nil, fmt.Errorf("not a number: %s", raw)
+		}
+		return f, nil
 	case "BOOLEAN":
-		b, ok := v.(bool)
-		if !ok {
-			return nil, fmt.Errorf("not a boolean: %s", raw)
+		switch string(raw) {
+		case "true":
+			return true, nil
+		case "false":
+			return false, nil
 		}
-		return b, nil
+		return nil, fmt.Errorf("not a boolean: %s", raw)
 	case "TIMESTAMP_WITHOUT_TIME_ZONE", "TIMESTAMP_WITH_LOCAL_TIME_ZONE", "TIMESTAMP_WITH_TIME_ZONE":
-		s, ok := v.(string)
-		if !ok {
+		s, err := jsonString(raw)
+		if err != nil {
 			return nil, fmt.Errorf("not a timestamp: %s", raw)
 		}
 		return parseTimestamp(s)
 	case "CHAR", "VARCHAR", "DATE", "TIME_WITHOUT_TIME_ZONE":
-		if s, ok := v.(string); ok {
-			return s, nil
+		s, err := jsonString(raw)
+		if err != nil {
+			return nil, fmt.Errorf("not a string: %s", raw)
 		}
-		return nil, fmt.Errorf("not a string: %s", raw)
+		return s, nil
 	default: // maps, rows, arrays...: compared as their JSON text
 		var b bytes.Buffer
 		if err := json.Compact(&b, raw); err != nil {
@@ -439,6 +451,18 @@ func decodeValue(lt LogicalType, raw json.RawMessage) (any, error) {
 		}
 		return b.String(), nil
 	}
+}
+
+// jsonString reads a JSON string, without the decoder when it has no escapes.
+func jsonString(raw []byte) (string, error) {
+	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' && bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw[1 : len(raw)-1]), nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", err
+	}
+	return s, nil
 }
 
 // parseTimestamp reads Flink's ISO-8601 timestamps: "2021-07-01T00:00:00",
