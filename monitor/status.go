@@ -58,7 +58,7 @@ func Handler(db *sql.DB, m *Metrics, health func() error) http.Handler {
 }
 
 type siteRow struct {
-	Site, Session, LastTime                   string
+	Site, Session, LastTime                  string
 	Records, Duplicates, Late, Gaps, Missing int64
 }
 
