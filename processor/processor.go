@@ -108,15 +108,15 @@ type siteState struct {
 	checked  bool
 }
 
-// tableValue is what the goka group table holds per site.
-type tableValue struct {
+// TableValue is what the goka group table holds per site.
+type TableValue struct {
 	Site      string         `json:"site"`
 	Partition int32          `json:"partition"`
 	Offset    int64          `json:"offset"` // last message reflected
-	Sessions  []tableSession `json:"sessions"`
+	Sessions  []TableSession `json:"sessions"`
 }
 
-type tableSession struct {
+type TableSession struct {
 	Session    string `json:"session"`
 	First      int64  `json:"first_time"`
 	Last       int64  `json:"last_time"`
@@ -131,7 +131,7 @@ type tableCodec struct{}
 
 func (tableCodec) Encode(v any) ([]byte, error) { return json.Marshal(v) }
 func (tableCodec) Decode(b []byte) (any, error) {
-	var v tableValue
+	var v TableValue
 	if err := json.Unmarshal(b, &v); err != nil {
 		return nil, fmt.Errorf("group table value: %w", err)
 	}
@@ -763,7 +763,7 @@ func (p *Processor) apply(gctx goka.Context, a *partAcc, msg any, part int32, of
 // (the truth). The table may be ahead after a crash: it is then rewritten
 // from DuckDB's state by the next SetValue.
 func (p *Processor) checkTable(gctx goka.Context, st *siteState) {
-	tv, _ := gctx.Value().(*tableValue)
+	tv, _ := gctx.Value().(*TableValue)
 	if tv == nil {
 		return
 	}
@@ -778,13 +778,13 @@ func (p *Processor) checkTable(gctx goka.Context, st *siteState) {
 	}
 }
 
-func (st *siteState) tableValue(part int32, off int64) *tableValue {
-	v := &tableValue{Site: st.site, Partition: part, Offset: off}
+func (st *siteState) tableValue(part int32, off int64) *TableValue {
+	v := &TableValue{Site: st.site, Partition: part, Offset: off}
 	for _, s := range st.sess {
 		if s == nil {
 			continue
 		}
-		v.Sessions = append(v.Sessions, tableSession{Session: s.session.String(), First: s.first, Last: s.last,
+		v.Sessions = append(v.Sessions, TableSession{Session: s.session.String(), First: s.first, Last: s.last,
 			Records: s.records, Duplicates: s.duplicates, Late: s.late, Gaps: s.gapCount, Missing: s.missing})
 	}
 	return v
@@ -1020,4 +1020,29 @@ func HighWatermarks(brokers []string, sc *sarama.Config, topic string) (map[int3
 		hw[part] = o
 	}
 	return hw, nil
+}
+
+// NewView returns a goka view of the processor's group table (per-site
+// counters keyed by the raw Kafka key, values *TableValue), with the same
+// murmur2 hasher as the processor and producer. Run it, wait for Recovered,
+// then Get(string(serde.AppendKey(nil, site))).
+func NewView(cfg Config) (*goka.View, error) {
+	cfg = cfg.withDefaults()
+	sc, err := cfg.saramaConfig()
+	if err != nil {
+		return nil, err
+	}
+	tmc := goka.NewTopicManagerConfig()
+	tmc.Table.Replication, tmc.Stream.Replication = cfg.Replication, cfg.Replication
+	v, err := goka.NewView(cfg.Brokers, goka.GroupTable(goka.Group(cfg.Group)), tableCodec{},
+		goka.WithViewHasher(partition.NewHasher),
+		goka.WithViewStorageBuilder(storage.MemoryBuilder()),
+		goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(sc)),
+		goka.WithViewTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(sc, tmc)),
+		goka.WithViewLogger(gokaLogger{cfg.Logger.With("component", "goka-view")}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("goka view of %s-table: %w", cfg.Group, err)
+	}
+	return v, nil
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/earthscope/gtsm-stream/bottle"
 	"github.com/earthscope/gtsm-stream/record"
@@ -89,7 +90,9 @@ func TestFixturesEndToEnd(t *testing.T) {
 
 	// Phase 3 after a graceful restart: the rest of the hour gap, more
 	// duplicates; the replay of nothing must not count anything twice.
-	run = startProc(t, st.config(dbPath, "e2e"))
+	cfg3 := st.config(dbPath, "e2e")
+	cfg3.TableEvery = 1 // the group table then equals site_state at the end
+	run = startProc(t, cfg3)
 	phase3 := append(cut(hour, 1000, 1200), cut(hour, 1300, 1600)...)
 	phase3 = append(phase3, cut(min, 0, 50)...)
 	phase3 = append(phase3, cut(day, 10, 20)...)
@@ -117,6 +120,35 @@ func TestFixturesEndToEnd(t *testing.T) {
 		db.QueryRow(`SELECT microstrain_mean FROM windows WHERE site = 'B009' AND session = 'Hour' AND width = '1h' AND channel = 'ls3_t0'`).Scan(&micro3)
 		if micro1 == nil || micro3 != nil {
 			t.Errorf("microstrain_mean: gauge 1 %v (want a value), gauge 3 %v (want NULL)", micro1, micro3)
+		}
+		// The goka group table, read through a view with the murmur2 hasher,
+		// holds the same counters as site_state.
+		view, err := NewView(cfg3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vctx, vcancel := context.WithCancel(context.Background())
+		vdone := make(chan error, 1)
+		go func() { vdone <- view.Run(vctx) }()
+		defer func() { vcancel(); <-vdone }()
+		for i := 0; !view.Recovered() && i < 500; i++ {
+			time.Sleep(20 * time.Millisecond)
+		}
+		for _, site := range []string{"B009"} { // B010 has no message in phase 3: its value is from TableEvery=1000
+			v, err := view.Get(string(st.serde.AppendKey(nil, site)))
+			if err != nil || v == nil {
+				t.Fatalf("view get %s: %v, %v", site, v, err)
+			}
+			for _, s := range v.(*TableValue).Sessions {
+				var records, dups, late, gaps, missing int64
+				if err := db.QueryRow(`SELECT records, duplicates, late, gaps, missing FROM site_state WHERE site = ? AND session = ?`,
+					site, s.Session).Scan(&records, &dups, &late, &gaps, &missing); err != nil {
+					t.Fatal(err)
+				}
+				if s.Records != records || s.Duplicates != dups || s.Late != late || s.Gaps != gaps || s.Missing != missing {
+					t.Errorf("group table %s/%s = %+v; site_state %d %d %d %d %d", site, s.Session, s, records, dups, late, gaps, missing)
+				}
+			}
 		}
 		var next int64
 		db.QueryRow(`SELECT sum(next_offset) FROM kafka_offsets`).Scan(&next)
