@@ -222,3 +222,60 @@ func BenchmarkNamedQueries(b *testing.B) {
 	wg.Wait()
 	b.Logf("writer ingested %d rows while the ingesting phase ran", ingested.Load())
 }
+
+// BenchmarkSeed streams the seed query (the original demo: every record of
+// the site-day, 1,814,544 rows) through the endpoint and straight from DuckDB.
+//
+//	go test -run '^$' -bench Seed -benchtime 1x -count 3 ./pgwire/
+func BenchmarkSeed(b *testing.B) {
+	db := benchDB(b)
+	defer db.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srv, err := pgwire.Listen(db, pgwire.Config{Addr: "127.0.0.1:0", RowCap: 10000000, QueryTimeout: time.Hour, Logger: pgwire.Quiet()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	go srv.Serve(ctx)
+	c, err := pgx.Connect(ctx, fmt.Sprintf("postgres://bench@%s/gtsm?sslmode=disable", srv.Addr()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close(ctx)
+	q, _ := gtsmsql.QueryByName("seed")
+	b.Run("endpoint", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			rows, err := c.Query(ctx, q.SQL)
+			if err != nil {
+				b.Fatal(err)
+			}
+			n := 0
+			for rows.Next() {
+				n++
+			}
+			if rows.Err() != nil || n != 1814544 {
+				b.Fatalf("%d rows, %v", n, rows.Err())
+			}
+		}
+	})
+	b.Run("duckdb", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			rows, err := db.QueryContext(ctx, q.SQL)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var site, ts string
+			n := 0
+			for rows.Next() {
+				if err := rows.Scan(&site, &ts); err != nil {
+					b.Fatal(err)
+				}
+				n++
+			}
+			rows.Close()
+			if rows.Err() != nil || n != 1814544 {
+				b.Fatalf("%d rows, %v", n, rows.Err())
+			}
+		}
+	})
+}

@@ -110,6 +110,8 @@ type Server struct {
 	conns    map[net.Conn]struct{} // open client connections, closed by Close
 	closed   bool
 
+	sessions *sessions
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -134,11 +136,13 @@ func Listen(db *sql.DB, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, db: db, parser: p, conns: map[net.Conn]struct{}{}}
+	s := &Server{cfg: cfg, db: db, parser: p, conns: map[net.Conn]struct{}{}, sessions: newSessions()}
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	opts := []wire.OptionFn{
 		wire.Logger(cfg.Logger),
 		wire.Version("15.0 (gtsm DuckDB, read-only)"),
+		wire.BackendKeyData(s.sessions.keyData),
+		wire.CancelRequest(s.sessions.cancelRequest),
 		wire.GlobalParameters(wire.Parameters{"DateStyle": "ISO, MDY", "TimeZone": "UTC", "integer_datetimes": "on",
 			// DuckDB strings are standard: a backslash is an ordinary character.
 			"standard_conforming_strings": "on"}),
@@ -239,15 +243,24 @@ func (c *trackedConn) Close() error {
 		c.s.mu.Lock()
 		delete(c.s.conns, c)
 		c.s.mu.Unlock()
+		c.s.sessions.forget(c.RemoteAddr())
 	})
 	return c.Conn.Close()
 }
 
-// statementContext bounds a statement by the timeout and by Close.
+// statementContext bounds a statement by the timeout, by Close, and by the
+// client's cancel requests; context.Cause tells which ended it.
 func (s *Server) statementContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.QueryTimeout)
-	stop := context.AfterFunc(s.stopping, cancel)
-	return ctx, func() { stop(); cancel() }
+	ctx, cancelCause := context.WithCancelCause(ctx)
+	ctx, cancelTimeout := context.WithTimeout(ctx, s.cfg.QueryTimeout)
+	stop := context.AfterFunc(s.stopping, func() { cancelCause(errShutdown) })
+	unregister := s.sessions.running(ctx, cancelCause)
+	return ctx, func() {
+		unregister()
+		stop()
+		cancelTimeout()
+		cancelCause(nil)
+	}
 }
 
 func isLoopback(addr string) bool {

@@ -1,10 +1,12 @@
 package pgwire_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"os"
 	"os/exec"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/earthscope/gtsm-stream/pgwire"
@@ -569,4 +572,93 @@ func TestShutdownWithBusyClients(t *testing.T) {
 	if err := db.QueryRow(`SELECT 42`).Scan(&n); err != nil || n != 42 {
 		t.Errorf("database after shutdown: %d, %v", n, err)
 	}
+}
+
+// TestCancelRequest: a client's cancel request (pgx on context cancel, psql
+// on Ctrl-C) stops the running statement on the server; the session goes on.
+func TestCancelRequest(t *testing.T) {
+	logs := &syncBuffer{}
+	e := start(t, pgwire.Config{QueryTimeout: time.Hour, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	cfg, err := pgx.ParseConfig(e.url(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: time.Minute}
+	}
+	ctx := context.Background()
+	c, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	const long = `SELECT sum(a.range * b.range) FROM range(1000000) a, range(1000000) b`
+	qctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	var n int64
+	err = c.QueryRow(qctx, long).Scan(&n)
+	cancel()
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "57014" || pe.Message != "canceling statement due to user request" {
+		t.Fatalf("canceled statement: err = %v, want the server's 57014 'canceling statement due to user request'", err)
+	}
+	if err := c.QueryRow(ctx, `SELECT 6 * 7`).Scan(&n); err != nil || n != 42 {
+		t.Errorf("after cancel: %d, %v", n, err)
+	}
+
+	// psql sends a cancel request on SIGINT (Ctrl-C).
+	bin, err := exec.LookPath("psql")
+	if err != nil {
+		t.Skip("psql not installed")
+	}
+	host, port, _ := strings.Cut(e.addr, ":")
+	cmd := exec.Command(bin, "-X", "-h", host, "-p", port, "-U", "x", "-d", "gtsm", "-c", long+" -- from psql")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Ctrl-C once psql has sent the statement (the server logs it), and
+	// again every half second in case the first one came between parse and
+	// execution (psql sends a cancel request per Ctrl-C).
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(logs.String(), "from psql") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	werr := make(chan error, 1)
+	go func() { werr <- cmd.Wait() }()
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+wait:
+	for {
+		cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-werr:
+			break wait
+		case <-tick.C:
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				t.Fatalf("psql did not stop after Ctrl-C; output %q", out.String())
+			}
+		}
+	}
+	if !strings.Contains(out.String(), "canceling statement due to user request") {
+		t.Errorf("psql output %q: want the statement canceled on the server", out.String())
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -253,8 +253,11 @@ func (s *Server) execute(ctx context.Context, w wire.DataWriter, text string, d 
 }
 
 func (s *Server) execError(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
+	switch cause := context.Cause(ctx); {
+	case errors.Is(cause, context.DeadlineExceeded):
 		return pgError(fmt.Errorf("statement interrupted after the endpoint's timeout of %v: %w", s.cfg.QueryTimeout, err), codeCanceled, "")
+	case cause != nil:
+		return pgError(cause, codeCanceled, "")
 	}
 	return pgError(err, "", "")
 }

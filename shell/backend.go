@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/earthscope/gtsm-stream/pgwire"
@@ -59,6 +60,7 @@ type Cell struct {
 // PG is the Postgres-wire backend (the processor's endpoint).
 type PG struct {
 	conn *pgx.Conn
+	cfg  *pgx.ConnConfig
 	addr string
 }
 
@@ -78,11 +80,16 @@ func DialPG(ctx context.Context, addr, password string, timeout time.Duration) (
 	// pgx: one round trip per statement and text results, which the shell
 	// prints as the server rendered them.
 	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	// An interrupted statement (Ctrl-C) is stopped on the server with a
+	// Postgres cancel request, and the connection stays usable.
+	cfg.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: 5 * time.Second}
+	}
 	c, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to SQL endpoint %s: %w", addr, err)
 	}
-	return &PG{conn: c, addr: addr}, nil
+	return &PG{conn: c, cfg: cfg, addr: addr}, nil
 }
 
 func (p *PG) Describe() string {
@@ -92,6 +99,15 @@ func (p *PG) Describe() string {
 func (p *PG) Close() error { return p.conn.Close(context.Background()) }
 
 func (p *PG) Exec(ctx context.Context, q string, args ...any) (*Result, error) {
+	if p.conn.IsClosed() {
+		// pgx drops the connection when a statement is interrupted (Ctrl-C):
+		// the next statement gets a fresh one.
+		c, err := pgx.ConnectConfig(ctx, p.cfg)
+		if err != nil {
+			return nil, fmt.Errorf("reconnect to SQL endpoint %s: %w", p.addr, err)
+		}
+		p.conn = c
+	}
 	rows, err := p.conn.Query(ctx, q, args...)
 	if err != nil {
 		return nil, pgErr(err)

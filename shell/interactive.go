@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
 
 	"github.com/chzyer/readline"
@@ -28,7 +29,8 @@ const (
 )
 
 // Interactive reads statements with line editing until .quit or Ctrl-D.
-// Ctrl-C drops the statement being typed. A finished statement is saved to
+// Ctrl-C drops the statement being typed, or interrupts the one running
+// (give a ctx that SIGINT does not cancel, or Ctrl-C ends the session). A finished statement is saved to
 // historyFile ("" = no history) as one entry, so arrow-up brings back a
 // whole multi-line statement (joined on one line).
 func (s *Shell) Interactive(ctx context.Context, term Terminal, historyFile string) error {
@@ -90,7 +92,10 @@ func (s *Shell) Interactive(ctx context.Context, term Terminal, historyFile stri
 			continue
 		}
 		entry = append(entry, strings.TrimSpace(line))
-		s.Line(ctx, line)
+		// Ctrl-C while a statement runs interrupts that statement only.
+		lctx, stop := signal.NotifyContext(ctx, os.Interrupt)
+		s.Line(lctx, line)
+		stop()
 		if !s.Pending() {
 			if err := rl.SaveHistory(strings.Join(entry, " ")); err != nil {
 				fmt.Fprintf(s.Err, "history: %v\n", err)

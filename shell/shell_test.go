@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/earthscope/gtsm-stream/pgwire"
 	"github.com/earthscope/gtsm-stream/shell"
@@ -231,5 +232,29 @@ func TestExportAndWrites(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "x.csv")); !os.IsNotExist(err) {
 		t.Errorf("COPY through the endpoint wrote a file (stat err %v)", err)
+	}
+}
+
+// TestInterruptedStatement: a statement interrupted by its context (Ctrl-C
+// in Interactive) fails, and the next statement works on either backend.
+func TestInterruptedStatement(t *testing.T) {
+	for name, b := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			var o, e bytes.Buffer
+			sh := shell.New(b, &o, &e)
+			ctx, cancel := context.WithCancel(context.Background())
+			go func() {
+				time.Sleep(300 * time.Millisecond)
+				cancel()
+			}()
+			sh.Line(ctx, "SELECT sum(a.range * b.range) AS s FROM range(1000000) a, range(1000000) b;")
+			if sh.Errors() != 1 || o.Len() != 0 {
+				t.Fatalf("interrupted statement: errors %d, stdout %q, stderr %q", sh.Errors(), o.String(), e.String())
+			}
+			sh.Line(context.Background(), "SELECT 42 AS answer;")
+			if want := "answer\n------\n    42\n(1 row)\n"; o.String() != want {
+				t.Errorf("after the interrupt: stdout %q, want %q; stderr %q", o.String(), want, e.String())
+			}
+		})
 	}
 }

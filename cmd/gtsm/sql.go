@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/earthscope/gtsm-stream/pgwire"
 	"github.com/earthscope/gtsm-stream/shell"
@@ -87,7 +89,11 @@ func runSQL(ctx context.Context, env *environ, args []string) error {
 		if home, err := os.UserHomeDir(); err == nil {
 			hist = filepath.Join(home, ".gtsm_history")
 		}
-		if err := sh.Interactive(ctx, shell.Terminal{In: os.Stdin, Out: os.Stdout}, hist); err != nil && ctx.Err() == nil {
+		// Ctrl-C belongs to the shell here (it interrupts a statement), so
+		// the session only ends on SIGTERM, .quit or Ctrl-D.
+		sctx, stop := signal.NotifyContext(context.WithoutCancel(ctx), syscall.SIGTERM)
+		defer stop()
+		if err := sh.Interactive(sctx, shell.Terminal{In: os.Stdin, Out: os.Stdout}, hist); err != nil && sctx.Err() == nil {
 			return err
 		}
 	default:
