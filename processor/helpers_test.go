@@ -180,6 +180,20 @@ func (s *stack) publishErr(recs []record.Record) error {
 	return perr
 }
 
+// publishRaw writes one message as is, to the key's partition.
+func (s *stack) publishRaw(t testing.TB, key, value []byte) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.BootstrapServers), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	r := &kgo.Record{Topic: testTopic, Key: key, Value: value, Partition: partition.For(key, s.parts)}
+	if err := cl.ProduceSync(context.Background(), r).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func quietLogger() *slog.Logger {
 	if os.Getenv("GTSM_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))

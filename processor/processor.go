@@ -681,6 +681,16 @@ type badMessage struct{ err error }
 func (e badMessage) Error() string { return e.err.Error() }
 func (e badMessage) Unwrap() error { return e.err }
 
+// classify separates a message that cannot be decoded (a dead letter) from a
+// registry that cannot be reached right now (fatal: the processor stops, the
+// message is not marked applied, and a restart retries it).
+func classify(err error) error {
+	if errors.Is(err, registry.ErrUnreachable) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return badMessage{err}
+}
+
 func (p *Processor) apply(gctx goka.Context, a *partAcc, msg any, part int32, off int64) error {
 	raw, ok := msg.([]byte)
 	if !ok || raw == nil {
@@ -691,13 +701,13 @@ func (p *Processor) apply(gctx goka.Context, a *partAcc, msg any, part int32, of
 	if !ok {
 		var err error
 		if keySite, err = p.dec.DecodeKey(ctx, []byte(gctx.Key())); err != nil {
-			return badMessage{fmt.Errorf("partition %d offset %d: key: %w", part, off, err)}
+			return classify(fmt.Errorf("partition %d offset %d: key: %w", part, off, err))
 		}
 		a.keys[gctx.Key()] = keySite
 	}
 	var r row
 	if err := p.dec.DecodeValue(ctx, raw, &r.rec); err != nil {
-		return badMessage{fmt.Errorf("partition %d offset %d: value: %w", part, off, err)}
+		return classify(fmt.Errorf("partition %d offset %d: value: %w", part, off, err))
 	}
 	if !r.rec.IsSet(record.FieldTime) {
 		return badMessage{fmt.Errorf("partition %d offset %d: site %s: record has no time", part, off, keySite)}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,6 +99,9 @@ func TestFixturesEndToEnd(t *testing.T) {
 	phase3 = append(phase3, cut(day, 10, 20)...)
 	st.publish(t, phase3)
 	m.add(phase3)
+	// A message that is not Confluent wire format: a dead letter, not a
+	// crash, not a silent skip.
+	st.publishRaw(t, st.serde.AppendKey(nil, "B009"), []byte("not avro"))
 	run.wait(t)
 	run.stop(t)
 	t.Run("phase3", func(t *testing.T) {
@@ -152,7 +156,13 @@ func TestFixturesEndToEnd(t *testing.T) {
 		}
 		var next int64
 		db.QueryRow(`SELECT sum(next_offset) FROM kafka_offsets`).Scan(&next)
-		if want := int64(len(phase1) + len(phase2) + len(phase3)); next != want {
+		var dead int
+		var deadErr string
+		if err := db.QueryRow(`SELECT count(*), any_value(error) FROM dead_letters`).Scan(&dead, &deadErr); err != nil || dead != 1 ||
+			!strings.Contains(deadErr, "magic") || !strings.Contains(deadErr, "offset") {
+			t.Errorf("dead_letters: %d rows, error %q, %v; want 1 naming the offset and the bad magic byte", dead, deadErr, err)
+		}
+		if want := int64(len(phase1) + len(phase2) + len(phase3) + 1); next != want {
 			t.Errorf("kafka_offsets sum %d, want %d (every message)", next, want)
 		}
 	})
