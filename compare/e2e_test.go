@@ -1,0 +1,291 @@
+package compare_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/earthscope/gtsm-stream/bottle"
+	"github.com/earthscope/gtsm-stream/compare"
+	"github.com/earthscope/gtsm-stream/compare/gatewaytest"
+	"github.com/earthscope/gtsm-stream/embedded"
+	"github.com/earthscope/gtsm-stream/partition"
+	"github.com/earthscope/gtsm-stream/processor"
+	"github.com/earthscope/gtsm-stream/producer"
+	"github.com/earthscope/gtsm-stream/record"
+	"github.com/earthscope/gtsm-stream/registry"
+	gtsmsql "github.com/earthscope/gtsm-stream/sql"
+)
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	d, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+		if p := filepath.Dir(d); p != d {
+			d = p
+			continue
+		}
+		t.Fatal("go.mod not found")
+	}
+}
+
+// TestProcessorAgreesWithFlinkQueries is the comparison the compose stack
+// runs, with everything that exists here: the testdata sets go through the
+// real producer onto the in-process broker and registry; the real processor
+// drains the topic into DuckDB. The Flink side is the fake gateway computing
+// flink/queries (translated) over the topic as an independent consumer reads
+// it (Confluent-framed Avro decoded by writer schema, session from the
+// gtsm_session header, partition and offset). Every named query must agree.
+func TestProcessorAgreesWithFlinkQueries(t *testing.T) {
+	for _, lateGap := range []bool{false, true} {
+		t.Run(fmt.Sprintf("lateGap=%v", lateGap), func(t *testing.T) { processorAgrees(t, lateGap) })
+	}
+}
+
+func processorAgrees(t *testing.T, lateGap bool) {
+	root := repoRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	st, err := embedded.Start(embedded.Config{KafkaAddr: "127.0.0.1:0", RegistryAddr: "127.0.0.1:0", Partitions: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+
+	var paths []string
+	for _, d := range []string{"day", "hour", "min"} {
+		paths = append(paths, filepath.Join(root, "testdata", d))
+	}
+	sum, err := producer.Run(ctx, paths, producer.Options{
+		Kafka: producer.Kafka{Brokers: []string{st.BootstrapServers}}, Registry: registry.Config{URL: st.RegistryURL}, Partitions: 3})
+	if err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+	_ = sum
+	// A second site, published directly: a gap in its Hour session, a gap
+	// in Min, nulls; and (lateGap) a late block that fills a gap.
+	extra := extraRecords(lateGap)
+	publish(t, ctx, st, extra)
+
+	// The processor, until it has everything, then stopped (DuckDB closed
+	// with a checkpoint).
+	dbPath := filepath.Join(t.TempDir(), "gtsm.duckdb")
+	pctx, pcancel := context.WithCancel(ctx)
+	p, err := processor.New(pctx, processor.Config{
+		Brokers: []string{st.BootstrapServers}, DBPath: dbPath, Registry: registry.Config{URL: st.RegistryURL},
+		FlushInterval: 50 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		pcancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.Run(pctx) }()
+	if err := p.WaitCaughtUp(ctx); err != nil {
+		pcancel()
+		t.Fatalf("processor: %v", err)
+	}
+	pcancel()
+	if err := <-done; err != nil {
+		t.Fatalf("processor: %v", err)
+	}
+
+	db, err := gtsmsql.Open(ctx, dbPath, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	n := loadTopic(t, ctx, db, st)
+	t.Logf("%d messages on the topic", n)
+
+	gw := gatewaytest.New(db, flinkToDuckDB, gatewaytest.Options{PageSize: 200, Changelog: true})
+	defer gw.Close()
+	fs := flinkSource(t, gw.URL, "v2")
+	defer fs.Close(context.Background())
+	var out bytes.Buffer
+	diffs, err := compare.Run(ctx, fs, &compare.DBSource{DB: db}, namedQueries(t), compare.Options{Precision: 6}, &out, 10)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	t.Logf("\n%s", out.String())
+	for _, d := range diffs {
+		if !d.Same() {
+			t.Errorf("%s: the processor and Flink's query disagree", d.Query)
+		}
+		if d.LeftRows == 0 && d.Query != "gaps" {
+			t.Errorf("%s: no rows", d.Query)
+		}
+	}
+}
+
+// loadTopic reads gtsm_etl from the beginning with its own client, decodes
+// each message through the registry, and stores it as Flink's table would
+// see it: table topic plus the flink_gtsm_etl view.
+func loadTopic(t *testing.T, ctx context.Context, db *sql.DB, st *embedded.Stack) int {
+	t.Helper()
+	rc, err := registry.New(registry.Config{URL: st.RegistryURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, v, err := registry.LoadSchemas(ctx, rc, "", "gtsm_etl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serde, err := registry.NewSerde(ctx, rc, "gtsm_etl", k, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(st.BootstrapServers), kgo.ConsumeTopics("gtsm_etl"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, "gtsm_etl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 0
+	ends.Each(func(o kadm.ListedOffset) { want += int(o.Offset) })
+
+	chans := strainChannels()
+	var csv strings.Builder
+	csv.WriteString("key_site,site,time,timestamp," + strings.Join(chans, ",") + ",session,kafka_partition,kafka_offset\n")
+	got := 0
+	for got < want {
+		fetches := cl.PollFetches(ctx)
+		if err := fetches.Err(); err != nil {
+			t.Fatal(err)
+		}
+		fetches.EachRecord(func(m *kgo.Record) {
+			got++
+			site, err := serde.DecodeKey(ctx, m.Key)
+			if err != nil {
+				t.Fatalf("partition %d offset %d key: %v", m.Partition, m.Offset, err)
+			}
+			var r record.Record
+			if err := serde.DecodeValue(ctx, m.Value, &r); err != nil {
+				t.Fatalf("partition %d offset %d value: %v", m.Partition, m.Offset, err)
+			}
+			session := ""
+			for _, h := range m.Headers {
+				if h.Key == record.SessionHeader {
+					session = string(h.Value)
+				}
+			}
+			fmt.Fprintf(&csv, "%s,%s,%d,%s", site, r.Site, r.Time, r.Timestamp)
+			for _, c := range chans {
+				i, _ := record.FieldIndex(c)
+				if v, ok := r.Int(i); ok {
+					fmt.Fprintf(&csv, ",%d", v)
+				} else {
+					csv.WriteString(",")
+				}
+			}
+			fmt.Fprintf(&csv, ",%s,%d,%d\n", session, m.Partition, m.Offset)
+		})
+	}
+	path := filepath.Join(t.TempDir(), "topic.csv")
+	if err := os.WriteFile(path, []byte(csv.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cols := "key_site VARCHAR, site VARCHAR, \"time\" BIGINT, \"timestamp\" VARCHAR, " +
+		strings.Join(chans, " INTEGER, ") + " INTEGER, session VARCHAR, kafka_partition INTEGER, kafka_offset BIGINT"
+	for _, q := range []string{
+		"CREATE TABLE topic (" + cols + ")",
+		fmt.Sprintf("COPY topic FROM '%s' (HEADER, NULLSTR '')", path),
+		`CREATE VIEW flink_gtsm_etl AS SELECT *, epoch_ms("time") AS event_time, kafka_offset AS proc_time FROM topic`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	return got
+}
+
+// extraRecords: site X001, Hour samples 0..299 without 100..119 (unless
+// lateGap: then they come last, late), channel CH2 null every 7th sample; Min
+// samples 0..199 without 50..52.
+func extraRecords(lateGap bool) []record.Record {
+	start := time.Date(2021, 7, 1, 0, 59, 0, 0, time.UTC).UnixMilli()
+	var out, late []record.Record
+	add := func(s bottle.Session, step int64, i int) record.Record {
+		var r record.Record
+		r.SetSite("X001")
+		r.SetTime(start + int64(i)*step)
+		r.Session = s
+		for c, f := range record.StrainFields(s) {
+			if c == 2 && i%7 == 0 {
+				continue
+			}
+			r.SetInt(f, int32(48_000_000+c*1_000+i*(c+1)-150*c))
+		}
+		return r
+	}
+	for i := 0; i < 300; i++ {
+		r := add(bottle.Hour, 1000, i)
+		if i >= 100 && i < 120 {
+			if lateGap {
+				late = append(late, r)
+			}
+			continue
+		}
+		out = append(out, r)
+	}
+	for i := 0; i < 200; i++ {
+		if i >= 50 && i < 53 {
+			continue
+		}
+		out = append(out, add(bottle.Min, 50, i))
+	}
+	return append(out, late...)
+}
+
+// publish sends records as the producer does: murmur2 partition of the
+// Confluent-framed key, the session header.
+func publish(t *testing.T, ctx context.Context, st *embedded.Stack, recs []record.Record) {
+	t.Helper()
+	rc, err := registry.New(registry.Config{URL: st.RegistryURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, v, err := registry.LoadSchemas(ctx, rc, "", "gtsm_etl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serde, err := registry.NewSerde(ctx, rc, "gtsm_etl", k, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(st.BootstrapServers), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for i := range recs {
+		r := &recs[i]
+		key := serde.AppendKey(nil, r.Site)
+		kr := &kgo.Record{Topic: "gtsm_etl", Key: key, Value: serde.AppendValue(nil, r), Partition: partition.For(key, 3),
+			Headers: []kgo.RecordHeader{{Key: record.SessionHeader, Value: []byte(r.Session.String())}}}
+		if err := cl.ProduceSync(ctx, kr).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
