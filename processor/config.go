@@ -41,7 +41,7 @@ type Config struct {
 	Replication       int                 // replication of the goka table topic, default 1
 	Partitions        int                 // partitions when the input topic must be created, default 1
 	TLS               *tls.Config         // nil: plaintext
-	SASLMechanism     string              // "" (none) or PLAIN (use it with TLS)
+	SASLMechanism     string              // "" (none), PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
 	SASLUser, SASLPwd string
 	ClientID          string        // default gtsm-processor
 	MaxWait           time.Duration // sarama Consumer.MaxWaitTime; default 100ms (fast shutdown)
@@ -131,14 +131,15 @@ func (c Config) saramaConfig() (*sarama.Config, error) {
 	}
 	switch c.SASLMechanism {
 	case "":
-	case sarama.SASLTypePlaintext:
+	case sarama.SASLTypePlaintext, sarama.SASLTypeSCRAMSHA256, sarama.SASLTypeSCRAMSHA512:
 		sc.Net.SASL.Enable = true
-		sc.Net.SASL.Mechanism = sarama.SASLTypePlaintext
+		sc.Net.SASL.Mechanism = sarama.SASLMechanism(c.SASLMechanism)
 		sc.Net.SASL.User, sc.Net.SASL.Password = c.SASLUser, c.SASLPwd
+		if c.SASLMechanism != sarama.SASLTypePlaintext {
+			sc.Net.SASL.SCRAMClientGeneratorFunc = newSCRAM(c.SASLMechanism)
+		}
 	default:
-		// SCRAM needs a SCRAM client implementation that is not among this
-		// module's dependencies.
-		return nil, fmt.Errorf("SASL mechanism %q: only PLAIN is supported", c.SASLMechanism)
+		return nil, fmt.Errorf("SASL mechanism %q: want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", c.SASLMechanism)
 	}
 	if err := sc.Validate(); err != nil {
 		return nil, fmt.Errorf("kafka client config: %w", err)

@@ -37,10 +37,10 @@ Examples:
   gtsm produce testdata/hour testdata/day
   gtsm process --db gtsm.duckdb                  # Ctrl-C when done
   gtsm process --db gtsm.duckdb --allowed-lateness 2m --batch-rows 20000 --flush-interval 500ms
-  # a real cluster: Kafka 3.x/4.x over TLS with SASL/PLAIN, registry with basic auth
+  # a real cluster: Kafka 3.x/4.x over TLS with SASL/SCRAM, registry with basic auth
   export KAFKA_SASL_PASSWORD=... SCHEMA_REGISTRY_PASSWORD=...
   gtsm process --bootstrap-servers kafka1:9093,kafka2:9093 --kafka-version 3.7.0 --replication-factor 3 \
-    --tls --tls-ca ca.pem --sasl-mechanism PLAIN --sasl-username gtsm \
+    --tls --tls-ca ca.pem --sasl-mechanism SCRAM-SHA-512 --sasl-username gtsm \
     --registry https://registry:8081 --registry-username gtsm --db /data/gtsm.duckdb`
 
 func runProcess(ctx context.Context, env *environ, args []string) error {
@@ -72,7 +72,7 @@ func runProcess(ctx context.Context, env *environ, args []string) error {
 	fs.StringVar(&tlsCert, "tls-cert", "", "PEM client certificate for Kafka (mutual TLS)")
 	fs.StringVar(&tlsKey, "tls-key", "", "PEM client key for Kafka (mutual TLS)")
 	fs.BoolVar(&tlsInsecure, "tls-insecure", false, "do not verify the Kafka broker certificate (testing only)")
-	fs.StringVar(&cfg.SASLMechanism, "sasl-mechanism", "", "Kafka SASL mechanism: PLAIN (use with --tls)")
+	fs.StringVar(&cfg.SASLMechanism, "sasl-mechanism", "", "Kafka SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (use with --tls)")
 	fs.StringVar(&cfg.SASLUser, "sasl-username", "", "Kafka SASL user")
 	fs.StringVar(&cfg.SASLPwd, "sasl-password", "", "Kafka SASL password (prefer env KAFKA_SASL_PASSWORD: flags show in ps)")
 	fs.StringVar(&registryUser, "registry-username", "", "schema registry basic-auth user")
