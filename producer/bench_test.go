@@ -26,6 +26,15 @@ var siteDay struct {
 
 const siteDayRecords = 1440 * 1200
 
+// TestMain removes the site-day directory shared by the benchmarks.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if siteDay.dir != "" {
+		os.RemoveAll(siteDay.dir)
+	}
+	os.Exit(code)
+}
+
 func siteDayDir(b *testing.B) string {
 	siteDay.once.Do(func() {
 		siteDay.dir, siteDay.err = os.MkdirTemp("", "gtsm-siteday-")

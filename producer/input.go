@@ -211,6 +211,12 @@ type readCounters struct {
 	files     atomic.Int64
 	badFiles  atomic.Int64
 	inputDone atomic.Int64 // bytes of inputs completely read (for the ETA)
+	samples   atomic.Int64 // samples of the files read
+	// Updated by the sender: samples of the groups handed to the sink and
+	// their records (their ratio turns samples read into records expected),
+	// and when the first group was handed over.
+	samplesSent, recordsSent atomic.Int64
+	firstSend                atomic.Int64 // unix nanoseconds
 }
 
 // read walks paths, groups files, and sends groups to out in order. Bad
@@ -251,6 +257,7 @@ func read(ctx context.Context, paths []string, limit int64, strict bool, c *read
 				return nil
 			}
 			c.files.Add(1)
+			c.samples.Add(int64(f.Len()))
 			// Progress: a plain file counts its bytes when read, an archive
 			// when the walk leaves it.
 			if i := strings.IndexByte(f.Name, '!'); i < 0 {

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -253,7 +254,11 @@ func newKafkaSink(ctx context.Context, opt Options) (*kafkaSink, error) {
 	defer cancel()
 	s.partitions, s.created, err = EnsureTopic(tctx, cl, opt.Topic, opt.Partitions, opt.Replication, opt.NoCreate)
 	if err != nil {
-		return nil, fmt.Errorf("kafka %s: %w", strings.Join(opt.Kafka.Brokers, ","), err)
+		hint := ""
+		if ne := (*net.OpError)(nil); errors.As(err, &ne) {
+			hint = " (is a broker running there? 'gtsm broker' runs one locally; set --bootstrap-servers or BOOTSTRAP_SERVERS)"
+		}
+		return nil, fmt.Errorf("kafka %s: %w%s", strings.Join(opt.Kafka.Brokers, ","), err, hint)
 	}
 	rc, err := registry.New(opt.Registry)
 	if err != nil {

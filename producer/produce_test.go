@@ -553,40 +553,22 @@ func TestProgressLine(t *testing.T) {
 		p    Progress
 		want string
 	}{
-		{Progress{Files: 10, Records: 1000, Bytes: 2_500_000, Elapsed: 2 * time.Second, InputDone: 25, Input: 100},
+		{Progress{Files: 10, Records: 1000, Bytes: 2_500_000, Elapsed: 2 * time.Second, ETA: 6 * time.Second},
 			"10 files, 1000 records, 2.5 MB, 500 rec/s, 2s, ETA 6s"},
-		{Progress{Files: 3, BadFiles: 1, Elapsed: time.Second, Input: 100},
+		{Progress{Files: 3, BadFiles: 1, Elapsed: time.Second, ETA: -1},
 			"3 files (1 bad), 0 records, 0.0 MB, 0 rec/s, 1s, ETA ?"},
-		{Progress{Files: 3, Records: 7, Elapsed: time.Second, InputDone: 100, Input: 100},
-			"3 files, 7 records, 0.0 MB, 7 rec/s, 1s, inputs read, flushing"},
 	} {
 		if got := c.p.Line(); got != c.want {
 			t.Errorf("Line() = %q, want %q", got, c.want)
 		}
 	}
-}
-
-// The real EarthScope files (not in the repository): every one is read, and
-// each session gives one record per sample instant.
-func TestProduceRealBottles(t *testing.T) {
-	dir := filepath.Join(repoRoot(t), "..", "shared", "real-bottle")
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("real bottle files not found at %s: %v", dir, err)
+	// Half the input read (1000 samples, 4 per record), 100 records acked
+	// in the 1 s since the first send: 500 expected, 400 left at 100/s.
+	first := time.Now().Add(-time.Second).UnixNano()
+	if got := eta(100, 50, 100, 1000, 400, 100, first); got < 3900*time.Millisecond || got > 4100*time.Millisecond {
+		t.Errorf("eta = %v, want about 4s", got)
 	}
-	var out bytes.Buffer
-	sum, err := Run(context.Background(), []string{dir}, Options{DryRun: &out})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]int64{"B203 Day": 144, "B024 Hour": 3600, "B202 Min": 30 * 1200}
-	for _, s := range sum.Streams {
-		k := s.Site + " " + s.Session.String()
-		if s.Records != want[k] {
-			t.Errorf("%s: %d records, want %d", k, s.Records, want[k])
-		}
-		delete(want, k)
-	}
-	if len(want) != 0 || sum.Files != 153 {
-		t.Errorf("missing streams %v; %d files read, want 153", want, sum.Files)
+	if got := eta(0, 50, 100, 1000, 400, 100, first); got != -1 {
+		t.Errorf("eta with nothing acknowledged = %v, want -1 (unknown)", got)
 	}
 }

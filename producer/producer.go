@@ -22,10 +22,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// DefaultBufferBytes bounds the samples held for grouping and ordering:
-// 256 MiB is about nine 20-sps site-days (a 4-channel 20-sps day is 27.6 MB
-// of int32 samples).
-const DefaultBufferBytes = 256 << 20
+// DefaultBufferBytes bounds the samples held for grouping and ordering
+// (see grouper). 32 MiB holds a whole 20-sps site-day (27.6 MB of int32
+// samples), so such a day comes out in time order whatever the order of its
+// files; larger inputs flow through it as a sliding window. Much larger
+// buffers only delay the first record (nothing is sent until the buffer
+// fills or the input ends).
+const DefaultBufferBytes = 32 << 20
 
 // Options configure one run.
 type Options struct {
@@ -63,6 +66,11 @@ type Progress struct {
 	Records, Bytes   int64 // acknowledged (or written, in a dry run)
 	Elapsed          time.Duration
 	InputDone, Input int64 // input bytes completely read / in total
+	// ETA is the estimated time left, or -1 when there is nothing to base
+	// it on yet: expected records (samples read so far, scaled by the input
+	// bytes left, times records per sample seen so far) left over the rate
+	// since the first records were sent.
+	ETA time.Duration
 }
 
 // Run publishes everything under paths (already expanded, see Expand). It
@@ -247,6 +255,11 @@ func run(ctx context.Context, paths []string, opt Options, s sink, sum *Summary)
 				st.last = j.recs[n-1].Time
 			}
 		}
+		rc.firstSend.CompareAndSwap(0, time.Now().UnixNano())
+		for _, f := range j.g.files {
+			rc.samplesSent.Add(int64(f.Len()))
+		}
+		rc.recordsSent.Add(int64(len(j.recs)))
 		if err := s.commit(st, j.b); err != nil {
 			sendErr = err
 			stopRead()

@@ -141,8 +141,10 @@ func startProgress(opt Options, paths []string, rc *readCounters, acked func() (
 	go func() { total.Store(inputSize(paths)) }()
 	snap := func() Progress {
 		r, b := acked()
-		return Progress{Files: rc.files.Load(), BadFiles: rc.badFiles.Load(), Records: r, Bytes: b,
-			Elapsed: time.Since(start), InputDone: rc.inputDone.Load(), Input: total.Load()}
+		p := Progress{Files: rc.files.Load(), BadFiles: rc.badFiles.Load(), Records: r, Bytes: b,
+			Elapsed: time.Since(start), InputDone: rc.inputDone.Load(), Input: total.Load(), ETA: -1}
+		p.ETA = eta(r, p.InputDone, p.Input, rc.samples.Load(), rc.samplesSent.Load(), rc.recordsSent.Load(), rc.firstSend.Load())
+		return p
 	}
 	quit := make(chan struct{})
 	finished := make(chan struct{})
@@ -166,6 +168,21 @@ func startProgress(opt Options, paths []string, rc *readCounters, acked func() (
 	}
 }
 
+// eta estimates the time left from the records acknowledged so far.
+func eta(acked, inputDone, input, samples, samplesSent, recordsSent, firstSend int64) time.Duration {
+	if acked == 0 || inputDone == 0 || input == 0 || samplesSent == 0 || firstSend == 0 {
+		return -1
+	}
+	total := float64(samples) * float64(max(input, inputDone)) / float64(inputDone) *
+		float64(recordsSent) / float64(samplesSent)
+	rate := float64(acked) / time.Since(time.Unix(0, firstSend)).Seconds()
+	left := (total - float64(acked)) / rate
+	if left < 0 {
+		left = 0
+	}
+	return time.Duration(left * float64(time.Second))
+}
+
 // Line renders a progress snapshot on one line (no newline).
 func (p Progress) Line() string {
 	rate := 0.0
@@ -173,16 +190,14 @@ func (p Progress) Line() string {
 		rate = float64(p.Records) / p.Elapsed.Seconds()
 	}
 	eta := "ETA ?"
-	if p.Input > 0 && p.InputDone > 0 && p.InputDone < p.Input {
-		left := time.Duration(float64(p.Elapsed) * float64(p.Input-p.InputDone) / float64(p.InputDone))
-		eta = "ETA " + left.Round(time.Second).String()
-	} else if p.Input > 0 && p.InputDone >= p.Input {
-		eta = "inputs read, flushing"
+	if p.ETA >= 0 {
+		eta = "ETA " + p.ETA.Round(time.Second).String()
 	}
 	bad := ""
 	if p.BadFiles > 0 {
 		bad = fmt.Sprintf(" (%d bad)", p.BadFiles)
 	}
-	return fmt.Sprintf("%d files%s, %d records, %.1f MB, %.0f rec/s, %s, %s",
-		p.Files, bad, p.Records, float64(p.Bytes)/1e6, rate, p.Elapsed.Round(time.Second), eta)
+	mb := float64(p.Bytes) / 1e6
+	return fmt.Sprintf("%d files%s, %d records, %.1f MB, %.0f rec/s, %s, %s", p.Files, bad, p.Records, mb, rate,
+		p.Elapsed.Round(time.Second), eta)
 }

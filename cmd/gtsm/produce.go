@@ -129,7 +129,7 @@ func runProduce(ctx context.Context, env *environ, args []string) error {
 	if o.Progress != nil {
 		fmt.Fprint(env.stderr, "\r\033[K")
 	}
-	if !quiet && sum != nil {
+	if !quiet && sum != nil && sum.Duration > 0 { // the run got past connecting
 		sum.Write(env.stderr)
 	}
 	return err
