@@ -160,8 +160,8 @@ func TestNamedQueriesAgree(t *testing.T) {
 			}
 		})
 	}
-	if want.duplicates["B009/Hour"] != 5 || want.late["B009/Hour"] != 15 {
-		t.Errorf("fixture: B009/Hour duplicates %d late %d, want 5 and 15", want.duplicates["B009/Hour"], want.late["B009/Hour"])
+	if want.duplicates["B009/Hour"] != 5 || want.late["B009/Hour"] != 10 {
+		t.Errorf("fixture: B009/Hour duplicates %d late %d, want 5 and 10", want.duplicates["B009/Hour"], want.late["B009/Hour"])
 	}
 }
 

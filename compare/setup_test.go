@@ -198,9 +198,11 @@ func fillProcessorTables(t *testing.T, db *sql.DB) {
 			WHERE "time" - prev > step`,
 		`INSERT INTO site_state (site, session, first_time, last_time, records, duplicates, late, gaps, missing, kafka_partition, kafka_offset, updated_at)
 			SELECT key_site, session, epoch_ms(min("time")), epoch_ms(max("time")), count(DISTINCT "time"), count(*) - count(DISTINCT "time"),
-			       count(*) FILTER (WHERE "time" < before), 0, 0, any_value(kafka_partition), max(kafka_offset), now()
+			       count(*) FILTER (WHERE "time" < before AND first_arrival), 0, 0, any_value(kafka_partition), max(kafka_offset), now()
 			FROM (SELECT *, max("time") OVER (PARTITION BY key_site, session ORDER BY kafka_offset
-			                                  ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before FROM topic)
+			                                  ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before,
+			                kafka_offset = min(kafka_offset) OVER (PARTITION BY key_site, session, "time") AS first_arrival
+			      FROM topic)
 			GROUP BY key_site, session`,
 	} {
 		if _, err := db.Exec(q); err != nil {
@@ -312,13 +314,13 @@ func expect(msgs []msg) expected {
 			maxSoFar[k] = m.time
 		}
 		if seen[k][m.time] {
-			e.duplicates[k]++
+			e.duplicates[k]++ // a re-sent record is a duplicate, never late
 		} else {
 			seen[k][m.time] = true
 			e.records[k]++
-		}
-		if m.time < maxSoFar[k] {
-			e.late[k]++
+			if m.time < maxSoFar[k] {
+				e.late[k]++
+			}
 		}
 		maxSoFar[k] = max(maxSoFar[k], m.time)
 		e.lastTime[k] = max(e.lastTime[k], m.time)
