@@ -94,7 +94,6 @@ func (k Kafka) Opts() ([]kgo.Opt, error) {
 		kgo.ProducerBatchCompression(codec),
 		kgo.ProducerLinger(linger),
 		kgo.MaxBufferedRecords(maxBuf),
-		kgo.ProducerBatchMaxBytes(1 << 20),
 		// Idempotence (kgo's default, never disabled here) keeps
 		// per-partition order with several requests in flight: the broker
 		// checks sequence numbers.

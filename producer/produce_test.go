@@ -572,3 +572,29 @@ func TestProgressLine(t *testing.T) {
 		t.Errorf("eta with nothing acknowledged = %v, want -1 (unknown)", got)
 	}
 }
+
+// The delivery guarantees are options that a later edit could drop; pin them.
+func TestKafkaOptsDeliveryGuarantees(t *testing.T) {
+	opts, err := Kafka{Brokers: []string{"127.0.0.1:1"}}.Opts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if got := cl.OptValue(kgo.RequiredAcks); got != kgo.AllISRAcks() {
+		t.Errorf("acks = %v, want all", got)
+	}
+	if got := cl.OptValue(kgo.DisableIdempotentWrite); got != false {
+		t.Errorf("idempotence disabled = %v", got)
+	}
+	if got := cl.OptValue(kgo.ProducerLinger); got != DefaultLinger {
+		t.Errorf("linger = %v, want %v", got, DefaultLinger)
+	}
+	codecs, _ := cl.OptValue(kgo.ProducerBatchCompression).([]kgo.CompressionCodec)
+	if len(codecs) == 0 || codecs[0] != kgo.SnappyCompression() {
+		t.Errorf("compression = %v, want snappy first", codecs)
+	}
+}
