@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -193,4 +194,42 @@ func baselineDrain(st *stack, path string, n int) error {
 		}
 	}
 	return nil
+}
+
+// BenchmarkLag measures the end-to-end lag of a live stream: a chunk of
+// 1,000 Min records (50 s of one site at 20 sps) is published, and the lag
+// is the time from the producer's acknowledgement to the chunk being
+// committed in DuckDB (WaitCaughtUp), for two flush intervals. Batches are
+// never full here, so the flush interval bounds the lag.
+func BenchmarkLag(b *testing.B) {
+	for _, flush := range []time.Duration{100 * time.Millisecond, time.Second} {
+		b.Run("flush="+flush.String(), func(b *testing.B) {
+			st := startStackKeep(b, 3)
+			db := filepath.Join(b.TempDir(), "lag.duckdb")
+			cfg := st.config(db, "lag")
+			cfg.BatchRows, cfg.FlushInterval, cfg.SessionTimeout = 50000, flush, 0
+			r := startProc(b, cfg)
+			defer r.stop(b)
+			recs := synth("LAG1", bottle.Min, 1625097600000, 1000*(b.N+1))
+			var lags []time.Duration
+			for i := 0; i <= b.N; i++ {
+				if err := st.publishErr(recs[i*1000 : (i+1)*1000]); err != nil {
+					b.Fatal(err)
+				}
+				t0 := time.Now()
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				err := r.p.WaitCaughtUp(ctx)
+				cancel()
+				if err != nil {
+					b.Fatal(err)
+				}
+				if i > 0 { // the first chunk includes the group join
+					lags = append(lags, time.Since(t0))
+				}
+			}
+			slices.Sort(lags)
+			b.ReportMetric(float64(lags[len(lags)/2].Milliseconds()), "ms-p50-lag")
+			b.ReportMetric(float64(lags[len(lags)-1].Milliseconds()), "ms-max-lag")
+		})
+	}
 }

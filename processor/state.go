@@ -119,6 +119,9 @@ type sessState struct {
 	persisted     bool
 
 	days    map[int64]*dayChunk
+	lastDay int64     // cache of the last chunk used: records come in order,
+	lastChk *dayChunk // so this saves a map lookup per record
+	curWin  [3]*window
 	gaps    []gap // sorted by prev, non-overlapping
 	windows map[winKey]*window
 	open    []*window // not yet final
@@ -149,6 +152,9 @@ const (
 // from DuckDB on first use when DuckDB may hold rows of that day.
 func (s *sessState) chunk(t int64, l loader) (*dayChunk, int64, error) {
 	day := floorDiv(t, dayMs)
+	if s.lastChk != nil && s.lastDay == day {
+		return s.lastChk, t - day*dayMs, nil
+	}
 	c := s.days[day]
 	if c == nil {
 		c = &dayChunk{bits: make([]uint64, (dayMs/s.iv+63)/64)}
@@ -163,6 +169,7 @@ func (s *sessState) chunk(t int64, l loader) (*dayChunk, int64, error) {
 		}
 		s.days[day] = c
 	}
+	s.lastDay, s.lastChk = day, c
 	return c, t - day*dayMs, nil
 }
 
@@ -310,8 +317,12 @@ func (s *sessState) markWin(w *window) {
 }
 
 func (s *sessState) window(wi int, start int64, l loader) (*window, error) {
+	if w := s.curWin[wi]; w != nil && w.start == start {
+		return w, nil
+	}
 	k := winKey{wi, start}
 	if w := s.windows[k]; w != nil {
+		s.curWin[wi] = w
 		return w, nil
 	}
 	var w *window
@@ -328,6 +339,7 @@ func (s *sessState) window(wi int, start int64, l loader) (*window, error) {
 		w = &window{width: wi, start: start}
 	}
 	s.windows[k] = w
+	s.curWin[wi] = w
 	if !w.final {
 		s.open = append(s.open, w)
 	}
@@ -371,6 +383,9 @@ func (s *sessState) evictDays(keepFrom int64, committed uint64) {
 	for d, c := range s.days {
 		if (d+1)*dayMs <= keepFrom && c.modSeq <= committed {
 			delete(s.days, d)
+			if s.lastChk == c {
+				s.lastChk = nil
+			}
 			s.persisted = true
 			s.persistedUpTo = max(s.persistedUpTo, (d+1)*dayMs-1)
 		}
