@@ -290,7 +290,7 @@ func TestWritesRefusedAndSessionSurvives(t *testing.T) {
 			}
 		}
 		// SET is acknowledged and not applied to the shared instance.
-		for _, s := range []string{"SET threads = 1", "PRAGMA threads=1", "SET application_name = 'x'"} {
+		for _, s := range []string{"SET threads = 1", "PRAGMA threads=1", "SET application_name = 'x'", "SET extra_float_digits = 3", "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"} {
 			if _, err := c.Exec(ctx, s); err != nil {
 				t.Errorf("%s: %s: %v", m.name, s, err)
 			}

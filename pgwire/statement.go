@@ -35,6 +35,20 @@ func (s *Server) prepare(ctx context.Context, text string, clientOIDs []uint32) 
 	// because preparing a multi-statement string makes the driver EXECUTE all
 	// but the last statement (which could be a COMMIT ending our read-only
 	// transaction).
+	// Clients send SET application_name / extra_float_digits / SESSION
+	// CHARACTERISTICS and BEGIN on their own. In DuckDB, SET changes the
+	// instance the processor shares (threads, memory_limit), and Postgres'
+	// variants do not even parse, so every SET/RESET is acknowledged and not
+	// run; every statement gets its own read-only snapshot whatever BEGIN says.
+	noop := func(tag string) *wire.PreparedStatement {
+		s.logf("ignoring %s statement: %s", tag, text)
+		return wire.NewStatement(func(ctx context.Context, w wire.DataWriter, _ []wire.Parameter) error {
+			return w.Complete(tag)
+		})
+	}
+	if w := firstWord(text); w == "SET" || w == "RESET" {
+		return noop(w), nil
+	}
 	if err := s.parser.single(text); err != nil {
 		return nil, err
 	}
@@ -45,15 +59,7 @@ func (s *Server) prepare(ctx context.Context, text string, clientOIDs []uint32) 
 	switch d.kind {
 	case duckdb.STATEMENT_TYPE_SELECT, duckdb.STATEMENT_TYPE_EXPLAIN, duckdb.STATEMENT_TYPE_RELATION:
 	case duckdb.STATEMENT_TYPE_SET, duckdb.STATEMENT_TYPE_VARIABLE_SET, duckdb.STATEMENT_TYPE_TRANSACTION:
-		// Clients send SET application_name / extra_float_digits / BEGIN on
-		// their own. In DuckDB, SET changes the instance the processor shares
-		// (threads, memory_limit), so it is acknowledged and not run; every
-		// statement gets its own read-only snapshot whatever BEGIN says.
-		tag := firstWord(text)
-		s.logf("ignoring %s statement: %s", tag, text)
-		return wire.NewStatement(func(ctx context.Context, w wire.DataWriter, _ []wire.Parameter) error {
-			return w.Complete(tag)
-		}, wire.WithParameters(d.params)), nil
+		return noop(firstWord(text)), nil
 	default:
 		return nil, refused(text)
 	}

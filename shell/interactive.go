@@ -69,7 +69,7 @@ func (s *Shell) Interactive(ctx context.Context, term Terminal, historyFile stri
 		return fmt.Errorf("start line editing: %w", err)
 	}
 	defer rl.Close()
-	fmt.Fprintf(term.Out, "gtsm sql: %s. End statements with ';', .help for commands.\n", s.Backend.Describe())
+	fmt.Fprintln(term.Out, "End statements with ';'. .help lists the commands, Ctrl-D leaves.")
 	var entry []string // lines of the statement being typed, for history
 	for !s.quit && ctx.Err() == nil {
 		if s.Pending() {

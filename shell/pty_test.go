@@ -87,7 +87,7 @@ func TestInteractiveOnPseudoTerminal(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	pos := scr.waitFor(t, 0, "DuckDB file")
+	pos := scr.waitFor(t, 0, ".help lists the commands")
 	pos = scr.waitFor(t, pos, "gtsm> ")
 	typeKeys("SELECT site, records\r")
 	pos = scr.waitFor(t, pos, "  ..> ")
