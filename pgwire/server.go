@@ -15,29 +15,21 @@
 // clients send on their own, are acknowledged and not run: DuckDB settings
 // are shared with the processor, and every statement gets its own snapshot.
 //
-// Wiring it into `gtsm process` (processor.Config.OnDB hands over the
-// migrated *sql.DB; flags such as --sql-addr, --sql-row-cap,
-// --sql-timeout, and GTSM_SQL_PASSWORD map onto Config):
+// Wiring (cmd/gtsm/serve.go does this for `gtsm process`): once the DuckDB
+// file is open and migrated (processor.Config.OnDB),
 //
-//	var srv *pgwire.Server
-//	sqlErr := make(chan error, 1)
-//	cfg.OnDB = func(db *sql.DB) {
-//		s, err := pgwire.Listen(db, pgwire.Config{Addr: *sqlAddr, Password: env.getenv("GTSM_SQL_PASSWORD"), Logger: logger})
-//		if err != nil {
-//			sqlErr <- err // e.g. the port is taken: stop the processor (cancel its ctx) and report it
-//			return
-//		}
-//		srv = s
-//		logger.Info("SQL endpoint", "addr", s.Addr()) // psql -h 127.0.0.1 -p 5433 -d gtsm
-//		go func() { sqlErr <- s.Serve(ctx) }()
+//	srv, err := pgwire.Listen(db, pgwire.Config{Addr: sqlAddr, Password: password, Logger: logger})
+//	if err != nil {
+//		return err // e.g. the port is taken: fail before processing anything
 //	}
+//	go func() { errc <- srv.Serve(ctx) }() // nil once ctx is done
+//	...
+//	srv.Close() // before the database is closed
 //
-// Serve returns nil once ctx is done. Close (which Serve calls on ctx) stops
-// accepting, interrupts running statements, closes client connections and
-// waits for them: after it returns the server no longer uses the *sql.DB.
-// So the database must be closed only after srv.Close() has returned; when
-// the processor closes it itself at the end of Run, it needs a hook that
-// runs before that close (call srv.Close() there).
+// Close stops accepting, interrupts running statements, closes client
+// connections and waits for them: after it returns the server no longer
+// uses the *sql.DB. Config.RowCap and Config.QueryTimeout have defaults
+// (100,000 rows, 30 s) a command may expose as flags.
 package pgwire
 
 import (

@@ -225,7 +225,7 @@ func (s *Server) execute(ctx context.Context, w wire.DataWriter, text string, d 
 	for rows.Next() {
 		if n == s.cfg.RowCap {
 			return pgError(fmt.Errorf("result has more than %d rows (the endpoint's row cap)", s.cfg.RowCap), codeLimit,
-				"add a LIMIT or a WHERE clause, or raise the cap (gtsm process --sql-row-cap)")
+				"add a LIMIT or a WHERE clause; for a full export stop the processor and COPY ... TO a file with `gtsm sql --db FILE`")
 		}
 		if err := rows.Scan(ptrs...); err != nil {
 			return pgError(fmt.Errorf("read row %d: %w", n+1, err), codeInternal, "")
