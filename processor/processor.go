@@ -473,8 +473,8 @@ func (p *Processor) Run(ctx context.Context) (err error) {
 
 	sinkDone := make(chan error, 1)
 	go func() { sinkDone <- p.runSink() }()
-	flushDone := make(chan struct{})
-	go func() { defer close(flushDone); p.runFlusher(runCtx) }()
+	flushDone, flushStop := make(chan struct{}), make(chan struct{})
+	go func() { defer close(flushDone); p.runFlusher(runCtx, flushStop) }()
 
 	if p.cfg.OnStart != nil {
 		p.cfg.OnStart(p)
@@ -492,6 +492,7 @@ func (p *Processor) Run(ctx context.Context) (err error) {
 		runErr = <-gokaErr
 	}
 	cancel()
+	close(flushStop)
 	<-flushDone
 	// goka has stopped calling back: commit what is left.
 	p.cutAll(0)
@@ -846,20 +847,29 @@ func (p *Processor) cut(a *partAcc) {
 	}
 }
 
-// runFlusher cuts batches older than the flush interval, and all batches at
-// once when the processor stops.
-func (p *Processor) runFlusher(ctx context.Context) {
+// runFlusher cuts batches older than the flush interval; once ctx is done
+// (shutting down) it cuts every batch at each tick, because goka waits for
+// the deferred commits of the messages it delivered before it returns. It
+// ends when stop is closed.
+func (p *Processor) runFlusher(ctx context.Context, stop <-chan struct{}) {
 	tick := time.NewTicker(max(p.cfg.FlushInterval/4, 10*time.Millisecond))
 	defer tick.Stop()
 	refresh := time.NewTicker(10 * time.Second)
 	defer refresh.Stop()
+	done := ctx.Done()
 	for {
 		select {
-		case <-ctx.Done():
-			p.cutAll(0)
+		case <-stop:
 			return
+		case <-done:
+			done = nil // from now on every tick cuts everything
+			p.cutAll(0)
 		case <-tick.C:
-			p.cutAll(p.cfg.FlushInterval)
+			if ctx.Err() != nil {
+				p.cutAll(0)
+			} else {
+				p.cutAll(p.cfg.FlushInterval)
+			}
 		case <-refresh.C:
 			if err := p.loadRefs(ctx); err != nil && ctx.Err() == nil {
 				p.log.Warn("reload site_reference", "err", err)
