@@ -146,17 +146,19 @@ func runCompare(ctx context.Context, env *environ, args []string) error {
 		duckSide = &compare.PGSource{Conn: conn, Label: "duckdb"}
 	}
 
-	diffs, err := compare.Run(ctx, flinkSide, duckSide, queries, compare.Options{Precision: *precision}, env.stdout, *maxRows)
-	if err != nil {
-		return err
-	}
+	diffs, runErr := compare.Run(ctx, flinkSide, duckSide, queries, compare.Options{Precision: *precision}, env.stdout, *maxRows)
 	differ := 0
 	for _, d := range diffs {
 		if !d.Same() {
 			differ++
 		}
 	}
-	if differ > 0 {
+	switch {
+	case runErr != nil && differ > 0:
+		return fmt.Errorf("%d of %d queries differ between Flink and DuckDB; %w", differ, len(queries), runErr)
+	case runErr != nil:
+		return runErr
+	case differ > 0:
 		return fmt.Errorf("%d of %d queries differ between Flink and DuckDB", differ, len(diffs))
 	}
 	fmt.Fprintf(env.stdout, "all %d queries agree\n", len(diffs))

@@ -145,10 +145,14 @@ func TestCompareCommandUsage(t *testing.T) {
 func TestCompareCommandFlinkError(t *testing.T) {
 	path, _, gw := compareFixture(t)
 	// "gaps" is not translated by this fake gateway: the error comes back as
-	// Flink's REST error, and the command says which query and side.
-	code, _, errOut := compareCmd(t, nil, "--gateway", gw.URL, "--db", path, "gaps")
-	if code != 1 || !strings.Contains(errOut, "gaps on flink") || !strings.Contains(errOut, "untranslated") {
+	// Flink's REST error, the command says which query and side, and the
+	// next query still runs.
+	code, out, errOut := compareCmd(t, nil, "--gateway", gw.URL, "--db", path, "gaps", "latest")
+	if code != 1 || !strings.Contains(errOut, "1 of 2 queries failed: gaps on flink") || !strings.Contains(errOut, "untranslated") {
 		t.Errorf("exit %d, stderr %q", code, errOut)
+	}
+	if !strings.Contains(out, "gaps: ERROR: gaps on flink: flink sql gateway: GET") || !strings.Contains(out, "latest: same (2 rows)") {
+		t.Errorf("stdout %q", out)
 	}
 	if len(gw.Closed) != 1 {
 		t.Errorf("session not closed after the error: %d", len(gw.Closed))
