@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strings"
@@ -254,8 +255,13 @@ func newKafkaSink(ctx context.Context, opt Options) (*kafkaSink, error) {
 	s.partitions, s.created, err = EnsureTopic(tctx, cl, opt.Topic, opt.Partitions, opt.Replication, opt.NoCreate)
 	if err != nil {
 		hint := ""
-		if ne := (*net.OpError)(nil); errors.As(err, &ne) {
+		switch ne := (*net.OpError)(nil); {
+		case errors.As(err, &ne):
 			hint = " (is a broker running there? 'gtsm broker' runs one locally; set --bootstrap-servers or BOOTSTRAP_SERVERS)"
+		case errors.Is(err, io.EOF) && opt.Kafka.SASLMechanism != "":
+			hint = fmt.Sprintf(" (the broker closed the connection: check the SASL %s user and password, and TLS vs plaintext listener)", opt.Kafka.SASLMechanism)
+		case errors.Is(err, io.EOF):
+			hint = " (the broker closed the connection: does the listener want TLS (--tls) or SASL (--sasl-mechanism)?)"
 		}
 		return nil, fmt.Errorf("kafka %s: %w%s", strings.Join(opt.Kafka.Brokers, ","), err, hint)
 	}
