@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/earthscope/gtsm-stream/embedded"
+	gtsmsql "github.com/earthscope/gtsm-stream/sql"
+)
+
+func TestProcessCLIUsage(t *testing.T) {
+	code, _, errs := runCmd(t, nil, "process", "-h")
+	if code != 0 || !strings.Contains(errs, "Examples:") || !strings.Contains(errs, "--allowed-lateness") {
+		t.Fatalf("exit %d, help:\n%s", code, errs)
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"process", "--kafka-version", "x.y"}, 2, "--kafka-version"},
+		{[]string{"process", "--log-level", "loud"}, 2, "--log-level"},
+		{[]string{"process", "--batch-rows", "0"}, 2, "--batch-rows"},
+		{[]string{"process", "--allowed-lateness", "-1m"}, 2, "--allowed-lateness"},
+		{[]string{"process", "extra"}, 2, "unexpected"},
+		{[]string{"process", "--tls-cert", "c.pem"}, 2, "--tls-key"},
+		{[]string{"process", "--sasl-mechanism", "GSSAPI", "--db", filepath.Join(t.TempDir(), "x.duckdb")}, 1, "GSSAPI"},
+	} {
+		code, _, errs := runCmd(t, nil, tc.args...)
+		if code != tc.code || !strings.Contains(errs, tc.msg) {
+			t.Errorf("%v: exit %d, stderr %q; want %d mentioning %s", tc.args, code, errs, tc.code, tc.msg)
+		}
+	}
+}
+
+// TestProcessCLI publishes the Hour fixture with `gtsm produce`, runs
+// `gtsm process` until the group's committed offsets reach the end of the
+// topic (they are committed only after DuckDB has the rows), stops it like
+// Ctrl-C does, and reads the file.
+func TestProcessCLI(t *testing.T) {
+	st, err := embedded.Start(embedded.Config{KafkaAddr: "127.0.0.1:0", RegistryAddr: "127.0.0.1:0", Partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	vars := map[string]string{"BOOTSTRAP_SERVERS": st.BootstrapServers, "SCHEMA_REGISTRY_URL": st.RegistryURL}
+	if code, _, errs := runCmd(t, vars, "produce", "--quiet", filepath.Join(produceRoot(t), "testdata", "hour")); code != 0 {
+		t.Fatalf("produce: %d %s", code, errs)
+	}
+	db := filepath.Join(t.TempDir(), "cli.duckdb")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan int, 1)
+	errb := &processLog{}
+	go func() {
+		env := &environ{stdin: strings.NewReader(""), stdout: &strings.Builder{}, stderr: errb,
+			getenv: func(k string) string { return vars[k] }}
+		done <- run(ctx, env, []string{"process", "--db", db, "--flush-interval", "50ms", "--session-timeout", "6s"})
+	}()
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(st.BootstrapServers))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		ends, err := adm.ListEndOffsets(ctx, "gtsm_etl")
+		if err != nil {
+			t.Fatal(err)
+		}
+		offs, err := adm.FetchOffsets(ctx, "gtsm-processor")
+		caught := err == nil
+		var total int64
+		ends.Each(func(o kadm.ListedOffset) {
+			total += o.Offset
+			c, ok := offs.Lookup("gtsm_etl", o.Partition)
+			if o.Offset > 0 && (!ok || c.At < o.Offset) {
+				caught = false
+			}
+		})
+		if caught && total == 3600 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("processor did not catch up (end offsets %v, committed %v, %v); stderr:\n%s", ends, offs, err, errb.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("process exit %d:\n%s", code, errb.String())
+	}
+	d, err := gtsmsql.Open(context.Background(), db, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	var rows, records int
+	if err := d.QueryRow(`SELECT count(*) FROM gtsm_etl`).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.QueryRow(`SELECT records FROM site_state WHERE site = 'B009' AND session = 'Hour'`).Scan(&records); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 3600 || records != 3600 {
+		t.Fatalf("gtsm_etl %d rows, site_state.records %d; want 3600", rows, records)
+	}
+}
+
+// processLog is a stderr that the test may read while the command writes.
+type processLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *processLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *processLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
