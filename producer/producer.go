@@ -314,7 +314,7 @@ func run(ctx context.Context, paths []string, opt Options, s sink, sum *Summary)
 		errs = append(errs, fmt.Errorf("%d records sent but not acknowledged", sum.Unacked))
 	}
 	if n := len(sum.Failed); n > 0 && !opt.Strict {
-		errs = append(errs, fmt.Errorf("%d inputs could not be read (listed in the summary)", n))
+		errs = append(errs, fmt.Errorf("unreadable input(s): %d, listed in the summary", n))
 	}
 	return errors.Join(errs...)
 }

@@ -96,7 +96,7 @@ func (s *Summary) Write(w io.Writer) {
 		fmt.Fprintf(w, "NOT DELIVERED: %d records failed, %d were never acknowledged\n", s.RecordsFailed, s.Unacked)
 	}
 	if len(s.Failed) > 0 {
-		fmt.Fprintf(w, "%d inputs could not be read and were skipped:\n", len(s.Failed))
+		fmt.Fprintf(w, "unreadable input(s) skipped: %d\n", len(s.Failed))
 		for _, f := range s.Failed {
 			fmt.Fprintf(w, "  %s\n", f.Err)
 		}

@@ -72,6 +72,27 @@ func TestProduceCLI(t *testing.T) {
 		}
 	})
 
+	t.Run("bad file among good ones", func(t *testing.T) {
+		dir := t.TempDir()
+		for _, n := range []string{"B0092118200CH0", "B0092118200CH1"} {
+			data, err := os.ReadFile(filepath.Join(hour, n))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n == "B0092118200CH1" {
+				data = data[:100] // truncated
+			}
+			if err := os.WriteFile(filepath.Join(dir, n), data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		code, out, errs := runCmd(t, nil, "produce", "--dry-run", dir)
+		if code != 1 || strings.Count(out, "\n") != 3600 || !strings.Contains(errs, "B0092118200CH1") ||
+			!strings.Contains(errs, "unreadable input(s): 1") {
+			t.Fatalf("exit %d, %d lines; stderr:\n%s", code, strings.Count(out, "\n"), errs)
+		}
+	})
+
 	t.Run("dry run", func(t *testing.T) {
 		code, out, errs := runCmd(t, nil, "produce", "--dry-run", filepath.Join(hour, "B009*"))
 		lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
