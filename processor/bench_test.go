@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"syscall"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -119,6 +119,9 @@ func baselineDrain(st *stack, path string, n int) error {
 	}
 	defer db.Close()
 	if err := gtsmsql.Migrate(ctx, db); err != nil {
+		return err
+	}
+	if err := setCheckpointThreshold(ctx, db, "1GB"); err != nil { // as the processor
 		return err
 	}
 	conn, err := db.Conn(ctx)

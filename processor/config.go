@@ -32,6 +32,13 @@ type Config struct {
 	// and closed with a checkpoint when Run returns.
 	DBPath string
 
+	// CheckpointThreshold is DuckDB's checkpoint_threshold: the WAL size
+	// at which a commit also checkpoints it into the file. Default 1GB:
+	// with DuckDB's 16MB default, checkpoints took half the commit time
+	// (measured: 100k -> 150k rows per CPU-second); the cost is a longer
+	// WAL replay after a crash. A clean shutdown always checkpoints.
+	CheckpointThreshold string
+
 	BatchRows       int           // messages per DuckDB transaction, default 50000
 	FlushInterval   time.Duration // commit a partial batch this long after its first message, default 1s
 	AllowedLateness time.Duration // a window is final once the site's time >= end + this, default 0
@@ -76,6 +83,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Group == "" {
 		c.Group = "gtsm-processor"
+	}
+	if c.CheckpointThreshold == "" {
+		c.CheckpointThreshold = "1GB"
 	}
 	if c.BatchRows <= 0 {
 		c.BatchRows = 50000

@@ -35,6 +35,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -193,6 +194,9 @@ func (p *Processor) init(ctx context.Context) error {
 	if err := gtsmsql.Migrate(ctx, p.db); err != nil {
 		return fmt.Errorf("DuckDB %s: %w", p.cfg.DBPath, err)
 	}
+	if err := setCheckpointThreshold(ctx, p.db, p.cfg.CheckpointThreshold); err != nil {
+		return err
+	}
 	if err := p.loadState(ctx); err != nil {
 		return fmt.Errorf("DuckDB %s: %w", p.cfg.DBPath, err)
 	}
@@ -205,6 +209,18 @@ func (p *Processor) init(ctx context.Context) error {
 	var err error
 	if p.sink, err = openSink(ctx, p.db, p.cfg.Topic); err != nil {
 		return err
+	}
+	return nil
+}
+
+var sizeRE = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?\s*([KMGT]i?B|B)?$`)
+
+func setCheckpointThreshold(ctx context.Context, db *sql.DB, size string) error {
+	if !sizeRE.MatchString(size) {
+		return fmt.Errorf("checkpoint threshold %q: want a size like 512MB or 1GB", size)
+	}
+	if _, err := db.ExecContext(ctx, "SET checkpoint_threshold = '"+size+"'"); err != nil {
+		return fmt.Errorf("SET checkpoint_threshold = %s: %w", size, err)
 	}
 	return nil
 }

@@ -58,6 +58,7 @@ func runProcess(ctx context.Context, env *environ, args []string) error {
 	fs.StringVar(&cfg.Topic, "topic", "gtsm_etl", "input topic")
 	fs.StringVar(&cfg.Group, "group", "gtsm-processor", "goka group: consumer group and group table <group>-table")
 	fs.StringVar(&cfg.DBPath, "db", envOr(env, "GTSM_DB", "gtsm.duckdb"), "DuckDB file (created and migrated if needed; env GTSM_DB)")
+	fs.StringVar(&cfg.CheckpointThreshold, "checkpoint-threshold", "1GB", "DuckDB WAL size that triggers a checkpoint into the file (bigger: faster ingest, longer replay after a crash)")
 	fs.IntVar(&cfg.BatchRows, "batch-rows", 50000, "messages per partition per DuckDB transaction (larger: faster, more replay after a crash)")
 	fs.DurationVar(flush, "flush-interval", time.Second, "commit a partial batch this long after its first message (the end-to-end latency bound)")
 	fs.DurationVar(lateness, "allowed-lateness", 0, "a window is final once its site's event time passes window end + this; later data still updates it (counted in late_updates)")
