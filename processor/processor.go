@@ -359,12 +359,11 @@ const windowColumns = `channel, n, n_null, coalesce(min, 0), coalesce(max, 0), c
 	final, late_updates, sum, coalesce(first_time, 0), coalesce(last_time, 0), n_micro, sum_micro`
 
 // scanWindowRow reads one channel row of a window into w.
-func scanWindowRow(rows *sql.Rows, dest []any, s bottle.Session, w *window) error {
+func scanWindowRow(rows *sql.Rows, s bottle.Session, w *window) error {
 	var ch string
 	var a chanAgg
-	dest = append(dest, &ch, &w.n, &a.nNull, &a.min, &a.max, &a.first, &a.last, &w.final, &w.lateUpdates,
-		&a.sum, &a.firstT, &a.lastT, &a.nMicro, &a.sumMicro)
-	if err := rows.Scan(dest...); err != nil {
+	if err := rows.Scan(&ch, &w.n, &a.nNull, &a.min, &a.max, &a.first, &a.last, &w.final, &w.lateUpdates,
+		&a.sum, &a.firstT, &a.lastT, &a.nMicro, &a.sumMicro); err != nil {
 		return err
 	}
 	for ci, f := range record.StrainFields(s) {
@@ -387,7 +386,7 @@ func (l dbLoader) window(site string, s bottle.Session, width int, start int64) 
 	w := &window{width: width, start: start}
 	found := false
 	for rows.Next() {
-		if err := scanWindowRow(rows, nil, s, w); err != nil {
+		if err := scanWindowRow(rows, s, w); err != nil {
 			return nil, false, fmt.Errorf("read window %s/%s: %w", site, s, err)
 		}
 		found = true
