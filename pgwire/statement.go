@@ -49,6 +49,11 @@ func (s *Server) prepare(ctx context.Context, text string, clientOIDs []uint32) 
 	if w := firstWord(text); w == "SET" || w == "RESET" {
 		return noop(w), nil
 	}
+	if commentDepth(text) > maxCommentDepth {
+		// DuckDB's parser takes time quadratic in comment nesting (10 KB of
+		// "/*" parse for seconds), which would stall every client.
+		return nil, pgError(fmt.Errorf("comments nested more than %d deep", maxCommentDepth), codeLimit, "")
+	}
 	if err := s.parser.single(text); err != nil {
 		return nil, err
 	}
@@ -363,4 +368,25 @@ func stripLeadingComments(s string) string {
 			return s
 		}
 	}
+}
+
+const maxCommentDepth = 32
+
+// commentDepth is the deepest nesting of /* */ comments in s, counted
+// without regard to string literals (so "/*" inside strings counts too: a
+// conservative bound).
+func commentDepth(s string) int {
+	depth, deepest := 0, 0
+	for i := 0; i+1 < len(s); i++ {
+		switch {
+		case s[i] == '/' && s[i+1] == '*':
+			depth++
+			deepest = max(deepest, depth)
+			i++
+		case s[i] == '*' && s[i+1] == '/' && depth > 0:
+			depth--
+			i++
+		}
+	}
+	return deepest
 }
