@@ -47,8 +47,10 @@ Examples:
     --registry https://registry:8081 --registry-username gtsm \
     --no-create /data/bottles/2022/
 
-  # then read it back with an independent client
-  kcat -C -b localhost:19092 -t gtsm_etl -e -f '%k %p %o\n' | head`
+  # read it back with an independent client: partition, offset, key as
+  # magic byte 0, schema id, Avro string length, site (e.g. "0 1 8 B009" is
+  # printed run together as "018B009"), and the session header
+  kcat -C -b localhost:19092 -t gtsm_etl -e -q -s key='>bIbs' -f '%p %o %k %h\n' | head`
 
 func runProduce(ctx context.Context, env *environ, args []string) error {
 	fs := newFlagSet(env, "produce", "produce [flags] INPUT...", produceHelp)
