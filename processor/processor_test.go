@@ -97,6 +97,13 @@ func TestFixturesEndToEnd(t *testing.T) {
 	phase3 := append(cut(hour, 1000, 1200), cut(hour, 1300, 1600)...)
 	phase3 = append(phase3, cut(min, 0, 50)...)
 	phase3 = append(phase3, cut(day, 10, 20)...)
+	// An all-null Hour record at a whole second: only the gtsm_session
+	// header tells its session (a Min one would have milliseconds).
+	var allNull record.Record
+	allNull.SetSite("B009")
+	allNull.SetTime(hour[len(hour)-1].Time + 1000)
+	allNull.Session = bottle.Hour
+	phase3 = append(phase3, allNull)
 	st.publish(t, phase3)
 	m.add(phase3)
 	// A message that is not Confluent wire format: a dead letter, not a
