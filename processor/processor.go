@@ -774,8 +774,12 @@ func (p *Processor) apply(gctx goka.Context, a *partAcc, msg any, part int32, of
 			p.stats.late.Add(1)
 		}
 	}
-	if len(ss.days) > 3 {
-		ss.evictDays(floorDiv(ss.last, dayMs)*dayMs-2*dayMs, a.committed.Load())
+	if day := floorDiv(ss.last, dayMs); day != ss.evictDay {
+		// Once per day of the site's time: drop committed state older
+		// than two days (dedup index) and one day (final windows).
+		ss.evictDay = day
+		ss.evictDays(day*dayMs-2*dayMs, a.committed.Load())
+		ss.evictWindows(day*dayMs-dayMs, a.committed.Load())
 	}
 	st.sinceTab++
 	if st.sinceTab >= p.cfg.TableEvery || st.sinceTab == 1 || len(a.b.rows) >= p.cfg.BatchRows {

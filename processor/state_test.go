@@ -203,3 +203,70 @@ func TestWindowFinalAndLateUpdates(t *testing.T) {
 		t.Errorf("cut: %d windows (want 5: 10m, 1h x2 + 1d), states %+v", len(b.windows), b.states)
 	}
 }
+
+// countingLoader counts window loads and serves none from "DuckDB" except
+// the ones it was given.
+type countingLoader struct {
+	fakeLoader
+	windows map[winKey]*window
+	loads   int
+}
+
+func (c *countingLoader) window(site string, s bottle.Session, width int, start int64) (*window, bool, error) {
+	c.loads++
+	w, ok := c.windows[winKey{width, start}]
+	if !ok {
+		return nil, false, nil
+	}
+	cp := *w
+	return &cp, true, nil
+}
+
+// TestEviction: committed final windows and day indexes older than the
+// site's time minus a day (windows) or two (days) leave memory, and a late
+// record for them reloads from DuckDB instead of starting from zero.
+func TestEviction(t *testing.T) {
+	const d0 = 1_625_097_600_000
+	s := newSessState("B009", bottle.Day)
+	l := &countingLoader{windows: map[winKey]*window{}}
+	for i := int64(0); i < 4*144; i++ { // four days of Day records
+		r := hourRec(d0+i*600_000, int32(100+i))
+		r.Session = bottle.Day
+		r.SetInt(record.StrainFields(bottle.Day)[0], int32(100+i))
+		if _, err := s.apply(&r, nil, 0, 1, l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var b batch
+	s.cut(&b) // batch 1 is written...
+	for _, wr := range b.windows {
+		w := wr.w
+		l.windows[winKey{w.width, w.start}] = &w // ...to "DuckDB"
+	}
+	l.stored = nil
+	for d := int64(0); d < 4*144; d++ {
+		l.stored = append(l.stored, d0+d*600_000)
+	}
+	before := len(s.windows)
+	s.evictDays(d0+3*dayMs-2*dayMs, 1)
+	s.evictWindows(d0+3*dayMs-dayMs, 1)
+	if len(s.days) != 3 || len(s.windows) >= before || s.windows[winKey{2, d0}] != nil || s.windows[winKey{2, d0 + 3*dayMs}] == nil {
+		t.Fatalf("after eviction: %d days, %d windows (from %d)", len(s.days), len(s.windows), before)
+	}
+	// A duplicate of day 0 is still a duplicate (index reloaded), and a
+	// late record of day 0 at a new time updates the reloaded 1d window.
+	dup := hourRec(d0, 1)
+	dup.Session = bottle.Day
+	if out, _ := s.apply(&dup, nil, 0, 2, l); out != duplicate {
+		t.Fatalf("duplicate after eviction: %v", out)
+	}
+	late := hourRec(d0+300_000, 7)
+	late.Session = bottle.Day
+	if out, _ := s.apply(&late, nil, 0, 2, l); out != storedLate {
+		t.Fatalf("late after eviction: %v", out)
+	}
+	w := s.windows[winKey{2, d0}]
+	if w == nil || w.n != 145 || w.lateUpdates != 1 || !w.final || l.loads == 0 {
+		t.Fatalf("reloaded 1d window: %+v, %d loads", w, l.loads)
+	}
+}
