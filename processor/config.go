@@ -70,6 +70,9 @@ type Config struct {
 	// message is processed, e.g. to serve SQL on the same *sql.DB. The
 	// database stays open until Run returns.
 	OnDB func(*sql.DB)
+	// OnCommit is called by the sink after every DuckDB transaction (keep
+	// it quick: the next transaction waits), e.g. to update metrics.
+	OnCommit func(CommitInfo)
 	// OnStart is called with the running processor (for WaitCaughtUp, Lag).
 	OnStart func(*Processor)
 }

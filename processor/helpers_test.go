@@ -312,6 +312,14 @@ func (m *model) add(recs []record.Record) {
 	}
 }
 
+func (m *model) totalDups() int64 {
+	var n int64
+	for _, d := range m.dups {
+		n += d
+	}
+	return n
+}
+
 func sortedTimes(rows map[int64]*modelRow) []int64 {
 	ts := make([]int64, 0, len(rows))
 	for t := range rows {

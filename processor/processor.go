@@ -766,12 +766,14 @@ func (p *Processor) apply(gctx goka.Context, a *partAcc, msg any, part int32, of
 	switch out {
 	case duplicate:
 		p.stats.duplicates.Add(1)
+		a.b.dups++
 	default:
 		r.keySite, r.partition, r.offset, r.late = keySite, part, off, out == storedLate
 		a.b.rows = append(a.b.rows, r)
 		p.stats.rows.Add(1)
 		if out == storedLate {
 			p.stats.late.Add(1)
+			a.b.late++
 		}
 	}
 	if day := floorDiv(ss.last, dayMs); day != ss.evictDay {
@@ -945,13 +947,26 @@ func (p *Processor) runSink() error {
 			p.release(bs, p.failure())
 			continue
 		}
+		t0 := time.Now()
 		if err := p.sink.write(context.Background(), bs); err != nil {
 			err = fmt.Errorf("DuckDB %s: %w", p.cfg.DBPath, err)
 			p.fail(err)
 			p.release(bs, err)
 			continue
 		}
+		info := CommitInfo{Duration: time.Since(t0), Batches: len(bs)}
+		for _, b := range bs {
+			info.Messages += b.messages
+			info.Rows += len(b.rows)
+			info.Duplicates += b.dups
+			info.Late += b.late
+			info.DeadLetters += len(b.dead)
+		}
 		p.release(bs, nil)
+		if p.cfg.OnCommit != nil {
+			info.Committed = p.Committed()
+			p.cfg.OnCommit(info)
+		}
 	}
 	return nil
 }
@@ -987,6 +1002,18 @@ func (p *Processor) release(bs []*batch, err error) {
 	close(p.progress)
 	p.progress = make(chan struct{})
 	p.progMu.Unlock()
+}
+
+// CommitInfo describes one DuckDB transaction (for metrics).
+type CommitInfo struct {
+	Batches     int             // partition batches in the transaction
+	Messages    int             // Kafka messages covered (stored, duplicates, skipped replays, dead letters)
+	Rows        int             // rows appended to gtsm_etl
+	Duplicates  int             // records not stored because already stored
+	Late        int             // rows stored late
+	DeadLetters int             // messages that could not be decoded
+	Duration    time.Duration   // time to write and commit
+	Committed   map[int32]int64 // next offset in DuckDB per partition, after the commit
 }
 
 // Committed returns, per partition, the next offset not yet in DuckDB.

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -93,6 +94,19 @@ func TestFixturesEndToEnd(t *testing.T) {
 	// duplicates; the replay of nothing must not count anything twice.
 	cfg3 := st.config(dbPath, "e2e")
 	cfg3.TableEvery = 1 // the group table then equals site_state at the end
+	var commits struct {
+		sync.Mutex
+		CommitInfo
+	}
+	cfg3.OnCommit = func(c CommitInfo) {
+		commits.Lock()
+		defer commits.Unlock()
+		commits.Messages += c.Messages
+		commits.Rows += c.Rows
+		commits.Duplicates += c.Duplicates
+		commits.DeadLetters += c.DeadLetters
+	}
+	rowsBefore, dupsBefore := len(m.expectRows()), m.totalDups()
 	run = startProc(t, cfg3)
 	phase3 := append(cut(hour, 1000, 1200), cut(hour, 1300, 1600)...)
 	phase3 = append(phase3, cut(min, 0, 50)...)
@@ -111,6 +125,15 @@ func TestFixturesEndToEnd(t *testing.T) {
 	st.publishRaw(t, st.serde.AppendKey(nil, "B009"), []byte("not avro"))
 	run.wait(t)
 	run.stop(t)
+	t.Run("phase3 OnCommit", func(t *testing.T) {
+		commits.Lock()
+		defer commits.Unlock()
+		if commits.Messages != len(phase3)+1 || commits.Rows != len(m.expectRows())-rowsBefore ||
+			commits.Duplicates != int(m.totalDups()-dupsBefore) || commits.DeadLetters != 1 {
+			t.Errorf("OnCommit totals %+v; want %d messages, %d rows, %d duplicates, 1 dead letter",
+				commits.CommitInfo, len(phase3)+1, len(m.expectRows())-rowsBefore, m.totalDups()-dupsBefore)
+		}
+	})
 	t.Run("phase3", func(t *testing.T) {
 		checkTables(t, dbPath, m)
 		db := openRO(t, dbPath)

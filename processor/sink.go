@@ -44,6 +44,8 @@ type batch struct {
 	dead      []deadLetter
 	commits   []func(error)
 	messages  int
+	dups      int
+	late      int
 	firstAt   time.Time // when the first message of the batch was applied
 }
 
