@@ -178,11 +178,24 @@ func TestKillNine(t *testing.T) {
 		t.Fatalf("only %d mid-stream kills", kills)
 	}
 	<-published
-	cmd, lines := startHelper(t, st, killedDB, "kill", true)
-	for range lines {
+	// The last run ends with SIGTERM once everything is committed: a
+	// graceful stop exits 0 and checkpoints the WAL into the file.
+	cmd, lines := startHelper(t, st, killedDB, "kill", false)
+	stopped := false
+	for l := range lines {
+		if n, ok := parseCommitted(l); ok && n == int64(len(stream)) && !stopped {
+			cmd.Process.Signal(syscall.SIGTERM)
+			stopped = true
+		}
+		if l == "stopped" && !stopped {
+			t.Fatal("helper stopped by itself")
+		}
 	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("final run: %v", err)
+	if err := cmd.Wait(); err != nil || !stopped {
+		t.Fatalf("final run: %v (SIGTERM sent: %v)", err, stopped)
+	}
+	if fi, err := os.Stat(killedDB + ".wal"); err == nil && fi.Size() > 0 {
+		t.Errorf("WAL of %d bytes left after a graceful stop: not checkpointed", fi.Size())
 	}
 
 	// The crash-free run, in this process, with its own group and file.
