@@ -210,3 +210,38 @@ func openRW(path string) (*sql.DB, error) {
 	}
 	return db, nil
 }
+
+// TestAllowedLateness runs the Hour fixture with records held back and sent
+// later, with 3 minutes of allowed lateness: windows must be final (and late
+// updates counted) exactly as the model says.
+func TestAllowedLateness(t *testing.T) {
+	st := startStack(t, 2)
+	hour := fixtures(t, "hour")
+	var stream []record.Record
+	stream = append(stream, cut(hour, 0, 100)...)
+	stream = append(stream, cut(hour, 120, 700)...) // 100..119 held back
+	stream = append(stream, cut(hour, 100, 110)...) // 10m window 0 not final yet (site at 699 s < 600+180)
+	stream = append(stream, cut(hour, 700, 1000)...)
+	stream = append(stream, cut(hour, 110, 120)...)   // now final (site at 999 s): 10 late updates
+	stream = append(stream, cut(hour, 2000, 2100)...) // a gap, and the 1h window stays open
+	m := newModel(3 * time.Minute)
+	m.add(stream)
+	st.publish(t, stream)
+	dbPath := filepath.Join(t.TempDir(), "late.duckdb")
+	cfg := st.config(dbPath, "lateness")
+	cfg.AllowedLateness = 3 * time.Minute
+	run := startProc(t, cfg)
+	run.wait(t)
+	run.stop(t)
+	checkTables(t, dbPath, m)
+	db := openRO(t, dbPath)
+	defer db.Close()
+	var lu int64
+	var final bool
+	if err := db.QueryRow(`SELECT late_updates, final FROM windows WHERE width = '10m' AND channel = 'ls1_t0' AND window_start = '2021-07-01 00:00:00'`).Scan(&lu, &final); err != nil {
+		t.Fatal(err)
+	}
+	if lu != 10 || !final {
+		t.Errorf("first 10m window: late_updates %d final %v; want 10, true", lu, final)
+	}
+}
