@@ -14,6 +14,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/earthscope/gtsm-stream/processor"
+	"github.com/earthscope/gtsm-stream/producer"
 )
 
 const processHelp = `Consumes the gtsm_etl topic with a goka processor keyed by site and lands, in
@@ -64,7 +65,7 @@ func runProcess(ctx context.Context, env *environ, args []string) error {
 	fs.DurationVar(lateness, "allowed-lateness", 0, "a window is final once its site's event time passes window end + this; later data still updates it (counted in late_updates)")
 	fs.StringVar(&version, "kafka-version", "2.8.0", "Kafka protocol version to speak (at least 2.1.0 for Kafka 4.x)")
 	fs.IntVar(&cfg.Replication, "replication-factor", 1, "replication of the goka table topic (and of the input topic if it must be created); 3 on a real cluster")
-	fs.IntVar(&cfg.Partitions, "partitions", 3, "partitions of the input topic if it does not exist yet (use the producer's)")
+	fs.IntVar(&cfg.Partitions, "partitions", producer.DefaultPartitions, "partitions of the input topic if it does not exist yet (the same as gtsm produce, so sites land where it puts them)")
 	fs.DurationVar(sessTimeout, "session-timeout", 0, "consumer group session timeout (0: sarama's 10s)")
 	fs.StringVar(&cfg.StorageDir, "storage-dir", "", "directory for goka's local copy of the group table (LevelDB); empty: in memory, rebuilt from Kafka on start")
 	fs.IntVar(&cfg.TableEvery, "table-every", 1000, "write a site's goka group-table value at most every N of its messages (DuckDB is the truth; the table is a cache for views)")
