@@ -472,11 +472,17 @@ func (p *Processor) Run(ctx context.Context) (err error) {
 		if cerr := p.closeDB(); cerr != nil && err == nil {
 			err = cerr
 		}
+		if err != nil {
+			p.fail(err) // wakes WaitCaughtUp
+		}
 	}()
 	if p.cfg.OnDB != nil {
 		p.cfg.OnDB(p.db)
 	}
 	if err := p.ensureTopic(); err != nil {
+		return err
+	}
+	if err := p.checkGroupOffsets(); err != nil {
 		return err
 	}
 	gp, err := p.gokaProcessor()
@@ -595,6 +601,41 @@ func (p *Processor) ensureTopic() error {
 		return fmt.Errorf("create topic %s: %w", p.cfg.Topic, err)
 	}
 	p.log.Info("created input topic", "topic", p.cfg.Topic, "partitions", p.cfg.Partitions, "replication", p.cfg.Replication)
+	return nil
+}
+
+// checkGroupOffsets refuses to start when the consumer group has committed
+// offsets beyond what the DuckDB file holds: the group would resume there
+// and the file would silently miss the messages in between (a new or
+// replaced file with an old group). Kafka's commit never passes DuckDB's
+// next_offset otherwise.
+func (p *Processor) checkGroupOffsets() error {
+	admin, err := sarama.NewClusterAdmin(p.cfg.Brokers, p.sarama)
+	if err != nil {
+		return fmt.Errorf("kafka %s: %w", strings.Join(p.cfg.Brokers, ","), err)
+	}
+	defer admin.Close()
+	res, err := admin.ListConsumerGroupOffsets(p.cfg.Group, nil)
+	if errors.Is(err, sarama.ErrGroupIDNotFound) {
+		return nil // a new group: it starts from the oldest offset
+	}
+	if err != nil {
+		return fmt.Errorf("offsets of group %s: %w", p.cfg.Group, err)
+	}
+	for part, b := range res.Blocks[p.cfg.Topic] {
+		if b.Err != sarama.ErrNoError || b.Offset < 0 {
+			continue
+		}
+		next, ok := p.startOff[part]
+		if !ok {
+			next = 0
+		}
+		if b.Offset > next {
+			return fmt.Errorf("group %s has committed offset %d on %s/%d but DuckDB %s holds that partition only up to %d: "+
+				"the file does not belong to this group; use a new --group (reads the topic from the start) or the group's file",
+				p.cfg.Group, b.Offset, p.cfg.Topic, part, p.cfg.DBPath, next)
+		}
+	}
 	return nil
 }
 

@@ -234,6 +234,17 @@ func TestAllowedLateness(t *testing.T) {
 	run.wait(t)
 	run.stop(t)
 	checkTables(t, dbPath, m)
+
+	// The same group on another (new) file: refused, the group would
+	// resume after everything this file never got.
+	p2, err := New(context.Background(), st.config(filepath.Join(t.TempDir(), "other.duckdb"), "lateness"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p2.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "does not belong to this group") {
+		t.Errorf("new file, old group: %v", err)
+	}
+
 	db := openRO(t, dbPath)
 	defer db.Close()
 	var lu int64
