@@ -51,6 +51,10 @@ func processRole() int {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	batch, _ := strconv.Atoi(os.Getenv("GTSM_BATCH"))
+	level := slog.LevelInfo
+	if os.Getenv("GTSM_FAULT_DEBUG") != "" {
+		level = slog.LevelDebug
+	}
 	if fsize, _ := strconv.ParseUint(os.Getenv("GTSM_FSIZE"), 10, 64); fsize > 0 {
 		// A full disk: writes past fsize bytes fail with EFBIG. Go ignores
 		// SIGXFSZ only if told to; the default action would kill us.
@@ -65,7 +69,7 @@ func processRole() int {
 		DBPath: os.Getenv("GTSM_DB"), Registry: registry.Config{URL: os.Getenv("GTSM_REGISTRY")},
 		BatchRows: batch, FlushInterval: 30 * time.Millisecond, SessionTimeout: 1500 * time.Millisecond,
 		TableEvery: 50, Partitions: 3,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 	}
 	until := os.Getenv("GTSM_UNTIL")
 	cfg.OnStart = func(p *processor.Processor) {
@@ -358,17 +362,21 @@ func parseCommitted(l string) (int64, bool) {
 func waitCommitted(t *testing.T, p *proc, n int64, timeout time.Duration) int64 {
 	t.Helper()
 	deadline := time.After(timeout)
+	last := int64(-1)
 	for {
 		select {
 		case l, ok := <-p.lines:
 			if !ok {
-				t.Fatalf("processor exited before committing %d: %v\n%s", n, p.wait(time.Second), p.stderr)
+				t.Fatalf("processor exited before committing %d (at %d): %v\n%s", n, last, p.wait(time.Second), p.stderr)
 			}
-			if c, ok := parseCommitted(l); ok && c >= n {
-				return c
+			if c, ok := parseCommitted(l); ok {
+				last = c
+				if c >= n {
+					return c
+				}
 			}
 		case <-deadline:
-			t.Fatalf("processor did not commit %d messages in %v\n%s", n, timeout, p.stderr)
+			t.Fatalf("processor did not commit %d messages in %v (at %d)\n%s", n, timeout, last, p.stderr)
 		}
 	}
 }
