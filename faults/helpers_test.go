@@ -538,3 +538,5 @@ func writeMinSet(t testing.TB, dir string, sites []string, minutes int) int {
 	}
 	return records
 }
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
