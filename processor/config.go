@@ -53,7 +53,13 @@ type Config struct {
 	ClientID          string        // default gtsm-processor
 	MaxWait           time.Duration // sarama Consumer.MaxWaitTime; default 100ms (fast shutdown)
 	SessionTimeout    time.Duration // consumer group session timeout; default 10s (sarama's)
-	StorageDir        string        // goka table storage (LevelDB); "" = in memory, rebuilt from the table topic
+	// RebalanceTimeout bounds how long a join waits for the group's other
+	// members, e.g. one killed in the middle of joining. Default 20s: it
+	// must stay below sarama's 30s network read timeout, or the join fails
+	// with an i/o timeout instead of going ahead without the dead member
+	// (sarama's default is 60s).
+	RebalanceTimeout time.Duration
+	StorageDir       string // goka table storage (LevelDB); "" = in memory, rebuilt from the table topic
 
 	Registry registry.Config // schema registry; URL default http://localhost:8081
 	Decoder  Decoder         // overrides Registry (tests)
@@ -108,6 +114,9 @@ func (c Config) withDefaults() Config {
 	if c.ClientID == "" {
 		c.ClientID = "gtsm-processor"
 	}
+	if c.RebalanceTimeout <= 0 {
+		c.RebalanceTimeout = 20 * time.Second
+	}
 	if c.MaxWait <= 0 {
 		c.MaxWait = 100 * time.Millisecond
 	}
@@ -134,6 +143,7 @@ func (c Config) saramaConfig() (*sarama.Config, error) {
 	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
 	sc.Consumer.MaxWaitTime = c.MaxWait
 	sc.Producer.RequiredAcks = sarama.WaitForAll
+	sc.Consumer.Group.Rebalance.Timeout = c.RebalanceTimeout
 	if c.SessionTimeout > 0 {
 		sc.Consumer.Group.Session.Timeout = c.SessionTimeout
 		sc.Consumer.Group.Heartbeat.Interval = c.SessionTimeout / 3

@@ -205,7 +205,7 @@ func (s *stack) config(dbPath, group string) Config {
 	return Config{
 		Brokers: []string{s.BootstrapServers}, Topic: testTopic, Group: group, DBPath: dbPath,
 		Registry: registry.Config{URL: s.RegistryURL}, BatchRows: 700, FlushInterval: 50 * time.Millisecond,
-		SessionTimeout: time.Second, Logger: quietLogger(),
+		SessionTimeout: time.Second, RebalanceTimeout: 3 * time.Second, Logger: quietLogger(),
 	}
 }
 

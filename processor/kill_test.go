@@ -35,7 +35,7 @@ func TestHelperProcess(t *testing.T) {
 	cfg := Config{
 		Brokers: []string{os.Getenv("GTSM_BROKERS")}, Topic: testTopic, Group: os.Getenv("GTSM_GROUP"),
 		DBPath: os.Getenv("GTSM_DB"), Registry: registry.Config{URL: os.Getenv("GTSM_REGISTRY")},
-		BatchRows: 300, FlushInterval: 30 * time.Millisecond, SessionTimeout: 1500 * time.Millisecond,
+		BatchRows: 300, FlushInterval: 30 * time.Millisecond, SessionTimeout: 1500 * time.Millisecond, RebalanceTimeout: 3 * time.Second,
 		TableEvery: 50, Logger: quietLogger(),
 	}
 	cfg.OnStart = func(p *Processor) {
@@ -140,7 +140,17 @@ func TestKillNine(t *testing.T) {
 	rng := rand.New(rand.NewSource(seed))
 	kills := 0
 	lastCommitted := int64(0)
+	early := 0
 	for kills < want {
+		if rng.Intn(3) == 0 {
+			// Sometimes also kill while starting: opening DuckDB, joining
+			// the group, recovering the table, first batches.
+			cmd, _ := startHelper(t, st, killedDB, "kill", false)
+			time.Sleep(time.Duration(rng.Intn(400)) * time.Millisecond)
+			cmd.Process.Signal(syscall.SIGKILL)
+			cmd.Wait()
+			early++
+		}
 		cmd, lines := startHelper(t, st, killedDB, "kill", false)
 		// Kill after the child committed some progress beyond what the last
 		// run reached, at a random point in its work.
@@ -177,6 +187,7 @@ func TestKillNine(t *testing.T) {
 	if kills < want {
 		t.Fatalf("only %d mid-stream kills", kills)
 	}
+	t.Logf("%d mid-stream kills, %d more while starting", kills, early)
 	<-published
 	// The last run ends with SIGTERM once everything is committed: a
 	// graceful stop exits 0 and checkpoints the WAL into the file.

@@ -503,15 +503,7 @@ func (p *Processor) Run(ctx context.Context) (err error) {
 	p.log.Info("processor started", "topic", p.cfg.Topic, "group", p.cfg.Group, "db", p.cfg.DBPath,
 		"batch_rows", p.cfg.BatchRows, "flush_interval", p.cfg.FlushInterval, "allowed_lateness", p.cfg.AllowedLateness)
 
-	gokaErr := make(chan error, 1)
-	go func() { gokaErr <- gp.Run(runCtx) }()
-	var runErr error
-	select {
-	case runErr = <-gokaErr:
-	case <-p.failed:
-		cancel()
-		runErr = <-gokaErr
-	}
+	runErr := p.runGoka(runCtx, cancel, gp)
 	cancel()
 	close(flushStop)
 	<-flushDone
@@ -537,6 +529,46 @@ func (p *Processor) Run(ctx context.Context) (err error) {
 	p.log.Info("processor stopped", "messages", p.stats.messages.Load(), "rows", p.stats.rows.Load(),
 		"duplicates", p.stats.duplicates.Load(), "late", p.stats.late.Load(), "dead_letters", p.stats.dead.Load())
 	return nil
+}
+
+// runGoka runs the goka processor, and a new one after it failed on its own
+// (lost group membership, a broker connection timing out in a join): the
+// in-memory state stays valid, since every applied message is committed to
+// DuckDB or in a batch on its way there, and redelivered messages are
+// skipped by offset. It gives up after 5 failures in a row within a minute.
+func (p *Processor) runGoka(ctx context.Context, cancel context.CancelFunc, gp *goka.Processor) error {
+	failures := 0
+	for {
+		started := time.Now()
+		gokaErr := make(chan error, 1)
+		go func() { gokaErr <- gp.Run(ctx) }()
+		var err error
+		select {
+		case err = <-gokaErr:
+		case <-p.failed:
+			cancel()
+			return <-gokaErr
+		}
+		if err == nil || ctx.Err() != nil || p.failure() != nil {
+			return err
+		}
+		if time.Since(started) > time.Minute {
+			failures = 0
+		}
+		failures++
+		if failures >= 5 {
+			return err
+		}
+		p.log.Warn("goka processor stopped; starting a new one", "err", err, "attempt", failures)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Duration(failures) * time.Second):
+		}
+		if gp, err = p.gokaProcessor(); err != nil {
+			return err
+		}
+	}
 }
 
 // closeDB closes the appenders, their connection, then the database, in
