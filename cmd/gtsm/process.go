@@ -67,6 +67,7 @@ func runProcess(ctx context.Context, env *environ, args []string) error {
 	fs.IntVar(&cfg.Replication, "replication-factor", 1, "replication of the goka table topic (and of the input topic if it must be created); 3 on a real cluster")
 	fs.IntVar(&cfg.Partitions, "partitions", producer.DefaultPartitions, "partitions of the input topic if it does not exist yet (the same as gtsm produce, so sites land where it puts them)")
 	fs.DurationVar(sessTimeout, "session-timeout", 0, "consumer group session timeout (0: sarama's 10s)")
+	fs.DurationVar(&cfg.RebalanceTimeout, "rebalance-timeout", 20*time.Second, "how long a group join waits for other members (keep it below 30s, sarama's network read timeout)")
 	fs.StringVar(&cfg.StorageDir, "storage-dir", "", "directory for goka's local copy of the group table (LevelDB); empty: in memory, rebuilt from Kafka on start")
 	fs.IntVar(&cfg.TableEvery, "table-every", 1000, "write a site's goka group-table value at most every N of its messages (DuckDB is the truth; the table is a cache for views)")
 	fs.BoolVar(&tlsOn, "tls", false, "connect to Kafka with TLS (implied by the other --tls-* flags)")
