@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -269,16 +270,52 @@ func newKafkaSink(ctx context.Context, opt Options) (*kafkaSink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("schema registry: %w", err)
 	}
-	keySchema, valueSchema, err := registry.LoadSchemas(ctx, rc, opt.SchemasRoot, opt.Topic)
-	if err != nil {
-		return nil, fmt.Errorf("schemas: %w", err)
-	}
-	s.serde, err = registry.NewSerde(ctx, rc, opt.Topic, keySchema, valueSchema)
-	if err != nil {
-		return nil, fmt.Errorf("schema registry %s: %w", opt.Registry.URL, err)
+	if s.serde, err = connectRegistry(ctx, rc, opt); err != nil {
+		return nil, err
 	}
 	ok = true
 	return s, nil
+}
+
+// connectRegistry loads the schemas and registers them. While the registry
+// is unreachable (connection refused, 5xx) it retries with a doubling
+// backoff up to RegistryWait, logging each wait, so a registry that is
+// restarting or starts after the producer is waited for instead of failing
+// the run; any other error (a 4xx, a bad schema) fails at once.
+func connectRegistry(ctx context.Context, rc *registry.Client, opt Options) (*registry.Serde, error) {
+	wait := opt.RegistryWait
+	if wait == 0 {
+		wait = 2 * time.Minute
+	}
+	log := opt.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	deadline := time.Now().Add(wait)
+	delay := time.Second
+	for {
+		serde, err := func() (*registry.Serde, error) {
+			k, v, err := registry.LoadSchemas(ctx, rc, opt.SchemasRoot, opt.Topic)
+			if err != nil {
+				return nil, fmt.Errorf("schemas: %w", err)
+			}
+			serde, err := registry.NewSerde(ctx, rc, opt.Topic, k, v)
+			if err != nil {
+				return nil, fmt.Errorf("schema registry %s: %w", opt.Registry.URL, err)
+			}
+			return serde, nil
+		}()
+		if err == nil || !errors.Is(err, registry.ErrUnreachable) || ctx.Err() != nil || wait < 0 || time.Now().Add(delay).After(deadline) {
+			return serde, err
+		}
+		log.Warn("schema registry unreachable; retrying", "url", opt.Registry.URL, "in", delay, "until", deadline.Format(time.TimeOnly), "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("schema registry %s: %w (while waiting: %v)", opt.Registry.URL, ctx.Err(), err)
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 15*time.Second)
+	}
 }
 
 func (s *kafkaSink) stream(st stream) *streamStats {

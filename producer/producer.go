@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -38,6 +39,12 @@ type Options struct {
 	Registry registry.Config // schema registry
 	// SchemasRoot overrides the embedded Avro schemas (registry.LoadSchemas).
 	SchemasRoot string
+	// RegistryWait is how long a registry that cannot be reached at start
+	// is retried (doubling backoff, a log line per wait); default 2 min,
+	// negative: fail after the registry client's own retries.
+	RegistryWait time.Duration
+	// Logger receives the retry lines; default slog.Default() (stderr).
+	Logger *slog.Logger
 
 	Partitions  int32 // for a missing topic; default DefaultPartitions
 	Replication int16 // for a missing topic; -1 = broker default
