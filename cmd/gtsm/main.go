@@ -31,6 +31,7 @@ type environ struct {
 
 func commands() []command {
 	return []command{
+		{"demo", "the whole pipeline in one process on the embedded broker: produce, process, query", runDemo},
 		{"bottle", "inspect bottle files: gtsm bottle inspect FILE...", runBottle},
 		{"compare", "run the named queries on Flink SQL and on DuckDB, show the differences", runCompare},
 		{"broker", "run the embedded Kafka broker and schema registry until Ctrl-C", runBroker},

@@ -30,8 +30,14 @@ Stop it with Ctrl-C (SIGINT) or SIGTERM: it commits the last batch and
 checkpoints the file. Only one process can open a DuckDB file; query a running
 processor through its SQL endpoint, or stop it and use 'gtsm sql --db FILE'.
 
+While it runs it serves, on the same file: SQL over the Postgres wire protocol,
+read-only (--sql-addr, default 127.0.0.1:5433: psql, pgx, Grafana, 'gtsm sql'),
+and monitoring (--http-addr, default 127.0.0.1:8080): a status page with each
+site's state, gaps and strain curves, Prometheus /metrics and /healthz.
+A non-loopback --sql-addr needs a password (env GTSM_SQL_PASSWORD).
+
 Environment: BOOTSTRAP_SERVERS, SCHEMA_REGISTRY_URL, KAFKA_SASL_PASSWORD,
-SCHEMA_REGISTRY_PASSWORD, GTSM_DB.
+SCHEMA_REGISTRY_PASSWORD, GTSM_DB, GTSM_SQL_ADDR, GTSM_SQL_PASSWORD.
 
 Examples:
   gtsm broker &                                  # embedded Kafka + registry
@@ -83,6 +89,8 @@ func runProcess(ctx context.Context, env *environ, args []string) error {
 	fs.StringVar(&cfg.Registry.CAFile, "registry-ca", "", "PEM CA bundle for an https registry")
 	fs.BoolVar(&cfg.Registry.InsecureSkipVerify, "registry-insecure", false, "do not verify the registry certificate (testing only)")
 	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
+	var ec endpointConfig
+	ec.register(fs, env)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -121,7 +129,13 @@ func runProcess(ctx context.Context, env *environ, args []string) error {
 			return err
 		}
 	}
-	return processor.Run(ctx, cfg)
+	ec.sqlPassword = env.getenv("GTSM_SQL_PASSWORD")
+	r, err := startProcessor(ctx, cfg, ec)
+	if err != nil {
+		return err
+	}
+	cfg.Logger.Info("processor running", "db", cfg.DBPath, "sql", r.ep.SQLAddr(), "http", r.ep.HTTPAddr())
+	return r.wait(ctx)
 }
 
 func processTLS(ca, cert, key string, insecure bool) (*tls.Config, error) {

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -12,7 +14,24 @@ import (
 
 	"github.com/earthscope/gtsm-stream/monitor"
 	"github.com/earthscope/gtsm-stream/pgwire"
+	"github.com/earthscope/gtsm-stream/processor"
 )
+
+// endpointConfig says where a processor serves SQL and monitoring.
+type endpointConfig struct {
+	sqlAddr, sqlPassword string
+	rowCap               int
+	queryTimeout         time.Duration
+	httpAddr             string
+}
+
+// register adds the endpoint flags (shared by process and demo).
+func (c *endpointConfig) register(fs *flag.FlagSet, env *environ) {
+	fs.StringVar(&c.sqlAddr, "sql-addr", envOr(env, "GTSM_SQL_ADDR", pgwire.DefaultAddr), "SQL endpoint (Postgres wire, read-only) address; empty: off (env GTSM_SQL_ADDR)")
+	fs.IntVar(&c.rowCap, "sql-row-cap", pgwire.DefaultRowCap, "most rows one SQL statement may return through the endpoint")
+	fs.DurationVar(&c.queryTimeout, "sql-timeout", pgwire.DefaultQueryTimeout, "SQL statements running longer are interrupted")
+	fs.StringVar(&c.httpAddr, "http-addr", "127.0.0.1:8080", "monitoring address: status page /, /metrics, /healthz; empty: off")
+}
 
 // endpoints are what a running processor serves next to its work: SQL over
 // the Postgres wire protocol (DuckDB lets only one process open the file, so
@@ -21,33 +40,36 @@ type endpoints struct {
 	sql     *pgwire.Server
 	httpSrv *http.Server
 	httpLn  net.Listener
-	done    chan error
 }
 
 // startEndpoints binds both addresses first, so a port in use fails before
 // anything runs, with the flag to change named. An empty address disables
 // that endpoint.
-func startEndpoints(ctx context.Context, db *sql.DB, sqlAddr, sqlPassword, httpAddr string, m *monitor.Metrics, health func() error, log *slog.Logger) (*endpoints, error) {
-	e := &endpoints{done: make(chan error, 2)}
-	if sqlAddr != "" {
-		s, err := pgwire.Listen(db, pgwire.Config{Addr: sqlAddr, Password: sqlPassword, Logger: log})
+func startEndpoints(ctx context.Context, db *sql.DB, c endpointConfig, m *monitor.Metrics, health func() error, log *slog.Logger) (*endpoints, error) {
+	e := &endpoints{}
+	if c.sqlAddr != "" {
+		s, err := pgwire.Listen(db, pgwire.Config{Addr: c.sqlAddr, Password: c.sqlPassword, RowCap: c.rowCap, QueryTimeout: c.queryTimeout, Logger: log})
 		if err != nil {
-			return nil, fmt.Errorf("SQL endpoint (--sql-addr %s): %w", sqlAddr, err)
+			return nil, fmt.Errorf("SQL endpoint (--sql-addr %s): %w", c.sqlAddr, err)
 		}
 		e.sql = s
-		go func() { e.done <- s.Serve(ctx) }()
+		go func() {
+			if err := s.Serve(ctx); err != nil {
+				log.Error("SQL endpoint stopped", "err", err)
+			}
+		}()
 	}
-	if httpAddr != "" {
-		ln, err := net.Listen("tcp", httpAddr)
+	if c.httpAddr != "" {
+		ln, err := net.Listen("tcp", c.httpAddr)
 		if err != nil {
 			e.Close()
-			return nil, fmt.Errorf("monitoring endpoint (--http-addr %s): %w", httpAddr, err)
+			return nil, fmt.Errorf("monitoring endpoint (--http-addr %s): %w", c.httpAddr, err)
 		}
 		e.httpLn = ln
 		e.httpSrv = &http.Server{Handler: monitor.Handler(db, m, health), ReadHeaderTimeout: 10 * time.Second}
 		go func() {
 			if err := e.httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-				e.done <- err
+				log.Error("monitoring endpoint stopped", "err", err)
 			}
 		}()
 	}
@@ -81,6 +103,64 @@ func (e *endpoints) Close() {
 		defer cancel()
 		e.httpSrv.Shutdown(ctx)
 	}
+}
+
+// runningProcessor is a processor at work with its endpoints.
+type runningProcessor struct {
+	*processor.Processor
+	ep     *endpoints
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// startProcessor opens the processor's DuckDB file, starts its endpoints on
+// that same *sql.DB, and runs the processor in the background. Metrics are
+// fed from every committed DuckDB transaction and read from site_state.
+func startProcessor(ctx context.Context, cfg processor.Config, ec endpointConfig) (*runningProcessor, error) {
+	m := monitor.NewMetrics()
+	next := cfg.OnCommit
+	cfg.OnCommit = func(ci processor.CommitInfo) {
+		m.ObserveCommit(ci.Messages, ci.Rows, ci.Duplicates, ci.Late, ci.DeadLetters, ci.Duration)
+		if next != nil {
+			next(ci)
+		}
+	}
+	p, err := processor.New(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	m.WatchSites(p.DB())
+	m.WatchLag(cmp.Or(cfg.Topic, "gtsm_etl"), p.Lag)
+	log := cmp.Or(cfg.Logger, slog.Default())
+	pctx, cancel := context.WithCancel(ctx)
+	ep, err := startEndpoints(pctx, p.DB(), ec, m, p.Healthy, log)
+	if err != nil {
+		cancel()
+		return nil, errors.Join(err, p.Close())
+	}
+	r := &runningProcessor{Processor: p, ep: ep, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- p.Run(pctx) }()
+	return r, nil
+}
+
+// wait runs until ctx ends (then stops cleanly) or the processor fails.
+func (r *runningProcessor) wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return r.stop()
+	case err := <-r.done:
+		r.ep.Close()
+		r.cancel()
+		return err
+	}
+}
+
+// stop closes the endpoints first (they read the database), then stops the
+// processor, which commits its last batch and checkpoints the file.
+func (r *runningProcessor) stop() error {
+	r.ep.Close()
+	r.cancel()
+	return <-r.done
 }
 
 // hostOf and portOf split a bound host:port for printing client commands.

@@ -1,0 +1,243 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/earthscope/gtsm-stream/bottle/fixture"
+	"github.com/earthscope/gtsm-stream/processor"
+	"github.com/earthscope/gtsm-stream/producer"
+	"github.com/earthscope/gtsm-stream/registry"
+	"github.com/earthscope/gtsm-stream/shell"
+	gtsmsql "github.com/earthscope/gtsm-stream/sql"
+)
+
+const demoHelp = `Runs the whole pipeline in one process, with no Docker and no Java:
+  1. an embedded Kafka-protocol broker (127.0.0.1:19092) and schema registry
+     (http://127.0.0.1:8081), persistent in the data directory;
+  2. publishes the B009 2021-07-01 Day, Hour and Min bottle sets from testdata/
+     to gtsm_etl (skipped when an earlier run already did: nothing is duplicated);
+  3. runs the goka processor into <data>/gtsm.duckdb and waits until every
+     record is committed;
+  4. prints the original demo's query (key_site, timestamp) and the hourly summary.
+
+With --serve it keeps everything running until Ctrl-C and prints how to connect
+kcat, psql, 'gtsm sql' and 'gtsm produce' to it.
+
+Examples:
+  gtsm demo                         # run once, print the results, exit
+  gtsm demo --serve                 # keep broker, registry, processor and SQL endpoint up
+  gtsm demo --data /tmp/gtsm --kafka-addr 127.0.0.1:29092 --registry-addr 127.0.0.1:28081 --sql-addr 127.0.0.1:25433
+  rm -rf .gtsm                      # start over`
+
+func runDemo(ctx context.Context, env *environ, args []string) error {
+	fs := newFlagSet(env, "demo", "demo [flags]", demoHelp)
+	var bf brokerFlags
+	bf.register(fs.StringVar, fs.IntVar)
+	var ec endpointConfig
+	ec.register(fs, env)
+	input := fs.String("testdata", "testdata", "directory with the day/, hour/ and min/ fixture sets (generated into the data directory when absent)")
+	serve := fs.Bool("serve", false, "keep running until Ctrl-C and print how to connect other tools")
+	rows := fs.Int("rows", 10, "rows of the original demo query to print")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
+	}
+	step := func(format string, a ...any) { fmt.Fprintf(env.stderr, "demo: "+format+"\n", a...) }
+	log := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+
+	st, err := bf.start()
+	if err != nil {
+		return fmt.Errorf("%w (flags --kafka-addr and --registry-addr choose other ports)", err)
+	}
+	defer st.Close()
+	step("broker %s, registry %s, data in %s", st.BootstrapServers, st.RegistryURL, bf.dataDir)
+
+	sets, err := demoInputs(*input, bf.dataDir, step)
+	if err != nil {
+		return err
+	}
+	if err := demoProduce(ctx, env, st.BootstrapServers, st.RegistryURL, int32(bf.partitions), sets, step); err != nil {
+		return err
+	}
+
+	dbPath := filepath.Join(bf.dataDir, "gtsm.duckdb")
+	if ec.sqlAddr == "" {
+		return usageError{"the demo queries through its SQL endpoint: --sql-addr must not be empty"}
+	}
+	p, err := startProcessor(ctx, processor.Config{
+		Brokers: []string{st.BootstrapServers}, Registry: registry.Config{URL: st.RegistryURL},
+		DBPath: dbPath, Partitions: bf.partitions, Logger: log,
+	}, ec)
+	if err != nil {
+		return err
+	}
+	ep := p.ep
+	stop := p.stop
+
+	start := time.Now()
+	waitCtx, cancelWait := context.WithCancel(ctx)
+	go demoProgress(waitCtx, env.stderr, p.Processor)
+	err = p.WaitCaughtUp(ctx)
+	cancelWait()
+	if err != nil {
+		return errors.Join(fmt.Errorf("processor: %w", err), stop())
+	}
+	step("processor caught up in %s; DuckDB file %s", time.Since(start).Round(time.Millisecond), dbPath)
+
+	if err := demoQueries(ctx, env.stdout, ep.SQLAddr(), *rows); err != nil {
+		return errors.Join(err, stop())
+	}
+	if *serve {
+		fmt.Fprintf(env.stdout, `
+Serving until Ctrl-C. Connect with:
+  kcat -b %[1]s -L                                   # the broker (BOOTSTRAP_SERVERS=%[1]s)
+  curl %[2]s/subjects                                # the registry (SCHEMA_REGISTRY_URL=%[2]s)
+  psql -h %[3]s -p %[4]s -d gtsm -c 'SELECT count(*) FROM gtsm_etl'
+  gtsm sql --addr %[5]s                               # the SQL shell; .q lists the named queries
+  BOOTSTRAP_SERVERS=%[1]s SCHEMA_REGISTRY_URL=%[2]s gtsm produce more-files/
+  open http://%[6]s/                                 # status page, /metrics, /healthz
+`, st.BootstrapServers, st.RegistryURL, hostOf(ep.SQLAddr()), portOf(ep.SQLAddr()), ep.SQLAddr(), ep.HTTPAddr())
+		select {
+		case <-ctx.Done():
+			step("stopping")
+		case err := <-p.done:
+			ep.Close()
+			p.cancel()
+			return fmt.Errorf("processor stopped: %w", err)
+		}
+	}
+	return stop()
+}
+
+// demoInputs returns the three fixture sets, from testdata/ when present (a
+// checkout), else generated into the data directory (a bare binary): the
+// generator is deterministic and a test proves both byte-identical.
+func demoInputs(dir, dataDir string, step func(string, ...any)) ([]string, error) {
+	if _, err := os.Stat(filepath.Join(dir, "hour")); err != nil {
+		dir = filepath.Join(dataDir, "fixtures")
+		if err := fixture.Write(dir); err != nil {
+			return nil, fmt.Errorf("generate fixtures in %s: %w", dir, err)
+		}
+		step("no testdata/ here: generated the fixture sets into %s", dir)
+	}
+	return []string{filepath.Join(dir, "day"), filepath.Join(dir, "hour"), filepath.Join(dir, "min")}, nil
+}
+
+// demoProduce publishes the fixture sets unless the topic already holds at
+// least that many records (an earlier demo run in the same data directory).
+func demoProduce(ctx context.Context, env *environ, brokers, registryURL string, partitions int32, sets []string, step func(string, ...any)) error {
+	dry, err := producer.Run(ctx, sets, producer.Options{DryRun: io.Discard})
+	if err != nil {
+		return fmt.Errorf("read fixtures: %w", err)
+	}
+	have, err := topicRecords(ctx, brokers, "gtsm_etl")
+	if err != nil {
+		return err
+	}
+	if have >= dry.Records {
+		step("gtsm_etl already holds %d records (≥ the %d of the fixtures): not producing again", have, dry.Records)
+		return nil
+	}
+	sum, err := producer.Run(ctx, sets, producer.Options{
+		Kafka:      producer.Kafka{Brokers: []string{brokers}},
+		Registry:   registry.Config{URL: registryURL},
+		Partitions: partitions, Replication: 1,
+	})
+	if sum != nil {
+		sum.Write(env.stderr)
+	}
+	if err != nil {
+		return fmt.Errorf("produce: %w", err)
+	}
+	return nil
+}
+
+// topicRecords is the sum of the topic's end offsets (0 when it does not exist).
+func topicRecords(ctx context.Context, brokers, topic string) (int64, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers))
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err != nil {
+		return 0, fmt.Errorf("list offsets of %s: %w", topic, err)
+	}
+	var n int64
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Err == nil {
+			n += o.Offset
+		}
+	})
+	return n, nil
+}
+
+// demoProgress prints the processor's remaining lag every second.
+func demoProgress(ctx context.Context, w io.Writer, p *processor.Processor) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			lag, err := p.Lag(ctx)
+			if err != nil {
+				continue
+			}
+			var n int64
+			for _, l := range lag {
+				n += l
+			}
+			fmt.Fprintf(w, "demo: processing, %d records to go\n", n)
+		}
+	}
+}
+
+// demoQueries runs the original demo's query and the hourly summary through
+// the SQL endpoint, the way any client would.
+func demoQueries(ctx context.Context, w io.Writer, sqlAddr string, rows int) error {
+	pg, err := shell.DialPG(ctx, sqlAddr, "", 10*time.Second)
+	if err != nil {
+		return err
+	}
+	defer pg.Close()
+	seed, err := gtsmsql.QueryByName("seed")
+	if err != nil {
+		return err
+	}
+	count, err := pg.Exec(ctx, "SELECT count(*) AS records FROM gtsm_etl")
+	if err != nil {
+		return err
+	}
+	first, err := pg.Exec(ctx, fmt.Sprintf("SELECT * FROM (%s) LIMIT %d", seed.SQL, rows))
+	if err != nil {
+		return fmt.Errorf("seed query: %w", err)
+	}
+	fmt.Fprintf(w, "\n%s\n(first %d of %s rows)\n", seed.Description, rows, count.Rows[0][0].Text)
+	if err := shell.Render(w, shell.ModeTable, first); err != nil {
+		return err
+	}
+	hourly, err := gtsmsql.QueryByName("hourly")
+	if err != nil {
+		return err
+	}
+	res, err := pg.Exec(ctx, hourly.SQL, "B009")
+	if err != nil {
+		return fmt.Errorf("hourly query: %w", err)
+	}
+	fmt.Fprintf(w, "\n%s (B009)\n", hourly.Description)
+	return shell.Render(w, shell.ModeTable, res)
+}
