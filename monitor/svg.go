@@ -85,7 +85,9 @@ func renderSVG(title string, names [4]string, series [4][]point) string {
 	axisY := marginTop + 4*(panelH+panelGap) + 4
 	for i := 0; i <= 4; i++ {
 		ms := minT + (maxT-minT)*int64(i)/4
-		fmt.Fprintf(&b, `<text x="%.0f" y="%d" text-anchor="middle">%s</text>`, x(ms), axisY+10,
+		// The end labels are anchored inside the plot so they are not clipped.
+		anchor := [5]string{"start", "middle", "middle", "middle", "end"}[i]
+		fmt.Fprintf(&b, `<text x="%.0f" y="%d" text-anchor="%s">%s</text>`, x(ms), axisY+10, anchor,
 			time.UnixMilli(ms).UTC().Format("01-02 15:04"))
 	}
 	b.WriteString(`</svg>`)
