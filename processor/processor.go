@@ -63,6 +63,7 @@ type Processor struct {
 	dec    Decoder
 	sarama *sarama.Config
 	sink   *sink
+	dlq    *dlq
 
 	lateness int64
 	loaded   map[string]*[3]*sessState // state from DuckDB at start; read-only
@@ -171,11 +172,15 @@ func New(ctx context.Context, cfg Config) (*Processor, error) {
 		if err != nil {
 			return nil, fmt.Errorf("schema registry: %w", err)
 		}
-		k, v, err := registry.LoadSchemas(ctx, rc, "", cfg.Topic)
+		err = retryUnreachable(ctx, p.log, "load schemas", cfg.Registry.URL, func() error {
+			k, v, err := registry.LoadSchemas(ctx, rc, "", cfg.Topic)
+			if err != nil {
+				return err
+			}
+			p.dec, err = registry.NewSerde(ctx, rc, cfg.Topic, k, v)
+			return err
+		})
 		if err != nil {
-			return nil, fmt.Errorf("schema registry %s: %w", cfg.Registry.URL, err)
-		}
-		if p.dec, err = registry.NewSerde(ctx, rc, cfg.Topic, k, v); err != nil {
 			return nil, fmt.Errorf("schema registry %s: %w", cfg.Registry.URL, err)
 		}
 	}
@@ -485,6 +490,10 @@ func (p *Processor) Run(ctx context.Context) (err error) {
 	if err := p.checkGroupOffsets(); err != nil {
 		return err
 	}
+	if p.dlq, err = newDLQ(p.cfg.Brokers, p.sarama, p.cfg.Topic, p.cfg.Topic+".dlq"); err != nil {
+		return err
+	}
+	defer p.dlq.close()
 	gp, err := p.gokaProcessor()
 	if err != nil {
 		return err
@@ -756,54 +765,87 @@ func (p *Processor) consume(gctx goka.Context, msg any) {
 			return
 		}
 		raw, _ := msg.([]byte)
-		b.dead = append(b.dead, deadLetter{partition: part, offset: off, err: err.Error(), key: []byte(gctx.Key()), value: raw})
+		reason := deadReason(err)
+		b.dead = append(b.dead, deadLetter{partition: part, offset: off, err: err.Error(), reason: reason,
+			key: []byte(gctx.Key()), value: raw, headers: gctx.Headers()})
 		p.stats.dead.Add(1)
-		p.log.Warn("dead letter", "topic", p.cfg.Topic, "partition", part, "offset", off, "err", err)
+		p.log.Warn("dead letter", "topic", p.cfg.Topic, "partition", part, "offset", off, "reason", reason, "to", p.cfg.Topic+".dlq", "err", err)
 	}
 	p.maybeCut(a)
 }
 
 // badMessage marks an error in the message itself (dead letter), as opposed
 // to one of the processor (fatal).
-type badMessage struct{ err error }
+type badMessage struct {
+	err    error
+	reason string // dlq.reason
+}
 
 func (e badMessage) Error() string { return e.err.Error() }
 func (e badMessage) Unwrap() error { return e.err }
 
 // classify separates a message that cannot be decoded (a dead letter) from a
-// registry that cannot be reached right now (fatal: the processor stops, the
-// message is not marked applied, and a restart retries it).
-func classify(err error) error {
+// registry that cannot be reached (retried in decode until it answers or the
+// processor stops; then fatal: the message is not marked applied, and a
+// restart retries it).
+func classify(part string, err error) error {
 	if errors.Is(err, registry.ErrUnreachable) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	return badMessage{err}
+	return badMessage{err, decodeClass(part, err)}
+}
+
+// retryUnreachable runs f until it succeeds, fails for another reason than
+// an unreachable schema registry, or ctx ends, waiting with a doubling
+// backoff (1 s .. 30 s) and logging each wait: a registry that restarts or
+// starts after the processor is waited for, without a crash loop.
+func retryUnreachable(ctx context.Context, log *slog.Logger, what, url string, f func() error) error {
+	delay := time.Second
+	for {
+		err := f()
+		if err == nil || !errors.Is(err, registry.ErrUnreachable) || ctx.Err() != nil {
+			return err
+		}
+		log.Warn("schema registry unreachable; retrying", "url", url, "op", what, "in", delay, "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (stopped while waiting for the schema registry)", err)
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 30*time.Second)
+	}
 }
 
 func (p *Processor) apply(gctx goka.Context, a *partAcc, msg any, part int32, off int64) error {
 	raw, ok := msg.([]byte)
 	if !ok || raw == nil {
-		return badMessage{fmt.Errorf("partition %d offset %d: empty value (tombstone)", part, off)}
+		return badMessage{fmt.Errorf("partition %d offset %d: empty value (tombstone)", part, off), "tombstone"}
 	}
 	ctx := gctx.Context()
 	keySite, ok := a.keys[gctx.Key()]
 	if !ok {
-		var err error
-		if keySite, err = p.dec.DecodeKey(ctx, []byte(gctx.Key())); err != nil {
-			return classify(fmt.Errorf("partition %d offset %d: key: %w", part, off, err))
+		err := retryUnreachable(ctx, p.log, fmt.Sprintf("key schema of partition %d offset %d", part, off), p.cfg.Registry.URL, func() (err error) {
+			keySite, err = p.dec.DecodeKey(ctx, []byte(gctx.Key()))
+			return err
+		})
+		if err != nil {
+			return classify("key", fmt.Errorf("partition %d offset %d: key: %w", part, off, err))
 		}
 		a.keys[gctx.Key()] = keySite
 	}
 	var r row
-	if err := p.dec.DecodeValue(ctx, raw, &r.rec); err != nil {
-		return classify(fmt.Errorf("partition %d offset %d: value: %w", part, off, err))
+	err := retryUnreachable(ctx, p.log, fmt.Sprintf("value schema of partition %d offset %d", part, off), p.cfg.Registry.URL, func() error {
+		return p.dec.DecodeValue(ctx, raw, &r.rec)
+	})
+	if err != nil {
+		return classify("value", fmt.Errorf("partition %d offset %d: value: %w", part, off, err))
 	}
 	if !r.rec.IsSet(record.FieldTime) {
-		return badMessage{fmt.Errorf("partition %d offset %d: site %s: record has no time", part, off, keySite)}
+		return badMessage{fmt.Errorf("partition %d offset %d: site %s: record has no time", part, off, keySite), "no_time"}
 	}
 	sess, err := sessionOf(gctx, &r.rec)
 	if err != nil {
-		return badMessage{fmt.Errorf("partition %d offset %d: site %s time %d: %w", part, off, keySite, r.rec.Time, err)}
+		return badMessage{fmt.Errorf("partition %d offset %d: site %s time %d: %w", part, off, keySite, r.rec.Time, err), "bad_session"}
 	}
 	r.rec.Session = sess
 
@@ -1021,6 +1063,11 @@ func (p *Processor) runSink() error {
 			continue
 		}
 		t0 := time.Now()
+		if err := p.dlq.send(context.Background(), bs); err != nil {
+			p.fail(err)
+			p.release(bs, err)
+			continue
+		}
 		if err := p.sink.write(context.Background(), bs); err != nil {
 			err = fmt.Errorf("DuckDB %s: %w", p.cfg.DBPath, err)
 			p.fail(err)

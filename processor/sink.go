@@ -27,7 +27,9 @@ type deadLetter struct {
 	partition  int32
 	offset     int64
 	err        string
+	reason     string // dlq.reason
 	key, value []byte
+	headers    map[string][]byte // the message's own headers, kept in the dead-letter topic
 }
 
 // batch is everything one partition applied since its last cut: the rows,
