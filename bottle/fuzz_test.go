@@ -9,13 +9,15 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/earthscope/gtsm-stream/internal/testutil"
 )
 
 // fuzzSeeds returns real bottle files when ../shared/real-bottle is present
 // (a handful per set keeps the seed corpus small) and the project fixtures.
 func fuzzSeeds(t testing.TB) map[string][]byte {
 	seeds := map[string][]byte{}
-	root := repoRoot(t)
+	root := testutil.RepoRoot(t)
 	for _, pattern := range []string{
 		filepath.Join(root, "..", "shared", "real-bottle", "B*"),
 		filepath.Join(root, "testdata", "*", "B*"),

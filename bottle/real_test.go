@@ -3,27 +3,17 @@ package bottle
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-// realDir is ../shared/real-bottle relative to the repository root, or the
-// test is skipped.
-func realDir(t testing.TB) string {
-	t.Helper()
-	dir := filepath.Join(repoRoot(t), "..", "shared", "real-bottle")
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("real bottle files not available (%s): %v", dir, err)
-	}
-	return dir
-}
+	"github.com/earthscope/gtsm-stream/internal/testutil"
+)
 
 // TestRealFiles parses every real bottle file and checks the facts stated in
 // the folder's README.
 func TestRealFiles(t *testing.T) {
-	dir := realDir(t)
+	dir := testutil.RealBottleDir(t)
 	files := map[string]*File{}
 	err := Walk([]string{dir}, func(f *File, err error) error {
 		if err != nil {

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/earthscope/gtsm-stream/internal/testutil"
+
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -27,24 +29,6 @@ import (
 	"github.com/earthscope/gtsm-stream/registry"
 	gtsmsql "github.com/earthscope/gtsm-stream/sql"
 )
-
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	d, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d
-		}
-		if p := filepath.Dir(d); p != d {
-			d = p
-			continue
-		}
-		t.Fatal("go.mod not found")
-	}
-}
 
 // TestProcessorAgreesWithFlinkQueries is the comparison the compose stack
 // runs, with everything that exists here: the testdata sets go through the
@@ -99,7 +83,7 @@ func TestProcessorAgreesWithFlinkQueries(t *testing.T) {
 }
 
 func processorAgrees(t *testing.T, lateGap, resend bool) []*compare.Diff {
-	root := repoRoot(t)
+	root := testutil.RepoRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	st, err := embedded.Start(embedded.Config{KafkaAddr: "127.0.0.1:0", RegistryAddr: "127.0.0.1:0", Partitions: 3})

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/earthscope/gtsm-stream/internal/testutil"
+
 	"github.com/earthscope/gtsm-stream/record"
 )
 
@@ -178,7 +180,7 @@ func TestInstallConnectors(t *testing.T) {
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Skip("curl not installed")
 	}
-	root := repoRoot(t)
+	root := testutil.RepoRoot(t)
 	tmp := t.TempDir()
 	home := filepath.Join(tmp, "flink")
 	maven := filepath.Join(tmp, "m2")
@@ -247,7 +249,7 @@ func TestInstallConnectors(t *testing.T) {
 // ./cmd/gtsm in a Go builder, a Debian slim runtime of the same release, and
 // COPY sources that exist and are not excluded by .dockerignore.
 func TestDockerfile(t *testing.T) {
-	root := repoRoot(t)
+	root := testutil.RepoRoot(t)
 	b, err := os.ReadFile(filepath.Join(root, "Dockerfile"))
 	if err != nil {
 		t.Fatal(err)

@@ -10,27 +10,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/earthscope/gtsm-stream/internal/testutil"
+
 	"gopkg.in/yaml.v3"
 )
-
-// repoRoot walks up from the package directory to go.mod.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test directory")
-		}
-		dir = parent
-	}
-}
 
 type composeFile struct {
 	Services map[string]struct {
@@ -272,7 +255,7 @@ func checkStack(t reporter, c composeFile, root string) {
 }
 
 func TestComposeFile(t *testing.T) {
-	root := repoRoot(t)
+	root := testutil.RepoRoot(t)
 	raw, err := os.ReadFile(filepath.Join(root, "docker-compose.yml"))
 	if err != nil {
 		t.Fatal(err)
@@ -306,7 +289,7 @@ func TestComposeFile(t *testing.T) {
 // TestComposeCheckCatchesBreakage makes sure the checks above can fail: a
 // stack without the host listener or the read-only schema mount is reported.
 func TestComposeCheckCatchesBreakage(t *testing.T) {
-	root := repoRoot(t)
+	root := testutil.RepoRoot(t)
 	raw, err := os.ReadFile(filepath.Join(root, "docker-compose.yml"))
 	if err != nil {
 		t.Fatal(err)

@@ -9,35 +9,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/earthscope/gtsm-stream/internal/testutil"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/earthscope/gtsm-stream/bottle"
 	"github.com/earthscope/gtsm-stream/embedded"
 	"github.com/earthscope/gtsm-stream/record"
 	"github.com/earthscope/gtsm-stream/registry"
-	"github.com/twmb/franz-go/pkg/kgo"
 )
-
-// repoRoot walks up from the package directory to go.mod.
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	d, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d
-		}
-		p := filepath.Dir(d)
-		if p == d {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		d = p
-	}
-}
 
 // fixture returns testdata/<name> of the repository.
 func fixture(t testing.TB, name string) string {
-	p := filepath.Join(repoRoot(t), "testdata", name)
+	p := filepath.Join(testutil.RepoRoot(t), "testdata", name)
 	if _, err := os.Stat(p); err != nil {
 		t.Fatalf("fixture %s missing: %v", p, err)
 	}

@@ -7,39 +7,16 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/earthscope/gtsm-stream/internal/testutil"
+
 	"github.com/earthscope/gtsm-stream/bottle"
 )
-
-// realBottleDir finds ../shared/real-bottle next to the repository root, or
-// skips the test.
-func realBottleDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-	real := filepath.Join(dir, "..", "shared", "real-bottle")
-	if _, err := os.Stat(real); err != nil {
-		t.Skipf("real bottle files absent (%v): skipping", err)
-	}
-	return real
-}
 
 // readReal parses the real bottle files whose names start with prefix and
 // satisfy keep (nil keeps all), in name order, with Info set from the name.
 func readReal(t testing.TB, prefix string, keep func(name string) bool) []*bottle.File {
 	t.Helper()
-	dir := realBottleDir(t)
+	dir := testutil.RealBottleDir(t)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/earthscope/gtsm-stream/internal/testutil"
 )
 
 // The fixtures make 4944 records: Day 144, Hour 3600, Min 1200.
@@ -76,7 +78,7 @@ func TestDemoServeWithRealClients(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	root := repoRoot(t)
+	root := testutil.RepoRoot(t)
 	bin := filepath.Join(t.TempDir(), "gtsm")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/gtsm")
 	build.Dir = root

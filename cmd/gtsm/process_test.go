@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/earthscope/gtsm-stream/embedded"
+	"github.com/earthscope/gtsm-stream/internal/testutil"
 	gtsmsql "github.com/earthscope/gtsm-stream/sql"
 )
 
@@ -51,7 +52,7 @@ func TestProcessCLI(t *testing.T) {
 	}
 	defer st.Close()
 	vars := map[string]string{"BOOTSTRAP_SERVERS": st.BootstrapServers, "SCHEMA_REGISTRY_URL": st.RegistryURL}
-	if code, _, errs := runCmd(t, vars, "produce", "--quiet", filepath.Join(produceRoot(t), "testdata", "hour")); code != 0 {
+	if code, _, errs := runCmd(t, vars, "produce", "--quiet", testutil.Testdata(t, "hour")); code != 0 {
 		t.Fatalf("produce: %d %s", code, errs)
 	}
 	db := filepath.Join(t.TempDir(), "cli.duckdb")

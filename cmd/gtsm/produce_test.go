@@ -8,28 +8,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/earthscope/gtsm-stream/embedded"
+	"github.com/earthscope/gtsm-stream/internal/testutil"
+
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-)
 
-// produceRoot is the repository root (testdata/ lives there).
-func produceRoot(t *testing.T) string {
-	d, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d
-		}
-		if p := filepath.Dir(d); p != d {
-			d = p
-			continue
-		}
-		t.Fatal("no go.mod above the test directory")
-	}
-}
+	"github.com/earthscope/gtsm-stream/embedded"
+)
 
 func runCmd(t *testing.T, vars map[string]string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
@@ -41,7 +26,7 @@ func runCmd(t *testing.T, vars map[string]string, args ...string) (code int, std
 }
 
 func TestProduceCLI(t *testing.T) {
-	root := produceRoot(t)
+	root := testutil.RepoRoot(t)
 	hour := filepath.Join(root, "testdata", "hour")
 
 	t.Run("help teaches", func(t *testing.T) {

@@ -8,13 +8,15 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/earthscope/gtsm-stream/internal/testutil"
 )
 
 // readmeCommands returns every gtsm command line in README.md's sh code blocks
 // (after "gtsm " or "go run ./cmd/gtsm "), comments and shell plumbing removed.
 func readmeCommands(t *testing.T) []string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repoRoot(t), "README.md"))
+	b, err := os.ReadFile(filepath.Join(testutil.RepoRoot(t), "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,24 +42,6 @@ func readmeCommands(t *testing.T) []string {
 		}
 	}
 	return cmds
-}
-
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test directory")
-		}
-		dir = parent
-	}
 }
 
 var flagLine = regexp.MustCompile(`^  -([a-zA-Z0-9-]+)`)
@@ -125,7 +109,7 @@ func TestREADMECommandsExist(t *testing.T) {
 
 // The README's offline examples do what the README says they do.
 func TestREADMEOfflineExamples(t *testing.T) {
-	t.Chdir(repoRoot(t))
+	t.Chdir(testutil.RepoRoot(t))
 	tests := []struct {
 		args []string
 		want []string

@@ -1,0 +1,47 @@
+// Package testutil holds what many packages' tests need to find: the
+// repository root (testdata/ and README.md live there) and the real bottle
+// files in ../shared/real-bottle, which tests use when present and skip,
+// saying so, when absent.
+package testutil
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// RepoRoot walks up from the test's directory to the one holding go.mod.
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("go.mod not found above the test directory")
+		}
+		dir = parent
+	}
+}
+
+// Testdata is testdata/<name> of the repository (the project's own fixtures).
+func Testdata(t testing.TB, name string) string {
+	t.Helper()
+	return filepath.Join(RepoRoot(t), "testdata", name)
+}
+
+// RealBottleDir is ../shared/real-bottle beside the repository root; the test
+// is skipped, with the reason, when it is absent.
+func RealBottleDir(t testing.TB) string {
+	t.Helper()
+	dir := filepath.Join(RepoRoot(t), "..", "shared", "real-bottle")
+	if _, err := os.Stat(dir); err != nil {
+		t.Skipf("real bottle files not available (%s): %v", dir, err)
+	}
+	return dir
+}
