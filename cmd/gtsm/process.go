@@ -26,6 +26,12 @@ reference counts). Each batch of rows is committed to DuckDB together with the
 Kafka offsets it covers, and Kafka offsets are committed only afterwards, so a
 crash (even kill -9) and restart gives exactly the tables of a run without one.
 
+A message that cannot be decoded (bad magic byte, unknown schema id, corrupt
+Avro, no time) is a dead letter: a row of table dead_letters and a copy in the
+topic <topic>.dlq with headers dlq.reason, dlq.error, dlq.topic, dlq.partition
+and dlq.offset. An unreachable schema registry is waited for (a log line per
+retry); a DuckDB write failure (disk full) stops it without committing offsets.
+
 Stop it with Ctrl-C (SIGINT) or SIGTERM: it commits the last batch and
 checkpoints the file. Only one process can open a DuckDB file; query a running
 processor through its SQL endpoint, or stop it and use 'gtsm sql --db FILE'.
