@@ -130,6 +130,15 @@ func TestPoisonMessages(t *testing.T) {
 	if n := strings.Count(p.stderr.String(), `msg="dead letter"`); n != len(poison) {
 		t.Errorf("%d dead-letter log lines, want %d:\n%s", n, len(poison), p.stderr)
 	}
+	// Created by the processor at start (1 partition), not auto-created
+	// by the broker on the first dead letter (3 here).
+	td, err := b.admin(t).ListTopics(context.Background(), topic+".dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(td[topic+".dlq"].Partitions); n != 1 {
+		t.Errorf("%s.dlq has %d partitions, want 1 (created by the processor)", topic, n)
+	}
 	dead := b.consumeAll(t, topic+".dlq", len(poison))
 	if len(dead) != len(poison) {
 		t.Errorf("%d records in %s.dlq, want %d", len(dead), topic, len(poison))

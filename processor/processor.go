@@ -623,7 +623,8 @@ func (p *Processor) tmConfig() *goka.TopicManagerConfig {
 }
 
 // ensureTopic creates the input topic when it does not exist yet (goka does
-// not create input topics), so the processor may start before the producer.
+// not create input topics), so the processor may start before the producer,
+// and the dead-letter topic <topic>.dlq.
 func (p *Processor) ensureTopic() error {
 	admin, err := sarama.NewClusterAdmin(p.cfg.Brokers, p.sarama)
 	if err != nil {
@@ -634,14 +635,21 @@ func (p *Processor) ensureTopic() error {
 	if err != nil {
 		return fmt.Errorf("kafka %s: list topics: %w", strings.Join(p.cfg.Brokers, ","), err)
 	}
-	if _, ok := topics[p.cfg.Topic]; ok {
-		return nil
+	// The dead-letter topic too, so the first poison message does not
+	// depend on the broker auto-creating topics (off on most clusters).
+	for _, t := range []struct {
+		name, what string
+		parts      int
+	}{{p.cfg.Topic, "input", p.cfg.Partitions}, {p.cfg.Topic + ".dlq", "dead-letter", 1}} {
+		if _, ok := topics[t.name]; ok {
+			continue
+		}
+		err = admin.CreateTopic(t.name, &sarama.TopicDetail{NumPartitions: int32(t.parts), ReplicationFactor: int16(p.cfg.Replication)}, false)
+		if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
+			return fmt.Errorf("create %s topic %s: %w", t.what, t.name, err)
+		}
+		p.log.Info("created "+t.what+" topic", "topic", t.name, "partitions", t.parts, "replication", p.cfg.Replication)
 	}
-	err = admin.CreateTopic(p.cfg.Topic, &sarama.TopicDetail{NumPartitions: int32(p.cfg.Partitions), ReplicationFactor: int16(p.cfg.Replication)}, false)
-	if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
-		return fmt.Errorf("create topic %s: %w", p.cfg.Topic, err)
-	}
-	p.log.Info("created input topic", "topic", p.cfg.Topic, "partitions", p.cfg.Partitions, "replication", p.cfg.Replication)
 	return nil
 }
 
