@@ -1,16 +1,23 @@
 package faults
 
 import (
+	"context"
+	"fmt"
 	"math/rand"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/earthscope/gtsm-stream/record"
 )
 
 // TestKillNineBackfill SIGKILLs the processor, a separate OS process, at
 // least 20 times at random moments while it backfills the topic (the
-// testdata fixtures plus a generated 20-sps set), with 100-message batches
+// testdata fixtures, three poison messages and a generated 20-sps set),
+// with 100-message batches
 // so that most kills land between two DuckDB commits. Every restart joins
 // the same consumer group. Afterwards the DuckDB file must hold every
 // record exactly once and equal, table by table, a crash-free run.
@@ -19,10 +26,30 @@ func TestKillNineBackfill(t *testing.T) {
 	in := t.TempDir()
 	generated := writeMinSet(t, in, []string{"KL01", "KL02"}, 12)
 	root := repoRoot(t)
-	if code, errOut := b.produce(t, "--quiet", filepath.Join(root, "testdata"), in); code != 0 {
+	if code, errOut := b.produce(t, "--quiet", filepath.Join(root, "testdata")); code != 0 {
+		t.Fatalf("produce: exit %d\n%s", code, errOut)
+	}
+	// Three poison messages between the fixtures and the generated set:
+	// dead letters must survive the kills exactly once in DuckDB.
+	serde := b.serde(t)
+	var r record.Record
+	r.SetSite("KLPZ")
+	r.SetTime(1625097600000)
+	value := serde.AppendValue(nil, &r)
+	cl := b.client(t)
+	origin := map[string]bool{}
+	for _, v := range [][]byte{append([]byte{9}, value[1:]...), value[:len(value)-3], {0, 0, 0}} {
+		rec := &kgo.Record{Topic: topic, Key: serde.AppendKey(nil, "KLPZ"), Value: v}
+		if err := cl.ProduceSync(context.Background(), rec).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		origin[fmt.Sprintf("%d@%d", rec.Partition, rec.Offset)] = true
+	}
+	if code, errOut := b.produce(t, "--quiet", in); code != 0 {
 		t.Fatalf("produce: exit %d\n%s", code, errOut)
 	}
 	total := b.messages(t, topic)
+	const poison = 3
 	t.Logf("backfill: %d messages in %s (%d generated Min records + fixtures)", total, topic, generated)
 
 	dir := t.TempDir()
@@ -59,9 +86,27 @@ func TestKillNineBackfill(t *testing.T) {
 
 	rows := queryInt(t, killedDB, `SELECT count(*) FROM gtsm_etl`)
 	dups := queryInt(t, killedDB, `SELECT count(*) - count(DISTINCT (key_site, session, "time")) FROM gtsm_etl`)
-	if rows != total || dups != 0 {
-		t.Errorf("DuckDB after kills: %d rows with %d duplicates, want %d rows (every message once)", rows, dups, total)
+	dead := queryInt(t, killedDB, `SELECT count(*) FROM dead_letters`)
+	if rows != total-poison || dups != 0 || dead != poison {
+		t.Errorf("DuckDB after kills: %d rows with %d duplicates and %d dead letters, want %d rows (every good message once) and %d dead letters",
+			rows, dups, dead, total-poison, poison)
 	}
-	t.Logf("after %d kills: %d messages produced, %d rows in DuckDB, %d duplicates, %d lost", kills, total, rows, dups, total-rows+dups)
+	// The dead-letter topic has each poison message at least once (the
+	// killed and the clean run each sent them; a kill between the send and
+	// the DuckDB commit sends one again), and nothing else.
+	dlq := b.messages(t, topic+".dlq")
+	seen := map[string]bool{}
+	for _, d := range b.consumeAll(t, topic+".dlq", int(dlq)) {
+		o := header(d, "dlq.partition") + "@" + header(d, "dlq.offset")
+		if !origin[o] {
+			t.Errorf("dead letter from %s: not a poison message", o)
+		}
+		seen[o] = true
+	}
+	if len(seen) != poison {
+		t.Errorf("dead-letter topic has %d of the %d poison messages", len(seen), poison)
+	}
+	t.Logf("after %d kills: %d messages produced (%d poison), %d rows in DuckDB, %d duplicates, %d lost, %d dead letters (%d copies in %s.dlq)",
+		kills, total, poison, rows, dups, total-poison-rows+dups, dead, dlq, topic)
 	sameTables(t, killedDB, cleanDB)
 }
