@@ -17,8 +17,8 @@ import (
 // TestKillNineBackfill SIGKILLs the processor, a separate OS process, at
 // least 20 times at random moments while it backfills the topic (the
 // testdata fixtures, three poison messages and a generated 20-sps set),
-// with 100-message batches
-// so that most kills land between two DuckDB commits. Every restart joins
+// with 100-message batches so that most kills land between two DuckDB
+// commits. Every restart joins
 // the same consumer group. Afterwards the DuckDB file must hold every
 // record exactly once and equal, table by table, a crash-free run.
 func TestKillNineBackfill(t *testing.T) {
