@@ -3,9 +3,12 @@ package faults
 import (
 	"context"
 	"encoding/binary"
+	"io"
+	"net/http"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -157,6 +160,35 @@ func TestPoisonMessages(t *testing.T) {
 		}
 		t.Logf("dead letter %-24s from %s/%d@%d: %s", reason, header(d, "dlq.topic"), src.Partition, src.Offset, header(d, "dlq.error"))
 	}
+	// The real `gtsm process` on a fresh file counts them on /metrics.
+	metricsDB := filepath.Join(dir, "metrics.duckdb")
+	httpAddr := freeAddr(t)
+	gp := start(t, nil, gtsm(t), "process", "--bootstrap-servers", b.kafka, "--registry", b.registry, "--db", metricsDB,
+		"--group", "metrics", "--http-addr", httpAddr, "--sql-addr", "", "--session-timeout", "1500ms")
+	go func() {
+		for range gp.lines {
+		}
+	}()
+	want := []string{"gtsm_dead_letters_total 5", "gtsm_records_in_total 4805", "gtsm_rows_written_total 4800"}
+	var body string
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		body = httpGet("http://" + httpAddr + "/metrics")
+		ok := true
+		for _, w := range want {
+			ok = ok && strings.Contains(body, w+"\n")
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics of gtsm process never showed %q:\n%s\n%s", want, grepLines(body, "gtsm_"), gp.stderr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	gp.cmd.Process.Signal(syscall.SIGTERM)
+	if err := gp.wait(time.Minute); err != nil {
+		t.Errorf("gtsm process: %v\n%s", err, gp.stderr)
+	}
 	if n := queryInt(t, db, `SELECT count(*) FROM dead_letters`); n != int64(len(poison)) {
 		t.Errorf("dead_letters has %d rows, want %d", n, len(poison))
 	}
@@ -166,4 +198,24 @@ func TestPoisonMessages(t *testing.T) {
 	if n := queryInt(t, db, `SELECT count(*) FROM gtsm_etl WHERE key_site = 'PZ01'`); n != 0 {
 		t.Errorf("%d rows of the poison site stored", n)
 	}
+}
+
+func httpGet(url string) string {
+	resp, err := http.Get(url)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
