@@ -21,7 +21,7 @@ func ReadFile(path string) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	st, err := os.Stat(path)
+	st, err := statRegular(path)
 	if err != nil {
 		return nil, err
 	}
@@ -38,6 +38,34 @@ func ReadFile(path string) (*File, error) {
 	}
 	f.Info = info
 	return f, nil
+}
+
+// statRegular stats path and refuses anything but a regular file (symlinks
+// followed): reading a named pipe with no writer blocks forever and a device
+// may never end, so they are errors, not inputs. A dangling symlink is named
+// as such rather than as a bare "no such file".
+func statRegular(path string) (os.FileInfo, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		if lst, lerr := os.Lstat(path); lerr == nil && lst.Mode()&os.ModeSymlink != 0 {
+			target, _ := os.Readlink(path)
+			return nil, fmt.Errorf("%s: dangling symbolic link to %s", path, target)
+		}
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		kind := "special file"
+		switch t := st.Mode().Type(); {
+		case t&os.ModeNamedPipe != 0:
+			kind = "named pipe (FIFO)"
+		case t&os.ModeSocket != 0:
+			kind = "socket"
+		case t&os.ModeDevice != 0:
+			kind = "device"
+		}
+		return nil, fmt.Errorf("%s: not a regular file but a %s: not read", path, kind)
+	}
+	return st, nil
 }
 
 // Read parses a bottle file from a reader, like Parse (Info is left zero).

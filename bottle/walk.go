@@ -114,6 +114,9 @@ func (w *walker) file(p string) error {
 		f, err := ReadFile(p)
 		return w.report(f, err)
 	}
+	if _, err := statRegular(p); err != nil {
+		return w.report(nil, err)
+	}
 	fh, err := os.Open(p)
 	if err != nil {
 		return w.report(nil, err)
