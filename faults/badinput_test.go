@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/earthscope/gtsm-stream/internal/testutil"
+
 	"github.com/earthscope/gtsm-stream/bottle/fixture"
 )
 
@@ -21,7 +23,7 @@ import (
 // and the exit status non-zero.
 func TestBadBottleInput(t *testing.T) {
 	b := newBroker(t)
-	root := repoRoot(t)
+	root := testutil.RepoRoot(t)
 	in := t.TempDir()
 	read := func(p string) []byte {
 		data, err := os.ReadFile(filepath.Join(root, "testdata", p))
@@ -97,7 +99,7 @@ func TestBadBottleInput(t *testing.T) {
 // bottle now refuses non-regular files.)
 func TestBadBottleInputFIFO(t *testing.T) {
 	in := t.TempDir()
-	data, err := os.ReadFile(filepath.Join(repoRoot(t), "testdata", "hour", "B0092118200CH0"))
+	data, err := os.ReadFile(filepath.Join(testutil.RepoRoot(t), "testdata", "hour", "B0092118200CH0"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/earthscope/gtsm-stream/internal/testutil"
+
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -121,7 +123,7 @@ func gtsm(t *testing.T) string {
 		}
 		binPath = filepath.Join(binDir, "gtsm")
 		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/gtsm")
-		cmd.Dir = repoRoot(t)
+		cmd.Dir = testutil.RepoRoot(t)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			binErr = fmt.Errorf("go build ./cmd/gtsm: %v\n%s", err, out)
@@ -131,24 +133,6 @@ func gtsm(t *testing.T) string {
 		t.Fatal(binErr)
 	}
 	return binPath
-}
-
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
 }
 
 // freeAddr returns a loopback address with a port nobody listens on now.
@@ -463,43 +447,8 @@ func sameTables(t *testing.T, got, want string) {
 	t.Helper()
 	g, w := dumpTables(t, got), dumpTables(t, want)
 	for _, table := range []string{"gtsm_etl", "windows", "gaps", "site_state", "kafka_offsets", "dead_letters"} {
-		diffLines(t, table, g[table], w[table])
+		testutil.DiffLines(t, table, g[table], w[table])
 	}
-}
-
-func diffLines(t testing.TB, what string, got, want []string) {
-	t.Helper()
-	if len(got) != len(want) {
-		t.Errorf("%s: %d rows, want %d", what, len(got), len(want))
-	}
-	n := map[string]int{}
-	for _, g := range got {
-		n[g]++
-	}
-	shown := 0
-	for _, w := range want {
-		if n[w] > 0 {
-			n[w]--
-			continue
-		}
-		if shown < 5 {
-			t.Errorf("%s: missing %s", what, trunc(w))
-			shown++
-		}
-	}
-	for g, c := range n {
-		if c > 0 && shown < 10 {
-			t.Errorf("%s: extra %s (x%d)", what, trunc(g), c)
-			shown++
-		}
-	}
-}
-
-func trunc(s string) string {
-	if len(s) > 300 {
-		return s[:300] + "..."
-	}
-	return s
 }
 
 // writeMinSet writes 20-sps Min-session bottle files: for each site,

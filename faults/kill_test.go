@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/earthscope/gtsm-stream/internal/testutil"
+
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/earthscope/gtsm-stream/record"
@@ -25,7 +27,7 @@ func TestKillNineBackfill(t *testing.T) {
 	b := newBroker(t)
 	in := t.TempDir()
 	generated := writeMinSet(t, in, []string{"KL01", "KL02"}, 12)
-	root := repoRoot(t)
+	root := testutil.RepoRoot(t)
 	if code, errOut := b.produce(t, "--quiet", filepath.Join(root, "testdata")); code != 0 {
 		t.Fatalf("produce: exit %d\n%s", code, errOut)
 	}

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/earthscope/gtsm-stream/internal/testutil"
+
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/earthscope/gtsm-stream/record"
@@ -82,7 +84,7 @@ func header(r *kgo.Record, k string) string {
 // store every good record, before and after them.
 func TestPoisonMessages(t *testing.T) {
 	b := newBroker(t)
-	root := repoRoot(t)
+	root := testutil.RepoRoot(t)
 	if code, out := b.produce(t, "--quiet", filepath.Join(root, "testdata", "hour")); code != 0 {
 		t.Fatalf("produce: exit %d\n%s", code, out)
 	}

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/earthscope/gtsm-stream/internal/testutil"
+
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	avroschemas "github.com/earthscope/gtsm-stream/avro_schemas"
@@ -147,7 +149,7 @@ func TestRegistryDownProducer(t *testing.T) {
 func TestRegistryDownProcessor(t *testing.T) {
 	b := newBroker(t)
 	px := newProxy(t, strings.TrimPrefix(b.registry, "http://"))
-	if code, out := b.produce(t, "--quiet", filepath.Join(repoRoot(t), "testdata", "hour")); code != 0 {
+	if code, out := b.produce(t, "--quiet", filepath.Join(testutil.RepoRoot(t), "testdata", "hour")); code != 0 {
 		t.Fatalf("produce: exit %d\n%s", code, out)
 	}
 	db := filepath.Join(t.TempDir(), "reg.duckdb")

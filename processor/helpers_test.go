@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/earthscope/gtsm-stream/internal/testutil"
+
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -28,28 +30,10 @@ import (
 
 const testTopic = "gtsm_etl"
 
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	d, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d
-		}
-		p := filepath.Dir(d)
-		if p == d {
-			t.Fatal("go.mod not found")
-		}
-		d = p
-	}
-}
-
 // fixtures merges testdata/<dir> (one site, one session) into records.
 func fixtures(t testing.TB, dir string) []record.Record {
 	t.Helper()
-	root := filepath.Join(repoRoot(t), "testdata", dir)
+	root := filepath.Join(testutil.RepoRoot(t), "testdata", dir)
 	es, err := os.ReadDir(root)
 	if err != nil {
 		t.Fatal(err)
@@ -506,34 +490,6 @@ func dumpAll(t testing.TB, db *sql.DB) map[string][]string {
 	return map[string][]string{
 		"gtsm_etl": dumpRows(t, db), "gaps": dumpGaps(t, db), "site_state": dumpStates(t, db), "windows": dumpWindows(t, db),
 		"dead_letters": queryLines(t, db, `SELECT kafka_partition, kafka_offset, error FROM dead_letters`),
-	}
-}
-
-func diffLines(t testing.TB, what string, got, want []string) {
-	t.Helper()
-	if len(got) != len(want) {
-		t.Errorf("%s: %d rows, want %d", what, len(got), len(want))
-	}
-	gs := map[string]int{}
-	for _, g := range got {
-		gs[g]++
-	}
-	shown := 0
-	for _, w := range want {
-		if gs[w] > 0 {
-			gs[w]--
-			continue
-		}
-		if shown < 5 {
-			t.Errorf("%s: missing  %s", what, w)
-			shown++
-		}
-	}
-	for g, n := range gs {
-		if n > 0 && shown < 10 {
-			t.Errorf("%s: extra    %s", what, g)
-			shown++
-		}
 	}
 }
 

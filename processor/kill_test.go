@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/earthscope/gtsm-stream/internal/testutil"
+
 	"github.com/earthscope/gtsm-stream/bottle"
 	"github.com/earthscope/gtsm-stream/record"
 	"github.com/earthscope/gtsm-stream/registry"
@@ -222,13 +224,13 @@ func TestKillNine(t *testing.T) {
 		return dumpAll(t, a), dumpAll(t, b)
 	}()
 	for _, table := range []string{"gtsm_etl", "windows", "gaps", "site_state", "dead_letters"} {
-		diffLines(t, table+" (killed vs clean)", killedDump[table], cleanDump[table])
+		testutil.DiffLines(t, table+" (killed vs clean)", killedDump[table], cleanDump[table])
 	}
-	diffLines(t, "gtsm_etl (model)", killedDump["gtsm_etl"], m.expectRows())
-	diffLines(t, "windows (model)", killedDump["windows"], m.expectWindows())
+	testutil.DiffLines(t, "gtsm_etl (model)", killedDump["gtsm_etl"], m.expectRows())
+	testutil.DiffLines(t, "windows (model)", killedDump["windows"], m.expectWindows())
 	gaps, states := m.expectGapsAndState()
-	diffLines(t, "gaps (model)", killedDump["gaps"], gaps)
-	diffLines(t, "site_state (model)", killedDump["site_state"], states)
+	testutil.DiffLines(t, "gaps (model)", killedDump["gaps"], gaps)
+	testutil.DiffLines(t, "site_state (model)", killedDump["site_state"], states)
 }
 
 func parseCommitted(l string) (int64, bool) {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/earthscope/gtsm-stream/internal/testutil"
+
 	"github.com/earthscope/gtsm-stream/bottle"
 	"github.com/earthscope/gtsm-stream/record"
 	gtsmsql "github.com/earthscope/gtsm-stream/sql"
@@ -19,11 +21,11 @@ func checkTables(t *testing.T, dbPath string, m *model) {
 	t.Helper()
 	db := openRO(t, dbPath)
 	defer db.Close()
-	diffLines(t, "gtsm_etl", dumpRows(t, db), m.expectRows())
+	testutil.DiffLines(t, "gtsm_etl", dumpRows(t, db), m.expectRows())
 	gaps, states := m.expectGapsAndState()
-	diffLines(t, "gaps", dumpGaps(t, db), gaps)
-	diffLines(t, "site_state", dumpStates(t, db), states)
-	diffLines(t, "windows", dumpWindows(t, db), m.expectWindows())
+	testutil.DiffLines(t, "gaps", dumpGaps(t, db), gaps)
+	testutil.DiffLines(t, "site_state", dumpStates(t, db), states)
+	testutil.DiffLines(t, "windows", dumpWindows(t, db), m.expectWindows())
 }
 
 func cut(recs []record.Record, from, to int) []record.Record {

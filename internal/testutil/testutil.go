@@ -45,3 +45,41 @@ func RealBottleDir(t testing.TB) string {
 	}
 	return dir
 }
+
+// DiffLines requires got and want to hold the same lines as multisets (row
+// order in a table is not part of its contents), reporting the first few
+// missing and extra lines of what (a table name), shortened to 300 bytes.
+func DiffLines(t testing.TB, what string, got, want []string) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("%s: %d rows, want %d", what, len(got), len(want))
+	}
+	count := map[string]int{}
+	for _, g := range got {
+		count[g]++
+	}
+	shown := 0
+	for _, w := range want {
+		if count[w] > 0 {
+			count[w]--
+			continue
+		}
+		if shown < 5 {
+			t.Errorf("%s: missing %s", what, trunc(w))
+			shown++
+		}
+	}
+	for g, n := range count {
+		if n > 0 && shown < 10 {
+			t.Errorf("%s: extra %s (x%d)", what, trunc(g), n)
+			shown++
+		}
+	}
+}
+
+func trunc(s string) string {
+	if len(s) > 300 {
+		return s[:300] + "..."
+	}
+	return s
+}
