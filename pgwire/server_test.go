@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/earthscope/gtsm-stream/internal/testutil"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
@@ -578,7 +580,7 @@ func TestShutdownWithBusyClients(t *testing.T) {
 // TestCancelRequest: a client's cancel request (pgx on context cancel, psql
 // on Ctrl-C) stops the running statement on the server; the session goes on.
 func TestCancelRequest(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	e := start(t, pgwire.Config{QueryTimeout: time.Hour, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	cfg, err := pgx.ParseConfig(e.url(""))
 	if err != nil {
@@ -645,21 +647,4 @@ wait:
 	if !strings.Contains(out.String(), "canceling statement due to user request") {
 		t.Errorf("psql output %q: want the statement canceled on the server", out.String())
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
