@@ -166,7 +166,7 @@ func checkStack(t reporter, c composeFile, root string) {
 			"SCHEMA_REGISTRY_URL": "http://kafka-schema-registry:8081",
 			"AVRO_SCHEMAS_ROOT":   "/avro_schemas",
 		}, []string{"avro_schemas:/avro_schemas:ro"}},
-		{"gtsm-processor", "", []string{"5433:5433"}, map[string]string{
+		{"gtsm-processor", "", []string{"5433:5433", "8080:8080"}, map[string]string{
 			"BOOTSTRAP_SERVERS":   "kafka-broker:9092",
 			"SCHEMA_REGISTRY_URL": "http://kafka-schema-registry:8081",
 			"AVRO_SCHEMAS_ROOT":   "/avro_schemas",
@@ -244,7 +244,7 @@ func checkStack(t reporter, c composeFile, root string) {
 		t.Errorf("gtsm-producer restart %q, want no (one-shot)", r)
 	}
 	if cmd := command(c.Services["gtsm-processor"].Command); !strings.Contains(cmd, "process --db /data/gtsm.duckdb") ||
-		!strings.Contains(cmd, "--sql-addr 0.0.0.0:5433") {
+		!strings.Contains(cmd, "--sql-addr 0.0.0.0:5433") || !strings.Contains(cmd, "--http-addr 0.0.0.0:8080") {
 		t.Errorf("gtsm-processor command %q", cmd)
 	}
 	for _, v := range []string{"gtsm-data", "kafka-data", "flink-connectors"} {
