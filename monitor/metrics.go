@@ -26,7 +26,7 @@ type Metrics struct {
 	FlushSeconds prometheus.Histogram
 	Late         prometheus.Counter
 	Duplicates   prometheus.Counter
-	DeadLetters  prometheus.Counter
+	DeadLetters  *prometheus.CounterVec // by reason, as in the dlq.reason header
 }
 
 // NewMetrics creates the metrics and registers them, with Go runtime and
@@ -44,9 +44,11 @@ func NewMetrics() *Metrics {
 			Name: "gtsm_flush_seconds", Help: "Time to write and commit one DuckDB transaction.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}),
-		Late:        counter("gtsm_late_records_total", "Records stored although older than the last event time of their site and session."),
-		Duplicates:  counter("gtsm_duplicate_records_total", "Re-sent records (same site, session, time): counted, not stored again."),
-		DeadLetters: counter("gtsm_dead_letters_total", "Messages that could not be decoded, set aside as dead letters."),
+		Late:       counter("gtsm_late_records_total", "Records stored although older than the last event time of their site and session."),
+		Duplicates: counter("gtsm_duplicate_records_total", "Re-sent records (same site, session, time): counted, not stored again."),
+		DeadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gtsm_dead_letters_total", Help: "Messages that could not be applied, sent to the dead-letter topic, by reason (the dlq.reason header).",
+		}, []string{"reason"}),
 	}
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
@@ -57,14 +59,16 @@ func NewMetrics() *Metrics {
 }
 
 // ObserveCommit accounts one committed DuckDB transaction (the processor's
-// OnCommit hook calls it).
-func (m *Metrics) ObserveCommit(messages, rows, duplicates, late, deadLetters int, d time.Duration) {
+// OnCommit hook calls it); deadLetters counts them by reason.
+func (m *Metrics) ObserveCommit(messages, rows, duplicates, late int, deadLetters map[string]int, d time.Duration) {
 	m.Batches.Inc()
 	m.RecordsIn.Add(float64(messages))
 	m.RowsWritten.Add(float64(rows))
 	m.Duplicates.Add(float64(duplicates))
 	m.Late.Add(float64(late))
-	m.DeadLetters.Add(float64(deadLetters))
+	for reason, n := range deadLetters {
+		m.DeadLetters.WithLabelValues(reason).Add(float64(n))
+	}
 	m.FlushSeconds.Observe(d.Seconds())
 }
 

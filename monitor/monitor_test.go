@@ -44,7 +44,7 @@ func newDB(t *testing.T) *httptest.Server {
 		             CAST(48000000 + g * 1000000 + 1000 * sin(i / 12.42 / 6 * 2 * pi()) AS INTEGER) AS v
 		      FROM range(288) r(i), range(1, 5) gs(g))`)
 	m := NewMetrics()
-	m.ObserveCommit(291, 288, 3, 2, 1, 20*time.Millisecond)
+	m.ObserveCommit(291, 288, 3, 2, map[string]int{"value_bad_magic": 1}, 20*time.Millisecond)
 	m.WatchSites(db)
 	m.WatchLag("gtsm_etl", func(context.Context) (map[int32]int64, error) { return map[int32]int64{0: 0, 1: 17}, nil })
 	healthy := true
@@ -79,7 +79,7 @@ func TestEndpoints(t *testing.T) {
 	}{
 		{"/healthz", 200, []string{"ok"}},
 		{"/metrics", 200, []string{"gtsm_records_in_total 291", "gtsm_rows_written_total 288", "gtsm_batches_total 1",
-			"gtsm_duplicate_records_total 3", "gtsm_late_records_total 2", "gtsm_dead_letters_total 1", "gtsm_flush_seconds_count 1",
+			"gtsm_duplicate_records_total 3", "gtsm_late_records_total 2", `gtsm_dead_letters_total{reason="value_bad_magic"} 1`, "gtsm_flush_seconds_count 1",
 			`gtsm_site_records{session="Day",site="B009"} 288`, `gtsm_site_duplicates{session="Day",site="B009"} 3`,
 			`gtsm_site_missing_samples{session="Day",site="B009"} 5`, `gtsm_consumer_lag_records{partition="1",topic="gtsm_etl"} 17`,
 			"gtsm_site_state_scrape_error 0", "gtsm_lag_scrape_error 0", "go_goroutines"}},

@@ -1089,6 +1089,12 @@ func (p *Processor) runSink() error {
 			info.Duplicates += b.dups
 			info.Late += b.late
 			info.DeadLetters += len(b.dead)
+			for _, d := range b.dead {
+				if info.DeadReasons == nil {
+					info.DeadReasons = map[string]int{}
+				}
+				info.DeadReasons[d.reason]++
+			}
 		}
 		p.release(bs, nil)
 		if p.cfg.OnCommit != nil {
@@ -1140,6 +1146,7 @@ type CommitInfo struct {
 	Duplicates  int             // records not stored because already stored
 	Late        int             // rows stored late
 	DeadLetters int             // messages that could not be decoded
+	DeadReasons map[string]int  // DeadLetters by dlq.reason (nil when none)
 	Duration    time.Duration   // time to write and commit
 	Committed   map[int32]int64 // next offset in DuckDB per partition, after the commit
 }

@@ -120,7 +120,7 @@ func startProcessor(ctx context.Context, cfg processor.Config, ec endpointConfig
 	m := monitor.NewMetrics()
 	next := cfg.OnCommit
 	cfg.OnCommit = func(ci processor.CommitInfo) {
-		m.ObserveCommit(ci.Messages, ci.Rows, ci.Duplicates, ci.Late, ci.DeadLetters, ci.Duration)
+		m.ObserveCommit(ci.Messages, ci.Rows, ci.Duplicates, ci.Late, ci.DeadReasons, ci.Duration)
 		if next != nil {
 			next(ci)
 		}
