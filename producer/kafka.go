@@ -3,25 +3,26 @@ package producer
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/earthscope/gtsm-stream/partition"
-	"github.com/earthscope/gtsm-stream/record"
-	"github.com/earthscope/gtsm-stream/registry"
+	"github.com/earthscope/gtsm-stream/internal/tlsconfig"
+
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/earthscope/gtsm-stream/partition"
+	"github.com/earthscope/gtsm-stream/record"
+	"github.com/earthscope/gtsm-stream/registry"
 )
 
 // DefaultPartitions is the partition count of a topic this command creates.
@@ -147,29 +148,7 @@ func (k Kafka) tlsConfig() (*tls.Config, error) {
 	if !k.TLS && k.CAFile == "" && k.CertFile == "" && k.KeyFile == "" && !k.InsecureSkipVerify {
 		return nil, nil
 	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: k.InsecureSkipVerify}
-	if k.CAFile != "" {
-		pem, err := os.ReadFile(k.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("Kafka TLS CA: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("Kafka TLS CA %s: no PEM certificates in it", k.CAFile)
-		}
-		cfg.RootCAs = pool
-	}
-	if (k.CertFile == "") != (k.KeyFile == "") {
-		return nil, errors.New("Kafka TLS: give both a client certificate and its key, or neither")
-	}
-	if k.CertFile != "" {
-		c, err := tls.LoadX509KeyPair(k.CertFile, k.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("Kafka TLS client certificate: %w", err)
-		}
-		cfg.Certificates = []tls.Certificate{c}
-	}
-	return cfg, nil
+	return tlsconfig.FromFiles("Kafka TLS", k.CAFile, k.CertFile, k.KeyFile, k.InsecureSkipVerify)
 }
 
 // EnsureTopic returns the topic's partition count, creating the topic when

@@ -4,12 +4,12 @@ import (
 	"cmp"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
+
+	"github.com/earthscope/gtsm-stream/internal/tlsconfig"
 
 	"github.com/IBM/sarama"
 
@@ -145,27 +145,8 @@ func runProcess(ctx context.Context, env *environ, args []string) error {
 }
 
 func processTLS(ca, cert, key string, insecure bool) (*tls.Config, error) {
-	c := &tls.Config{InsecureSkipVerify: insecure}
-	if ca != "" {
-		pem, err := os.ReadFile(ca)
-		if err != nil {
-			return nil, fmt.Errorf("--tls-ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--tls-ca %s: no PEM certificate in it", ca)
-		}
-		c.RootCAs = pool
+	if (cert == "") != (key == "") {
+		return nil, usageError{"--tls-cert and --tls-key go together"}
 	}
-	if cert != "" || key != "" {
-		if cert == "" || key == "" {
-			return nil, usageError{"--tls-cert and --tls-key go together"}
-		}
-		kp, err := tls.LoadX509KeyPair(cert, key)
-		if err != nil {
-			return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
-		}
-		c.Certificates = []tls.Certificate{kp}
-	}
-	return c, nil
+	return tlsconfig.FromFiles("Kafka TLS (--tls-*)", ca, cert, key, insecure)
 }
