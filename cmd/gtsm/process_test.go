@@ -4,7 +4,6 @@ import (
 	"context"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -59,7 +58,7 @@ func TestProcessCLI(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan int, 1)
-	errb := &processLog{}
+	errb := &testutil.SyncBuffer{} // the test reads it while the command writes
 	go func() {
 		env := &environ{stdin: strings.NewReader(""), stdout: &strings.Builder{}, stderr: errb,
 			getenv: func(k string) string { return vars[k] }}
@@ -115,22 +114,4 @@ func TestProcessCLI(t *testing.T) {
 	if rows != 3600 || records != 3600 {
 		t.Fatalf("gtsm_etl %d rows, site_state.records %d; want 3600", rows, records)
 	}
-}
-
-// processLog is a stderr that the test may read while the command writes.
-type processLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *processLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *processLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
