@@ -54,6 +54,9 @@ func runDemo(ctx context.Context, env *environ, args []string) error {
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
 	}
+	if ec.sqlAddr == "" {
+		return usageError{"the demo queries through its SQL endpoint: --sql-addr must not be empty"}
+	}
 	step := func(format string, a ...any) { fmt.Fprintf(env.stderr, "demo: "+format+"\n", a...) }
 	log := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
@@ -73,9 +76,6 @@ func runDemo(ctx context.Context, env *environ, args []string) error {
 	}
 
 	dbPath := filepath.Join(bf.dataDir, "gtsm.duckdb")
-	if ec.sqlAddr == "" {
-		return usageError{"the demo queries through its SQL endpoint: --sql-addr must not be empty"}
-	}
 	p, err := startProcessor(ctx, processor.Config{
 		Brokers: []string{st.BootstrapServers}, Registry: registry.Config{URL: st.RegistryURL},
 		DBPath: dbPath, Partitions: bf.partitions, Logger: log,
@@ -83,8 +83,6 @@ func runDemo(ctx context.Context, env *environ, args []string) error {
 	if err != nil {
 		return err
 	}
-	ep := p.ep
-	stop := p.stop
 
 	start := time.Now()
 	waitCtx, cancelWait := context.WithCancel(ctx)
@@ -92,12 +90,12 @@ func runDemo(ctx context.Context, env *environ, args []string) error {
 	err = p.WaitCaughtUp(ctx)
 	cancelWait()
 	if err != nil {
-		return errors.Join(fmt.Errorf("processor: %w", err), stop())
+		return errors.Join(fmt.Errorf("processor: %w", err), p.stop())
 	}
 	step("processor caught up in %s; DuckDB file %s", time.Since(start).Round(time.Millisecond), dbPath)
 
-	if err := demoQueries(ctx, env.stdout, ep.SQLAddr(), *rows); err != nil {
-		return errors.Join(err, stop())
+	if err := demoQueries(ctx, env.stdout, p.ep.SQLAddr(), *rows); err != nil {
+		return errors.Join(err, p.stop())
 	}
 	if *serve {
 		fmt.Fprintf(env.stdout, `
@@ -108,17 +106,15 @@ Serving until Ctrl-C. Connect with:
   gtsm sql --addr %[5]s                               # the SQL shell; .q lists the named queries
   BOOTSTRAP_SERVERS=%[1]s SCHEMA_REGISTRY_URL=%[2]s gtsm produce more-files/
   open http://%[6]s/                                 # status page, /metrics, /healthz
-`, st.BootstrapServers, st.RegistryURL, hostOf(ep.SQLAddr()), portOf(ep.SQLAddr()), ep.SQLAddr(), ep.HTTPAddr())
-		select {
-		case <-ctx.Done():
-			step("stopping")
-		case err := <-p.done:
-			ep.Close()
-			p.cancel()
-			return fmt.Errorf("processor stopped: %w", err)
+`, st.BootstrapServers, st.RegistryURL, hostOf(p.ep.SQLAddr()), portOf(p.ep.SQLAddr()), p.ep.SQLAddr(), p.ep.HTTPAddr())
+		// Until Ctrl-C (a clean stop), or the processor fails on its own.
+		if err := p.wait(ctx); err != nil {
+			return fmt.Errorf("processor: %w", err)
 		}
+		step("stopped")
+		return nil
 	}
-	return stop()
+	return p.stop()
 }
 
 // demoInputs returns the three fixture sets, from testdata/ when present (a
