@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"path/filepath"
 
@@ -24,11 +25,11 @@ type brokerFlags struct {
 	partitions                       int
 }
 
-func (b *brokerFlags) register(fsAdd func(p *string, name, value, usage string), fsInt func(p *int, name string, value int, usage string)) {
-	fsAdd(&b.kafkaAddr, "kafka-addr", embedded.DefaultKafkaAddr, "address of the embedded Kafka broker (127.0.0.1 only)")
-	fsAdd(&b.registryAddr, "registry-addr", embedded.DefaultRegistryAddr, "address of the embedded schema registry")
-	fsAdd(&b.dataDir, "data", ".gtsm", "data directory (broker log, schemas, DuckDB file)")
-	fsInt(&b.partitions, "partitions", 3, "partitions of auto-created topics")
+func (b *brokerFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&b.kafkaAddr, "kafka-addr", embedded.DefaultKafkaAddr, "address of the embedded Kafka broker (127.0.0.1 only)")
+	fs.StringVar(&b.registryAddr, "registry-addr", embedded.DefaultRegistryAddr, "address of the embedded schema registry")
+	fs.StringVar(&b.dataDir, "data", ".gtsm", "data directory (broker log, schemas, DuckDB file)")
+	fs.IntVar(&b.partitions, "partitions", 3, "partitions of auto-created topics")
 }
 
 func (b *brokerFlags) start() (*embedded.Stack, error) {
@@ -43,7 +44,7 @@ func (b *brokerFlags) start() (*embedded.Stack, error) {
 func runBroker(ctx context.Context, env *environ, args []string) error {
 	fs := newFlagSet(env, "broker", "broker [flags]", brokerHelp)
 	var bf brokerFlags
-	bf.register(fs.StringVar, fs.IntVar)
+	bf.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

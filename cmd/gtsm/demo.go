@@ -42,7 +42,7 @@ Examples:
 func runDemo(ctx context.Context, env *environ, args []string) error {
 	fs := newFlagSet(env, "demo", "demo [flags]", demoHelp)
 	var bf brokerFlags
-	bf.register(fs.StringVar, fs.IntVar)
+	bf.register(fs)
 	var ec endpointConfig
 	ec.register(fs, env)
 	input := fs.String("testdata", "testdata", "directory with the day/, hour/ and min/ fixture sets (generated into the data directory when absent)")
