@@ -34,6 +34,13 @@ type Config struct {
 	RegistryAddr string // host:port; port 0 picks a free one
 	DataDir      string // "" keeps everything in memory
 	Partitions   int    // partitions of auto-created topics (default 1)
+	// SyncWrites fsyncs every produced batch before it is acknowledged
+	// (kfake.SyncWrites), so acknowledged records survive a machine crash
+	// or power loss. Surviving kill -9 of the broker does not need it:
+	// kfake writes every batch to its segment file before answering, and
+	// the page cache outlives the process. See docs/reliability.md for the
+	// cost.
+	SyncWrites bool
 }
 
 // Stack is a running broker and registry.
@@ -94,7 +101,16 @@ func Start(cfg Config) (*Stack, error) {
 		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 			return nil, fmt.Errorf("data directory: %w", err)
 		}
-		opts = append(opts, kfake.DataDir(filepath.Join(cfg.DataDir, "kafka")))
+		kdir := filepath.Join(cfg.DataDir, "kafka")
+		// Before kfake loads the directory: after a kill the producers'
+		// sequence windows on disk are stale (see seqwindows.go).
+		if err := rebuildProducerState(kdir); err != nil {
+			return nil, fmt.Errorf("recover broker producer state in %s: %w", kdir, err)
+		}
+		opts = append(opts, kfake.DataDir(kdir))
+		if cfg.SyncWrites {
+			opts = append(opts, kfake.SyncWrites())
+		}
 		regFile = filepath.Join(cfg.DataDir, "schemas.json")
 	}
 	cluster, err := kfake.NewCluster(opts...)
