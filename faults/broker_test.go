@@ -29,6 +29,11 @@ func brokerRestart(t *testing.T, sig syscall.Signal) {
 	dir := t.TempDir()
 	liveDB := filepath.Join(dir, "live.duckdb")
 	proc := startProcessor(t, b.processEnv(liveDB, "live", 2000))
+	// The processor's start-up (topic check, group offsets, DLQ producer)
+	// does not outlast a broker that is down; only the running processor
+	// rides out a restart. So the broker goes down only once it runs: its
+	// first "committed" line comes right after start-up.
+	waitCommitted(t, proc, 0, 2*time.Minute)
 
 	prod := start(t, nil, gtsm(t), "produce", "--bootstrap-servers", b.kafka, "--registry", b.registry, in)
 	go func() {

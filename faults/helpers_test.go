@@ -253,12 +253,21 @@ func (b *broker) admin(t testing.TB) *kadm.Client {
 	return kadm.NewClient(cl)
 }
 
-// messages is the sum of the high watermarks of the topic.
+// messages is the sum of the high watermarks of the topic. Tests poll it
+// every few milliseconds, so it closes its own client (b.admin's live until
+// the test ends) and gives up after 30 s instead of hanging on a dead broker.
 func (b *broker) messages(t testing.TB, topic string) int64 {
 	t.Helper()
-	ends, err := b.admin(t).ListEndOffsets(context.Background(), topic)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.kafka))
 	if err != nil {
 		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatalf("end offsets of %s on %s: %v", topic, b.kafka, err)
 	}
 	var n int64
 	ends.Each(func(o kadm.ListedOffset) {
