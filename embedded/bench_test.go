@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -111,4 +112,63 @@ func median(xs []float64) float64 {
 		return 0
 	}
 	return s[len(s)/2]
+}
+
+// BenchmarkRebuildProducerState measures what the producer-state rebuild adds
+// to a start: it reads every segment once more than kfake's own load. One op
+// is one rebuild over a data directory holding the given records; the
+// whole Start (kfake's load included) is reported alongside.
+//
+//	go test ./embedded -run '^$' -bench RebuildProducerState -benchtime 3x
+func BenchmarkRebuildProducerState(b *testing.B) {
+	const records = 500_000
+	rng := rand.New(rand.NewPCG(1, 2))
+	values := make([][]byte, records)
+	for i := range values {
+		v := make([]byte, 110)
+		for j := range v {
+			v[j] = byte('a' + rng.IntN(16))
+		}
+		values[i] = v
+	}
+	dir := b.TempDir()
+	cfg := Config{KafkaAddr: "127.0.0.1:0", RegistryAddr: "127.0.0.1:0", DataDir: dir, Partitions: 3}
+	s, err := Start(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.BootstrapServers), kgo.AllowAutoTopicCreation(),
+		kgo.ProducerBatchCompression(kgo.SnappyCompression()), kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	wg.Add(records)
+	for i := range records {
+		cl.Produce(ctx, &kgo.Record{Topic: "bench", Key: fmt.Appendf(nil, "B%03d", i%50), Value: values[i]}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				b.Error(err)
+			}
+			wg.Done()
+		})
+	}
+	wg.Wait()
+	cl.Close()
+	s.Close()
+
+	b.ResetTimer()
+	for range b.N {
+		if err := rebuildProducerState(filepath.Join(dir, "kafka")); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	start := time.Now()
+	s2, err := Start(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(time.Since(start).Seconds(), "s/Start")
+	s2.Close()
 }

@@ -31,7 +31,7 @@ func (b *brokerFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&b.registryAddr, "registry-addr", embedded.DefaultRegistryAddr, "address of the embedded schema registry")
 	fs.StringVar(&b.dataDir, "data", ".gtsm", "data directory (broker log, schemas, DuckDB file)")
 	fs.IntVar(&b.partitions, "partitions", 3, "partitions of auto-created topics")
-	fs.BoolVar(&b.syncWrites, "sync-writes", false, "fsync every produced batch before acknowledging it (survives power loss, not only kill -9; ~25% slower produce)")
+	fs.BoolVar(&b.syncWrites, "sync-writes", false, "fsync every produced batch before acknowledging it (survives power loss too, not only kill -9; slower produce: docs/performance.md)")
 }
 
 func (b *brokerFlags) start() (*embedded.Stack, error) {
