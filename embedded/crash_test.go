@@ -43,7 +43,7 @@ func TestRetryAfterKillIsDuplicate(t *testing.T) {
 	for _, syncWrites := range []bool{false, true} {
 		for _, tc := range tests {
 			t.Run(fmt.Sprintf("%s/sync=%v", tc.name, syncWrites), func(t *testing.T) {
-				retryAfterKill(t, syncWrites, false, tc.seq, tc.wantOffset, tc.wantEnd)
+				retryAfterKill(t, syncWrites, nil, tc.seq, tc.wantOffset, tc.wantEnd)
 			})
 		}
 	}
@@ -52,9 +52,23 @@ func TestRetryAfterKillIsDuplicate(t *testing.T) {
 	// restart) is written there only when the log is compacted. The rebuild
 	// adds the missing ids in kfake's framing: an empty pids.log must not
 	// matter.
-	t.Run("producer id missing from pids.log", func(t *testing.T) {
-		retryAfterKill(t, false, true, 40, 40, 50)
-	})
+	damages := []struct {
+		name string
+		file string
+		data []byte
+	}{
+		{"producer id missing from pids.log", "pids.log", nil},
+		// kfake itself refuses to start on a seq_windows.json it cannot
+		// parse; the log's windows replace it.
+		{"seq_windows.json torn", "seq_windows.json", []byte(`{"version":1,"windows":[{"pid":`)},
+	}
+	for _, d := range damages {
+		t.Run(d.name, func(t *testing.T) {
+			retryAfterKill(t, false, func(kdir string) error {
+				return os.WriteFile(filepath.Join(kdir, d.file), d.data, 0o644)
+			}, 40, 40, 50)
+		})
+	}
 }
 
 // TestRetryAfterCleanStop: after Close kfake saves the windows itself, and
@@ -98,7 +112,10 @@ func TestRetryAfterCleanStop(t *testing.T) {
 	}
 }
 
-func retryAfterKill(t *testing.T, syncWrites, dropPIDs bool, seq int32, wantOffset, wantEnd int64) {
+// retryAfterKill produces 5 batches of 10, kills the broker (copies its
+// data), optionally damages a file of kfake's directory, restarts and
+// re-sends the batch with first sequence seq.
+func retryAfterKill(t *testing.T, syncWrites bool, damage func(kdir string) error, seq int32, wantOffset, wantEnd int64) {
 	const topic, perBatch = "crash", 10
 	live := t.TempDir()
 	s, err := Start(Config{KafkaAddr: "127.0.0.1:0", RegistryAddr: "127.0.0.1:0", DataDir: live, SyncWrites: syncWrites})
@@ -118,8 +135,8 @@ func retryAfterKill(t *testing.T, syncWrites, dropPIDs bool, seq int32, wantOffs
 
 	killed := t.TempDir()
 	copyDir(t, live, killed) // the state kill -9 leaves behind
-	if dropPIDs {
-		if err := os.Truncate(filepath.Join(killed, "kafka", "pids.log"), 0); err != nil {
+	if damage != nil {
+		if err := damage(filepath.Join(killed, "kafka")); err != nil {
 			t.Fatal(err)
 		}
 	}

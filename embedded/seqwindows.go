@@ -143,9 +143,12 @@ func rebuildProducerState(dir string) error {
 	path := filepath.Join(dir, "seq_windows.json")
 	out := seqWindows{Version: 1}
 	if b, err := os.ReadFile(path); err == nil {
+		// A file kfake cannot parse would stop its start; the log's
+		// windows replace it, only those of partitions without batches
+		// are lost (kfake then accepts their next sequence as new).
 		var old seqWindows
-		if err := json.Unmarshal(b, &old); err != nil {
-			return fmt.Errorf("broker producer state %s: %w", path, err)
+		if json.Unmarshal(b, &old) != nil {
+			old = seqWindows{}
 		}
 		for _, w := range old.Windows {
 			if windows[windowKey{w.PID, w.Topic, w.Part}] == nil {
