@@ -38,8 +38,8 @@ type Config struct {
 	// (kfake.SyncWrites), so acknowledged records survive a machine crash
 	// or power loss. Surviving kill -9 of the broker does not need it:
 	// kfake writes every batch to its segment file before answering, and
-	// the page cache outlives the process. See docs/reliability.md for the
-	// cost.
+	// the page cache outlives the process. Its cost is measured in
+	// docs/performance.md.
 	SyncWrites bool
 }
 

@@ -15,7 +15,8 @@ import (
 // processor, never restarted, must end with tables equal to a clean run.
 // Once with SIGTERM (kfake closes its files) and once with SIGKILL (kfake
 // writes segments and group/producer-id logs as it goes, so the page cache
-// has everything a killed process wrote).
+// has everything a killed process wrote; embedded rebuilds the producers'
+// sequence windows, which kfake saves only on close, from those segments).
 func TestBrokerRestart(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
 		t.Run(sig.String(), func(t *testing.T) { brokerRestart(t, sig) })
