@@ -913,19 +913,46 @@ func (p *Processor) apply(gctx goka.Context, a *partAcc, msg any, part int32, of
 			a.b.late++
 		}
 	}
-	if day := floorDiv(ss.last, dayMs); day != ss.evictDay {
-		// Once per day of the site's time: drop committed state older
-		// than two days (dedup index) and one day (final windows).
-		ss.evictDay = day
-		ss.evictDays(day*dayMs-2*dayMs, a.committed.Load())
-		ss.evictWindows(day*dayMs-dayMs, a.committed.Load())
-	}
+	ss.maybeEvict(a.committed.Load())
 	st.sinceTab++
 	if st.sinceTab >= p.cfg.TableEvery || st.sinceTab == 1 || len(a.b.rows) >= p.cfg.BatchRows {
 		gctx.SetValue(st.tableValue(part, off))
 		st.sinceTab = 1
 	}
+	if ss.mem > int64(p.cfg.SiteStateBytes) && ss.mem >= ss.relieveAt {
+		p.relieve(a, ss)
+	}
 	return nil
+}
+
+// relieve bounds a site's memory (Config.SiteStateBytes): it commits the
+// partition's batch (this message included), waits for DuckDB's commit,
+// and evicts every committed day index and final window of the session:
+// only committed state can be reloaded from DuckDB. Called with a.mu held.
+// If what is left is still large (open windows of a long allowed lateness)
+// the next try waits until the state has doubled, so it cannot run for
+// every record.
+func (p *Processor) relieve(a *partAcc, ss *sessState) {
+	seq := a.seq
+	p.cut(a)
+	for {
+		p.progMu.Lock()
+		ch := p.progress
+		p.progMu.Unlock()
+		if a.committed.Load() >= seq {
+			break
+		}
+		select {
+		case <-ch:
+		case <-p.failed:
+			return
+		}
+	}
+	before := ss.mem
+	ss.evictCommitted(a.committed.Load())
+	ss.relieveAt = max(int64(p.cfg.SiteStateBytes), 2*ss.mem)
+	p.log.Debug("site state over its memory bound: committed and evicted", "site", ss.site, "session", ss.session,
+		"bytes_before", before, "bytes_after", ss.mem, "bound", p.cfg.SiteStateBytes)
 }
 
 // plausible applies the event-time and site policy (docs/processor.md,
