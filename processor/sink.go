@@ -267,7 +267,7 @@ func (k *sink) appendRow(r *row) error {
 }
 
 // nullBytes is NULL for a nil slice (a tombstone's value), not an empty
-// BLOB: the driver would store nil []byte as ''.
+// BLOB: the driver would store nil []byte as ”.
 func nullBytes(b []byte) driver.Value {
 	if b == nil {
 		return nil
