@@ -42,9 +42,10 @@ func (b *broker) kcatProduce(t *testing.T, input string, args ...string) {
 // retried until the processor died) or to be stored silently. Now each must
 // be a dead letter: a row in dead_letters, a copy (or, for the 10 MB value,
 // a reference) in gtsm_etl.dlq, counted on /metrics of the real `gtsm
-// process` by reason; every good record is stored; and the processor is
-// then SIGKILLed and restarted twice on the same file and group, which
-// must work.
+// process` by reason; every good record is stored; a processor SIGKILLed
+// mid-stream and restarted lands the same tables; and the processor is
+// SIGKILLed and restarted twice on the same file and group, which must
+// work.
 func TestPoisonAttacks(t *testing.T) {
 	b := newBroker(t)
 	root := testutil.RepoRoot(t)
@@ -178,6 +179,17 @@ func TestPoisonAttacks(t *testing.T) {
 		}
 	}
 	checkGood("first run")
+
+	// The same stream into another file by a processor SIGKILLed mid-way
+	// with 100-message batches (the tombstone is the first message of its
+	// partition: its commit was pending), then restarted: the same tables.
+	killedDB := filepath.Join(dir, "killed.duckdb")
+	k := startProcessor(t, b.processEnv(killedDB, "killed", 100))
+	waitCommitted(t, k, 2000, time.Minute)
+	k.cmd.Process.Signal(syscall.SIGKILL)
+	k.wait(10 * time.Second)
+	runUntilCaughtUp(t, b.processEnv(killedDB, "killed", 100))
+	sameTables(t, killedDB, db)
 
 	// Restarts on the same file and group: after a SIGKILL (nothing new
 	// to do, so the kill lands in a running, caught-up processor) and
