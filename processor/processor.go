@@ -439,6 +439,7 @@ func (p *Processor) loadOpenWindows(ctx context.Context) error {
 		if w == nil {
 			w = &window{width: wi, start: start}
 			ss.windows[k] = w
+			ss.mem += windowBytes
 			ss.open = append(ss.open, w)
 		}
 		w.n, w.final, w.lateUpdates = tmp.n, tmp.final, tmp.lateUpdates
