@@ -3,11 +3,14 @@ package processor
 import (
 	"bytes"
 	"context"
+	"math/rand"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/earthscope/gtsm-stream/bottle"
@@ -38,28 +41,49 @@ func TestPoisonPolicy(t *testing.T) {
 	for _, tc := range []struct {
 		name, reason, errText string
 		value                 func(st *stack) []byte
-		reference             bool // only a reference in the DLQ
+		reference             string // only a reference in the DLQ, saying this
+		dlqMaxBytes           string // max.message.bytes of a pre-created dead-letter topic
 	}{
-		{"tombstone", "tombstone", "tombstone", func(*stack) []byte { return nil }, false},
+		{"tombstone", "tombstone", "tombstone", func(*stack) []byte { return nil }, "", ""},
 		{"beyond DuckDB TIMESTAMP", "time_out_of_range", "about year 296675",
-			func(st *stack) []byte { return value(st, "PSN1", 9_300_000_000_000_000) }, false},
-		{"1970", "time_out_of_range", "1970-01-01T00:00:01Z", func(st *stack) []byte { return value(st, "PSN1", 1000) }, false},
+			func(st *stack) []byte { return value(st, "PSN1", 9_300_000_000_000_000) }, "", ""},
+		{"1970", "time_out_of_range", "1970-01-01T00:00:01Z", func(st *stack) []byte { return value(st, "PSN1", 1000) }, "", ""},
 		{"2100", "time_out_of_range", "2100-01-01T00:00:00Z",
 			func(st *stack) []byte {
 				return value(st, "PSN1", time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli())
-			}, false},
+			}, "", ""},
 		{"two days ahead", "time_out_of_range", "now + 24h",
-			func(st *stack) []byte { return value(st, "PSN1", now+2*dayMs) }, false},
+			func(st *stack) []byte { return value(st, "PSN1", now+2*dayMs) }, "", ""},
 		{"1989", "time_out_of_range", "1989-12-31T23:59:59Z",
 			func(st *stack) []byte {
 				return value(st, "PSN1", time.Date(1990, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()-1000)
-			}, false},
+			}, "", ""},
 		{"site mismatch", "site_mismatch", `value's site "OTHR" is not the key's site "PSN1"`,
-			func(st *stack) []byte { return value(st, "OTHR", 1625097600000+500_000) }, false},
-		{"10 MiB value", "value_bad_magic", "bad magic", func(*stack) []byte { return bytes.Repeat([]byte{1}, 10<<20) }, true},
+			func(st *stack) []byte { return value(st, "OTHR", 1625097600000+500_000) }, "", ""},
+		{"10 MiB value", "value_bad_magic", "bad magic", func(*stack) []byte { return bytes.Repeat([]byte{1}, 10<<20) },
+			"exceeds the dead-letter producer's maximum message size", ""},
+		// Under sarama's limit, over the dead-letter topic's own even
+		// compressed (snappy, goka's default): the broker refuses the
+		// copy (MESSAGE_TOO_LARGE) on every try.
+		{"copy refused by the broker", "value_bad_magic", "bad magic", func(*stack) []byte { return incompressible(20_000) },
+			"the broker refused the copy", "4096"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := startStack(t, 3)
+			if tc.dlqMaxBytes != "" {
+				cl, err := kgo.NewClient(kgo.SeedBrokers(st.BootstrapServers))
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp, err := kadm.NewClient(cl).CreateTopic(context.Background(), 1, 1, map[string]*string{"max.message.bytes": &tc.dlqMaxBytes}, testTopic+".dlq")
+				cl.Close()
+				if err == nil {
+					err = resp.Err
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
 			var good []record.Record
 			for _, site := range []string{"PSN1", "PSN2", "PSN3", "PSN4"} {
 				good = append(good, synth(site, bottle.Hour, 1625097600000, 600)...)
@@ -136,10 +160,11 @@ func TestPoisonPolicy(t *testing.T) {
 			for _, x := range got[0].Headers {
 				h[x.Key] = string(x.Value)
 			}
-			isRef := h[HeaderDLQReference] != ""
-			if h[HeaderDLQReason] != tc.reason || isRef != tc.reference || (!isRef && !bytes.Equal(got[0].Value, v)) ||
-				(isRef && (got[0].Value != nil || h[HeaderDLQValueSize] != "10485760")) || !bytes.Equal(got[0].Key, key) {
-				t.Errorf("dead-letter record: key %q, %d value bytes, headers %v; want reason %s, reference %v", got[0].Key, len(got[0].Value), h, tc.reason, tc.reference)
+			ref := h[HeaderDLQReference]
+			if h[HeaderDLQReason] != tc.reason || (ref == "") != (tc.reference == "") || !strings.Contains(ref, tc.reference) ||
+				(ref == "" && !bytes.Equal(got[0].Value, v)) || !bytes.Equal(got[0].Key, key) ||
+				(ref != "" && (got[0].Value != nil || h[HeaderDLQValueSize] != strconv.Itoa(len(v)) || h[HeaderDLQOffset] != strconv.FormatInt(pr.Offset, 10))) {
+				t.Errorf("dead-letter record: key %q, %d value bytes, headers %v; want reason %s, reference %q", got[0].Key, len(got[0].Value), h, tc.reason, tc.reference)
 			}
 
 			// A restart on the same file and group starts, and stays exact.
@@ -149,4 +174,13 @@ func TestPoisonPolicy(t *testing.T) {
 			check("after a restart")
 		})
 	}
+}
+
+// incompressible is n pseudo-random bytes starting with a byte that is not
+// the Confluent magic byte.
+func incompressible(n int) []byte {
+	b := make([]byte, n)
+	rand.New(rand.NewSource(1)).Read(b)
+	b[0] = 1
+	return b
 }
