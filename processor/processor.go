@@ -920,6 +920,7 @@ func (p *Processor) apply(gctx goka.Context, a *partAcc, msg any, part int32, of
 		gctx.SetValue(st.tableValue(part, off))
 		st.sinceTab = 1
 	}
+	ss.peakMem = max(ss.peakMem, ss.mem)
 	if ss.mem > int64(p.cfg.SiteStateBytes) && ss.mem >= ss.relieveAt {
 		p.relieve(a, ss)
 	}

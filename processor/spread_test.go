@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/earthscope/gtsm-stream/bottle"
+	"github.com/earthscope/gtsm-stream/partition"
 	"github.com/earthscope/gtsm-stream/record"
 )
 
@@ -20,12 +21,13 @@ import (
 // out exact: every record stored, one gap between each two.
 func TestSpreadTimesBoundedMemory(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		step int64 // ms between records
-		n    int
+		name   string
+		step   int64 // ms between records
+		n      int
+		budget int // Config.SiteStateBytes; 0: the default, 8 MiB
 	}{
-		{"one day apart", dayMs, 12_000},      // 1992-01-01 .. 2024-11
-		{"one hour apart", 3_600_000, 12_000}, // 500 days
+		{"one day apart", dayMs, 12_000, 0},            // 1992-01-01 .. 2024-11
+		{"one hour apart", 3_600_000, 12_000, 1 << 20}, // 500 days; relieved many times
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := startStack(t, 1)
@@ -68,7 +70,7 @@ func TestSpreadTimesBoundedMemory(t *testing.T) {
 			}()
 			dbPath := filepath.Join(t.TempDir(), "spread.duckdb")
 			cfg := st.config(dbPath, "spread")
-			cfg.BatchRows, cfg.FlushInterval = 50000, time.Second
+			cfg.BatchRows, cfg.FlushInterval, cfg.SiteStateBytes = 50000, time.Second, tc.budget
 			var first atomic.Int64 // unix ns of the first commit: the rate leaves out the group join
 			cfg.OnCommit = func(CommitInfo) { first.CompareAndSwap(0, time.Now().UnixNano()) }
 			run := startProc(t, cfg)
@@ -76,17 +78,31 @@ func TestSpreadTimesBoundedMemory(t *testing.T) {
 			el := time.Since(time.Unix(0, first.Load()))
 			close(stop)
 			<-sampled
+			budget := int64(run.p.cfg.SiteStateBytes)
+			a := run.p.acc(partition.For(st.serde.AppendKey(nil, "SPRD"), st.parts))
+			a.mu.Lock()
+			peakState := a.sites["SPRD"].sess[bottle.Min].peakMem
+			a.mu.Unlock()
 			run.stop(t)
 
+			// The accounted state never passes the bound by more than one
+			// record's growth (a day index turning into a bitmap, 216 KiB,
+			// and three windows).
+			if peakState > budget+256<<10 || peakState <= 0 {
+				t.Errorf("site state peaked at %d bytes, bound %d (+256 KiB)", peakState, budget)
+			}
 			grew := int64(peak.Load()) - int64(ms0.HeapAlloc)
-			// The bound: SiteStateBytes (8 MiB) for the site's indexes and
-			// windows, 16 bytes per gap, plus an allowance for a batch in
-			// flight (rows, window and gap rows of the batch, commits, goka
-			// and sarama buffers): 48 MiB.
-			const allowance = 48 << 20
-			bound := int64(8<<20) + int64(16*tc.n) + allowance
-			t.Logf("%d records %s: %.0f rec/s from the first commit, live Go heap grew at most %.1f MiB (bound %.1f MiB)",
-				tc.n+len(good), tc.name, float64(tc.n+len(good))/el.Seconds(), float64(grew)/(1<<20), float64(bound)/(1<<20))
+			// The bound: SiteStateBytes for the site's indexes and windows,
+			// 16 bytes per gap, plus an allowance for batches in flight: a
+			// 50,000-row batch's row slice alone is ~15 MiB, and the current,
+			// queued and pooled ones are alive (plus window and gap rows,
+			// goka and sarama buffers): 96 MiB. Before the fix: 1,640 MiB
+			// (one day apart), 156-174 MiB (one hour apart).
+			const allowance = 96 << 20
+			bound := budget + int64(16*tc.n) + allowance
+			t.Logf("%d records %s: %.0f rec/s from the first commit, site state peaked at %.2f MiB (bound %.2f MiB), live Go heap grew at most %.1f MiB (bound %.1f MiB)",
+				tc.n+len(good), tc.name, float64(tc.n+len(good))/el.Seconds(), float64(peakState)/(1<<20), float64(budget)/(1<<20),
+				float64(grew)/(1<<20), float64(bound)/(1<<20))
 			if grew > bound {
 				t.Errorf("Go heap grew by %.1f MiB, more than the bound %.1f MiB", float64(grew)/(1<<20), float64(bound)/(1<<20))
 			}

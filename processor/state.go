@@ -155,6 +155,7 @@ type sessState struct {
 	// the level at which the next forced commit-and-evict runs.
 	mem       int64
 	relieveAt int64
+	peakMem   int64 // the highest mem seen (tests, debug log)
 
 	// Changes since the last batch cut.
 	dirty     bool
