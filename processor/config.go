@@ -70,6 +70,30 @@ type Config struct {
 	// Default 1000; 1 writes it for every message.
 	TableEvery int
 
+	// Event-time policy (docs/processor.md, "Poison and implausible
+	// records"): a record whose time is before MinEventTime or more than
+	// MaxFuture after the processor's wall clock is a dead letter
+	// (time_out_of_range), never stored. Defaults 1990-01-01T00:00Z and
+	// 24h. Without a bound, a time of 1970 or 2100 opened a gap of billions
+	// of "missing" samples, and one beyond DuckDB's TIMESTAMP range
+	// (9.3e15 ms) failed every commit of its partition for good.
+	MinEventTime time.Time
+	MaxFuture    time.Duration
+
+	// MultiInstance turns off the single-instance check: by default Run
+	// refuses to start while the consumer group has another live member
+	// (a second `gtsm process` in the group would silently split the
+	// topic between two DuckDB files). For a future deliberate
+	// multi-instance mode (issue #14); see checkSoleInstance.
+	MultiInstance bool
+
+	// SiteStateBytes bounds the memory of one site and session's
+	// in-memory indexes (duplicate day index and windows; gaps are
+	// extra, 16 bytes each): past it, the partition's batch is committed
+	// and everything committed is evicted, to be reloaded from DuckDB on
+	// demand. Default 8 MiB. See docs/processor.md, "Memory".
+	SiteStateBytes int
+
 	Logger *slog.Logger // default slog.Default()
 
 	// OnDB is called once the DuckDB file is open and migrated, before any
@@ -125,6 +149,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.TableEvery <= 0 {
 		c.TableEvery = 1000
+	}
+	if c.MinEventTime.IsZero() {
+		c.MinEventTime = time.Date(1990, 1, 1, 0, 0, 0, 0, time.UTC)
+	}
+	if c.MaxFuture <= 0 {
+		c.MaxFuture = 24 * time.Hour
+	}
+	if c.SiteStateBytes <= 0 {
+		c.SiteStateBytes = 8 << 20
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

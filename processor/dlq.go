@@ -21,7 +21,19 @@ const (
 	HeaderDLQTopic     = "dlq.topic"     // source topic
 	HeaderDLQPartition = "dlq.partition" // source partition (decimal)
 	HeaderDLQOffset    = "dlq.offset"    // source offset (decimal)
+
+	// A reference replaces the copy when the copy cannot be written (larger
+	// than the producer's or the broker's message size limit, or refused
+	// as invalid): no value, the key only if small, the dlq.* headers, and
+	// these. The original stays in the source topic (and in DuckDB's
+	// dead_letters), found by dlq.topic/partition/offset.
+	HeaderDLQReference = "dlq.reference"  // why only a reference is kept
+	HeaderDLQKeySize   = "dlq.key_size"   // bytes of the original key
+	HeaderDLQValueSize = "dlq.value_size" // bytes of the original value
 )
+
+// maxRefKey: a reference keeps the original key up to this size.
+const maxRefKey = 1024
 
 // deadReason classifies why a message could not be applied, for the
 // dlq.reason header and the log: key_/value_ + bad_magic, unknown_schema_id,
@@ -55,9 +67,11 @@ func decodeClass(part string, err error) string {
 // dead-letter topic: at least once (a crash between the two re-sends it on
 // replay), while the dead_letters table holds it exactly once.
 type dlq struct {
-	topic string
-	src   string
-	prod  sarama.SyncProducer
+	topic    string
+	src      string
+	prod     sarama.SyncProducer
+	maxBytes int // the producer's Producer.MaxMessageBytes
+	version  int // record format version for ProducerMessage.ByteSize
 }
 
 func newDLQ(brokers []string, sc *sarama.Config, src, topic string) (*dlq, error) {
@@ -70,13 +84,18 @@ func newDLQ(brokers []string, sc *sarama.Config, src, topic string) (*dlq, error
 	if err != nil {
 		return nil, fmt.Errorf("dead-letter producer for %s: %w", topic, err)
 	}
-	return &dlq{topic: topic, src: src, prod: prod}, nil
+	v := 1
+	if c.Version.IsAtLeast(sarama.V0_11_0_0) {
+		v = 2
+	}
+	return &dlq{topic: topic, src: src, prod: prod, maxBytes: c.Producer.MaxMessageBytes, version: v}, nil
 }
 
 func (d *dlq) send(ctx context.Context, bs []*batch) error {
 	var msgs []*sarama.ProducerMessage
 	for _, b := range bs {
-		for _, l := range b.dead {
+		for i := range b.dead {
+			l := &b.dead[i]
 			h := make([]sarama.RecordHeader, 0, len(l.headers)+5)
 			for k, v := range l.headers {
 				h = append(h, sarama.RecordHeader{Key: []byte(k), Value: v})
@@ -88,12 +107,16 @@ func (d *dlq) send(ctx context.Context, bs []*batch) error {
 				sarama.RecordHeader{Key: []byte(HeaderDLQPartition), Value: []byte(strconv.Itoa(int(l.partition)))},
 				sarama.RecordHeader{Key: []byte(HeaderDLQOffset), Value: []byte(strconv.FormatInt(l.offset, 10))},
 			)
-			m := &sarama.ProducerMessage{Topic: d.topic, Headers: h}
+			m := &sarama.ProducerMessage{Topic: d.topic, Headers: h, Metadata: l}
 			if l.key != nil {
 				m.Key = sarama.ByteEncoder(l.key)
 			}
 			if l.value != nil {
 				m.Value = sarama.ByteEncoder(l.value)
+			}
+			if size := m.ByteSize(d.version); size > d.maxBytes {
+				// Known in advance: sarama would refuse it, every time.
+				m = d.reference(l, fmt.Sprintf("the copy (%d bytes) exceeds the dead-letter producer's maximum message size (%d bytes)", size, d.maxBytes))
 			}
 			msgs = append(msgs, m)
 		}
@@ -112,11 +135,23 @@ func (d *dlq) send(ctx context.Context, bs []*batch) error {
 		}
 		var pe sarama.ProducerErrors
 		if errors.As(err, &pe) && len(pe) > 0 {
-			failed := make([]*sarama.ProducerMessage, len(pe))
-			for i, e := range pe {
-				failed[i] = e.Msg
+			failed := make([]*sarama.ProducerMessage, 0, len(pe))
+			permanent := 0
+			for _, e := range pe {
+				m := e.Msg
+				if l, ok := m.Metadata.(*deadLetter); ok && permanentSendError(e.Err) {
+					// A copy the broker refuses (too large for its
+					// max.message.bytes, invalid) is refused again on
+					// every retry and every restart: keep a reference.
+					m = d.reference(l, fmt.Sprintf("the broker refused the copy: %v", e.Err))
+					permanent++
+				}
+				failed = append(failed, m)
 			}
 			msgs, err = failed, pe[0].Err
+			if permanent == len(pe) {
+				continue // only references to send: no wait, no try used up
+			}
 		}
 		if try == 8 || ctx.Err() != nil {
 			return fmt.Errorf("dead-letter topic %s: %d message(s) not acknowledged: %w", d.topic, len(msgs), err)
@@ -124,6 +159,43 @@ func (d *dlq) send(ctx context.Context, bs []*batch) error {
 		time.Sleep(delay)
 		delay = min(2*delay, 15*time.Second)
 	}
+}
+
+// reference is the dead letter without the original value (and key, if
+// large): what fits whatever the size of the poison message.
+func (d *dlq) reference(l *deadLetter, why string) *sarama.ProducerMessage {
+	h := []sarama.RecordHeader{
+		{Key: []byte(HeaderDLQReason), Value: []byte(l.reason)},
+		{Key: []byte(HeaderDLQError), Value: []byte(truncate(l.err, 4096))},
+		{Key: []byte(HeaderDLQTopic), Value: []byte(d.src)},
+		{Key: []byte(HeaderDLQPartition), Value: []byte(strconv.Itoa(int(l.partition)))},
+		{Key: []byte(HeaderDLQOffset), Value: []byte(strconv.FormatInt(l.offset, 10))},
+		{Key: []byte(HeaderDLQReference), Value: []byte(why + "; the original is at " + d.src + "/" +
+			strconv.Itoa(int(l.partition)) + "@" + strconv.FormatInt(l.offset, 10))},
+		{Key: []byte(HeaderDLQKeySize), Value: []byte(strconv.Itoa(len(l.key)))},
+		{Key: []byte(HeaderDLQValueSize), Value: []byte(strconv.Itoa(len(l.value)))},
+	}
+	// Marked as a reference, so a refusal of the reference itself is not
+	// turned into another reference (it is a broker fault: retried).
+	m := &sarama.ProducerMessage{Topic: d.topic, Headers: h}
+	if l.key != nil && len(l.key) <= maxRefKey {
+		m.Key = sarama.ByteEncoder(l.key)
+	}
+	return m
+}
+
+// permanentSendError: errors that every retry of the same message gets.
+func permanentSendError(err error) bool {
+	var ce sarama.ConfigurationError
+	return errors.As(err, &ce) || errors.Is(err, sarama.ErrMessageSizeTooLarge) || errors.Is(err, sarama.ErrInvalidMessage) ||
+		errors.Is(err, sarama.ErrInvalidMessageSize) || errors.Is(err, sarama.ErrInvalidRecord)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
 
 func (d *dlq) close() error { return d.prod.Close() }

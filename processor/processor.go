@@ -66,6 +66,8 @@ type Processor struct {
 	dlq    *dlq
 
 	lateness int64
+	minTime  int64 // event-time bounds (Config.MinEventTime, MaxFuture), ms
+	future   int64
 	loaded   map[string]*[3]*sessState // state from DuckDB at start; read-only
 	startOff map[int32]int64           // kafka_offsets at start; read-only
 	refs     atomic.Pointer[map[string]*[4]refGauge]
@@ -163,6 +165,7 @@ func New(ctx context.Context, cfg Config) (*Processor, error) {
 	}
 	p := &Processor{
 		cfg: cfg, log: cfg.Logger, sarama: sc, lateness: cfg.AllowedLateness.Milliseconds(),
+		minTime: cfg.MinEventTime.UnixMilli(), future: cfg.MaxFuture.Milliseconds(),
 		accs: map[int32]*partAcc{}, batches: make(chan *batch, 4), rowPool: make(chan []row, 8), failed: make(chan struct{}),
 		committed: map[int32]int64{}, progress: make(chan struct{}),
 	}
@@ -436,6 +439,7 @@ func (p *Processor) loadOpenWindows(ctx context.Context) error {
 		if w == nil {
 			w = &window{width: wi, start: start}
 			ss.windows[k] = w
+			ss.mem += windowBytes
 			ss.open = append(ss.open, w)
 		}
 		w.n, w.final, w.lateUpdates = tmp.n, tmp.final, tmp.lateUpdates
@@ -485,6 +489,9 @@ func (p *Processor) Run(ctx context.Context) (err error) {
 		p.cfg.OnDB(p.db)
 	}
 	if err := p.ensureTopic(); err != nil {
+		return err
+	}
+	if err := p.checkSoleInstance(ctx); err != nil {
 		return err
 	}
 	if err := p.checkGroupOffsets(); err != nil {
@@ -706,6 +713,11 @@ func (p *Processor) gokaProcessor() (*goka.Processor, error) {
 		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(p.sarama)),
 		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(p.sarama)),
 		goka.WithLogger(gokaLogger{p.log.With("component", "goka")}),
+		// goka's default drops nil values (tombstones) and commits their
+		// offset at once, past DuckDB's next_offset: the next start then
+		// refused the file. Passed to consume, a tombstone becomes a dead
+		// letter whose commit is deferred like every other message's.
+		goka.WithNilHandling(goka.NilProcess),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("goka processor (brokers %s): %w", strings.Join(p.cfg.Brokers, ","), err)
@@ -851,6 +863,9 @@ func (p *Processor) apply(gctx goka.Context, a *partAcc, msg any, part int32, of
 	if !r.rec.IsSet(record.FieldTime) {
 		return badMessage{fmt.Errorf("partition %d offset %d: site %s: record has no time", part, off, keySite), "no_time"}
 	}
+	if err := p.plausible(keySite, &r.rec); err != nil {
+		return badMessage{fmt.Errorf("partition %d offset %d: %w", part, off, err.err), err.reason}
+	}
 	sess, err := sessionOf(gctx, &r.rec)
 	if err != nil {
 		return badMessage{fmt.Errorf("partition %d offset %d: site %s time %d: %w", part, off, keySite, r.rec.Time, err), "bad_session"}
@@ -899,19 +914,73 @@ func (p *Processor) apply(gctx goka.Context, a *partAcc, msg any, part int32, of
 			a.b.late++
 		}
 	}
-	if day := floorDiv(ss.last, dayMs); day != ss.evictDay {
-		// Once per day of the site's time: drop committed state older
-		// than two days (dedup index) and one day (final windows).
-		ss.evictDay = day
-		ss.evictDays(day*dayMs-2*dayMs, a.committed.Load())
-		ss.evictWindows(day*dayMs-dayMs, a.committed.Load())
-	}
+	ss.maybeEvict(a.committed.Load())
 	st.sinceTab++
 	if st.sinceTab >= p.cfg.TableEvery || st.sinceTab == 1 || len(a.b.rows) >= p.cfg.BatchRows {
 		gctx.SetValue(st.tableValue(part, off))
 		st.sinceTab = 1
 	}
+	ss.peakMem = max(ss.peakMem, ss.mem)
+	if ss.mem > int64(p.cfg.SiteStateBytes) && ss.mem >= ss.relieveAt {
+		p.relieve(a, ss)
+	}
 	return nil
+}
+
+// relieve bounds a site's memory (Config.SiteStateBytes): it commits the
+// partition's batch (this message included), waits for DuckDB's commit,
+// and evicts every committed day index and final window of the session:
+// only committed state can be reloaded from DuckDB. Called with a.mu held.
+// If what is left is still large (open windows of a long allowed lateness)
+// the next try waits until the state has doubled, so it cannot run for
+// every record.
+func (p *Processor) relieve(a *partAcc, ss *sessState) {
+	seq := a.seq
+	p.cut(a)
+	for {
+		p.progMu.Lock()
+		ch := p.progress
+		p.progMu.Unlock()
+		if a.committed.Load() >= seq {
+			break
+		}
+		select {
+		case <-ch:
+		case <-p.failed:
+			return
+		}
+	}
+	before := ss.mem
+	ss.evictCommitted(a.committed.Load())
+	ss.relieveAt = max(int64(p.cfg.SiteStateBytes), 2*ss.mem)
+	p.log.Debug("site state over its memory bound: committed and evicted", "site", ss.site, "session", ss.session,
+		"bytes_before", before, "bytes_after", ss.mem, "bound", p.cfg.SiteStateBytes)
+}
+
+// plausible applies the event-time and site policy (docs/processor.md,
+// "Poison and implausible records"): the time must lie in [MinEventTime,
+// wall clock + MaxFuture], and a site in the value must be the key's site
+// (the key decides the partition and the state the record counts in; a
+// value naming another site is ambiguous, and was stored silently).
+func (p *Processor) plausible(keySite string, r *record.Record) *badMessage {
+	if r.Time < p.minTime || r.Time > time.Now().UnixMilli()+p.future {
+		return &badMessage{fmt.Errorf("site %s: time %d ms (%s) outside [%s, now + %s]", keySite, r.Time,
+			fmtTime(r.Time), p.cfg.MinEventTime.UTC().Format(time.RFC3339), p.cfg.MaxFuture), "time_out_of_range"}
+	}
+	if r.IsSet(record.FieldSite) && r.Site != keySite {
+		return &badMessage{fmt.Errorf("time %d: value's site %q is not the key's site %q", r.Time, r.Site, keySite), "site_mismatch"}
+	}
+	return nil
+}
+
+// fmtTime formats an epoch-ms time for an error message; times beyond
+// year 9999 are shown in years (time.Format would print garbage).
+func fmtTime(ms int64) string {
+	const yearMs = 31_556_952_000
+	if ms > 253402300799999 || ms < -62135596800000 {
+		return fmt.Sprintf("about year %d", 1970+ms/yearMs)
+	}
+	return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano)
 }
 
 // checkTable compares the goka table's value for a site with DuckDB's state

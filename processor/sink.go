@@ -189,7 +189,7 @@ func (k *sink) write(ctx context.Context, bs []*batch) (err error) {
 		}
 		for _, d := range b.dead {
 			if _, err := k.conn.ExecContext(ctx, `INSERT OR REPLACE INTO dead_letters VALUES (?, ?, ?, ?, ?, ?, ?)`,
-				k.topic, d.partition, d.offset, d.err, d.key, d.value, now); err != nil {
+				k.topic, d.partition, d.offset, d.err, nullBytes(d.key), nullBytes(d.value), now); err != nil {
 				return fmt.Errorf("dead letter (partition %d offset %d): %w", d.partition, d.offset, err)
 			}
 		}
@@ -264,6 +264,15 @@ func (k *sink) appendRow(r *row) error {
 	j := 4 + record.NumInts
 	a[j], a[j+1], a[j+2], a[j+3] = rec.Session.String(), r.partition, r.offset, r.late
 	return k.rows.AppendRow(a...)
+}
+
+// nullBytes is NULL for a nil slice (a tombstone's value), not an empty
+// BLOB: the driver would store nil []byte as ”.
+func nullBytes(b []byte) driver.Value {
+	if b == nil {
+		return nil
+	}
+	return b
 }
 
 func nullInt(ok bool, v int32) driver.Value {

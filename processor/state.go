@@ -2,7 +2,9 @@ package processor
 
 import (
 	"fmt"
+	"math"
 	"sort"
+	"unsafe"
 
 	"github.com/earthscope/gtsm-stream/bottle"
 	"github.com/earthscope/gtsm-stream/record"
@@ -70,12 +72,29 @@ func (g gap) missing(iv int64) int64 { return (g.next-g.prev)/iv - 1 }
 
 // dayChunk is the exact set of stored sample times of one UTC day: a bitmap
 // over the session's interval grid (20 sps: 1.728 M bits = 216 KiB per day),
-// plus a set for the rare times off the grid.
+// plus a set for the rare times off the grid. A day with few samples keeps
+// them as a sorted list of slots instead, until the list would take an
+// eighth of the bitmap (6,750 slots, 27 KiB at 20 sps): records spread over
+// many days cost bytes per sample, not 216 KiB per day.
 type dayChunk struct {
-	bits   []uint64
+	bits   []uint64 // dense; nil while sparse
+	slots  []uint32 // sparse: sorted slot numbers
 	extra  map[int64]struct{}
 	modSeq uint64 // batch sequence of the last change; evictable once committed
 }
+
+// dayWords is the bitmap size of a day at interval iv, in 64-bit words.
+func dayWords(iv int64) int { return int((dayMs/iv + 63) / 64) }
+
+// bytes is the chunk's memory, for the per-site bound: struct, map entry
+// in sessState.days, bitmap or slot list, off-grid set.
+func (c *dayChunk) bytes() int64 {
+	return int64(unsafe.Sizeof(*c)) + 32 + 8*int64(cap(c.bits)) + 4*int64(cap(c.slots)) + 48*int64(len(c.extra))
+}
+
+// windowBytes is the memory of a window in sessState.windows (struct, map
+// entry, pointer in open/dirty lists), for the per-site bound.
+const windowBytes = int64(unsafe.Sizeof(window{})) + 64
 
 // refGauge is one gauge's linearization reference.
 type refGauge struct {
@@ -129,6 +148,14 @@ type sessState struct {
 
 	seq      uint64 // sequence of the batch being applied (for eviction)
 	evictDay int64  // day of the site's time at the last eviction pass
+	evictAt  int    // days+windows held at which a large state runs the next pass (amortized)
+
+	// mem is the memory of days and windows (dayChunk.bytes, windowBytes),
+	// kept up to date, checked against Config.SiteStateBytes; relieveAt is
+	// the level at which the next forced commit-and-evict runs.
+	mem       int64
+	relieveAt int64
+	peakMem   int64 // the highest mem seen (tests, debug log)
 
 	// Changes since the last batch cut.
 	dirty     bool
@@ -161,7 +188,10 @@ func (s *sessState) chunk(t int64, l loader) (*dayChunk, int64, error) {
 	}
 	c := s.days[day]
 	if c == nil {
-		c = &dayChunk{bits: make([]uint64, (dayMs/s.iv+63)/64)}
+		c = &dayChunk{}
+		if dayWords(s.iv) <= 16 {
+			c.bits = make([]uint64, dayWords(s.iv)) // Day: 3 words, never worth a list
+		}
 		if s.persisted && day*dayMs <= s.persistedUpTo {
 			ts, err := l.times(s.site, s.session, day*dayMs, (day+1)*dayMs)
 			if err != nil {
@@ -172,6 +202,7 @@ func (s *sessState) chunk(t int64, l loader) (*dayChunk, int64, error) {
 			}
 		}
 		s.days[day] = c
+		s.mem += c.bytes()
 	}
 	s.lastDay, s.lastChk = day, c
 	return c, t - day*dayMs, nil
@@ -180,6 +211,25 @@ func (s *sessState) chunk(t int64, l loader) (*dayChunk, int64, error) {
 func (c *dayChunk) add(off, iv, t int64) {
 	if off%iv == 0 {
 		slot := off / iv
+		if c.bits == nil {
+			// Sorted insert; records mostly come in order (append).
+			i := len(c.slots)
+			if i > 0 && c.slots[i-1] >= uint32(slot) {
+				i = sort.Search(len(c.slots), func(j int) bool { return c.slots[j] >= uint32(slot) })
+			}
+			c.slots = append(c.slots, 0)
+			copy(c.slots[i+1:], c.slots[i:])
+			c.slots[i] = uint32(slot)
+			if len(c.slots) <= dayWords(iv)/4 {
+				return
+			}
+			c.bits = make([]uint64, dayWords(iv))
+			for _, x := range c.slots {
+				c.bits[x/64] |= 1 << (x % 64)
+			}
+			c.slots = nil
+			return
+		}
 		c.bits[slot/64] |= 1 << uint(slot%64)
 		return
 	}
@@ -192,6 +242,10 @@ func (c *dayChunk) add(off, iv, t int64) {
 func (c *dayChunk) has(off, iv, t int64) bool {
 	if off%iv == 0 {
 		slot := off / iv
+		if c.bits == nil {
+			i := sort.Search(len(c.slots), func(j int) bool { return c.slots[j] >= uint32(slot) })
+			return i < len(c.slots) && c.slots[i] == uint32(slot)
+		}
 		return c.bits[slot/64]&(1<<uint(slot%64)) != 0
 	}
 	_, ok := c.extra[t]
@@ -212,7 +266,9 @@ func (s *sessState) apply(r *record.Record, refs *[4]refGauge, lateness int64, s
 		s.duplicates++
 		return duplicate, nil
 	}
+	before := c.bytes()
 	c.add(off, s.iv, t)
+	s.mem += c.bytes() - before
 	c.modSeq = seq
 	s.records++
 	out := stored
@@ -345,6 +401,7 @@ func (s *sessState) window(wi int, start int64, l loader) (*window, error) {
 		w = &window{width: wi, start: start}
 	}
 	s.windows[k] = w
+	s.mem += windowBytes
 	s.curWin[wi] = w
 	if !w.final {
 		s.open = append(s.open, w)
@@ -389,6 +446,7 @@ func (s *sessState) evictDays(keepFrom int64, committed uint64) {
 	for d, c := range s.days {
 		if (d+1)*dayMs <= keepFrom && c.modSeq <= committed {
 			delete(s.days, d)
+			s.mem -= c.bytes()
 			if s.lastChk == c {
 				s.lastChk = nil
 			}
@@ -406,6 +464,7 @@ func (s *sessState) evictWindows(keepFrom int64, committed uint64) {
 	for k, w := range s.windows {
 		if w.final && !w.dirty && w.modSeq <= committed && w.end() <= keepFrom {
 			delete(s.windows, k)
+			s.mem -= windowBytes
 			if s.curWin[k.width] == w {
 				s.curWin[k.width] = nil
 			}
@@ -413,6 +472,35 @@ func (s *sessState) evictWindows(keepFrom int64, committed uint64) {
 			s.persistedUpTo = max(s.persistedUpTo, w.start)
 		}
 	}
+}
+
+// held is how many day indexes and windows are in memory.
+func (s *sessState) held() int { return len(s.days) + len(s.windows) }
+
+// maybeEvict runs the eviction pass once per day of the site's time (days
+// more than two days, final windows more than one day behind it, committed
+// ones only). A pass scans everything held, so for a large state it runs
+// only once that has doubled since the last pass: records one day apart
+// change the day with every record, and a pass each time was quadratic
+// (1,750 rec/s).
+func (s *sessState) maybeEvict(committed uint64) {
+	day := floorDiv(s.last, dayMs)
+	if day == s.evictDay || (s.held() > 1024 && s.held() < s.evictAt) {
+		return
+	}
+	s.evictDay = day
+	s.evictDays(day*dayMs-2*dayMs, committed)
+	s.evictWindows(day*dayMs-dayMs, committed)
+	s.evictAt = 2 * s.held()
+}
+
+// evictCommitted drops every day index and final window whose changes are
+// committed, whatever its time (they reload from DuckDB on demand): the
+// per-site memory bound, after the partition's batch was committed.
+func (s *sessState) evictCommitted(committed uint64) {
+	s.evictDays(math.MaxInt64-dayMs, committed)
+	s.evictWindows(math.MaxInt64-dayMs, committed)
+	s.evictAt = 2 * s.held()
 }
 
 // Rows of the snapshot written to DuckDB.
