@@ -2,9 +2,10 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"path/filepath"
+
+	"github.com/spf13/pflag"
 
 	"github.com/earthscope/gtsm-stream/embedded"
 )
@@ -25,7 +26,7 @@ type brokerFlags struct {
 	partitions                       int
 }
 
-func (b *brokerFlags) register(fs *flag.FlagSet) {
+func (b *brokerFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&b.kafkaAddr, "kafka-addr", embedded.DefaultKafkaAddr, "address of the embedded Kafka broker (127.0.0.1 only)")
 	fs.StringVar(&b.registryAddr, "registry-addr", embedded.DefaultRegistryAddr, "address of the embedded schema registry")
 	fs.StringVar(&b.dataDir, "data", ".gtsm", "data directory (broker log, schemas, DuckDB file)")

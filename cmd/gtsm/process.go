@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"log/slog"
 	"strings"
 	"time"
 
@@ -60,7 +59,7 @@ func runProcess(ctx context.Context, env *environ, args []string) error {
 	fs := newFlagSet(env, "process", "process [flags]", processHelp)
 	var (
 		cfg                            processor.Config
-		brokers, version, level        string
+		brokers, version               string
 		tlsOn, tlsInsecure             bool
 		tlsCA, tlsCert, tlsKey         string
 		lateness, flush, sessTimeout   = &cfg.AllowedLateness, &cfg.FlushInterval, &cfg.SessionTimeout
@@ -94,7 +93,6 @@ func runProcess(ctx context.Context, env *environ, args []string) error {
 	fs.StringVar(&registryPassword, "registry-password", "", "schema registry basic-auth password (prefer env SCHEMA_REGISTRY_PASSWORD)")
 	fs.StringVar(&cfg.Registry.CAFile, "registry-ca", "", "PEM CA bundle for an https registry")
 	fs.BoolVar(&cfg.Registry.InsecureSkipVerify, "registry-insecure", false, "do not verify the registry certificate (testing only)")
-	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	var ec endpointConfig
 	ec.register(fs, env)
 	if err := parseFlags(fs, args); err != nil {
@@ -103,11 +101,7 @@ func runProcess(ctx context.Context, env *environ, args []string) error {
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
 	}
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return usageError{fmt.Sprintf("--log-level %q: want debug, info, warn or error", level)}
-	}
-	cfg.Logger = slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: lv}))
+	cfg.Logger = env.log
 	for _, b := range strings.Split(brokers, ",") {
 		if b = strings.TrimSpace(b); b != "" {
 			cfg.Brokers = append(cfg.Brokers, b)

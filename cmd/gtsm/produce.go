@@ -72,7 +72,7 @@ func runProduce(ctx context.Context, env *environ, args []string) error {
 	fs.BoolVar(&o.NoCreate, "no-create", false, "fail if the topic does not exist instead of creating it")
 	fs.BoolVar(&dryRun, "dry-run", false, "print one JSON line per record to stdout, in publish order; no broker or registry needed")
 	fs.BoolVar(&o.Strict, "strict", false, "stop at the first input that cannot be read")
-	fs.BoolVar(&quiet, "quiet", false, "no progress line and no summary (errors are still printed)")
+	fs.BoolVarP(&quiet, "quiet", "q", false, "no progress line and no summary (errors are still printed)")
 	fs.Int64Var(&bufMB, "buffer-mb", producer.DefaultBufferBytes>>20, "MiB of samples held to put each site's records in time order whatever the input order")
 	fs.StringVar(&o.Kafka.Compression, "compression", producer.DefaultCompression, "batch compression: none, lz4, zstd, snappy, gzip")
 	fs.DurationVar(&o.Kafka.Linger, "linger", producer.DefaultLinger, "how long a partition waits to fill a batch")

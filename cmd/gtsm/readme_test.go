@@ -44,7 +44,7 @@ func readmeCommands(t *testing.T) []string {
 	return cmds
 }
 
-var flagLine = regexp.MustCompile(`^  -([a-zA-Z0-9-]+)`)
+var flagLine = regexp.MustCompile(`^  (?:-([a-zA-Z0-9]), )?\s*--([a-zA-Z0-9-]+)`)
 
 // definedFlags runs "gtsm <sub> -h" and reads the flag names it lists.
 func definedFlags(t *testing.T, sub []string) map[string]bool {
@@ -57,7 +57,10 @@ func definedFlags(t *testing.T, sub []string) map[string]bool {
 	flags := map[string]bool{}
 	for _, l := range strings.Split(errb.String(), "\n") {
 		if m := flagLine.FindStringSubmatch(l); m != nil {
-			flags[m[1]] = true
+			flags[m[2]] = true
+			if m[1] != "" {
+				flags[m[1]] = true
+			}
 		}
 	}
 	if len(flags) == 0 {
@@ -75,7 +78,8 @@ func TestREADMECommandsExist(t *testing.T) {
 	}
 	known := map[string]bool{}
 	for _, c := range commands() {
-		known[c.name] = true
+		name, _, _ := strings.Cut(c.name, " ")
+		known[name] = true
 	}
 	for _, c := range cmds {
 		words := strings.Fields(c)
