@@ -58,7 +58,8 @@ func runBroker(ctx context.Context, env *environ, args []string) error {
 	}
 	fmt.Fprintf(env.stdout, "broker   %s   (BOOTSTRAP_SERVERS)\nregistry %s   (SCHEMA_REGISTRY_URL)\ndata     %s\nCtrl-C to stop.\n",
 		st.BootstrapServers, st.RegistryURL, bf.dataDir)
+	env.log.Info("broker running", "kafka", st.BootstrapServers, "registry", st.RegistryURL, "data", bf.dataDir)
 	<-ctx.Done()
-	fmt.Fprintln(env.stderr, "stopping broker and registry")
+	env.log.Info("stopping broker and registry")
 	return st.Close()
 }

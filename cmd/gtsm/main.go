@@ -49,6 +49,10 @@ type environ struct {
 	// log is the logger of the running command, made by parseFlags from
 	// --log-format and --log-level (text on stderr until then).
 	log *slog.Logger
+	// logFormat is --log-format; logLevelSet tells whether --log-level (or
+	// its environment variable) was given, for commands quieter by default.
+	logFormat   string
+	logLevelSet bool
 	// collected, when not nil, makes parseFlags record the flag set and
 	// stop the command with errCollected before it does anything: that is
 	// how cobra learns each command's flags (collectFlags).
@@ -116,10 +120,10 @@ func run(ctx context.Context, env *environ, args []string) int {
 		case errors.Is(re.err, pflag.ErrHelp):
 			return 0
 		case errors.As(re.err, new(usageError)):
-			fmt.Fprintf(env.stderr, "gtsm %s: %v\n", re.name, re.err)
+			report(env, re.name, re.err)
 			return 2
 		default:
-			fmt.Fprintf(env.stderr, "gtsm %s: %v\n", re.name, re.err)
+			report(env, re.name, re.err)
 			return 1
 		}
 	default: // cobra's own: unknown command, or a missing subcommand
@@ -128,6 +132,16 @@ func run(ctx context.Context, env *environ, args []string) int {
 		c.Usage()
 		return 2
 	}
+}
+
+// report prints a command's error on stderr: a log record with
+// --log-format json, else "gtsm CMD: error".
+func report(env *environ, name string, err error) {
+	if env.logFormat == "json" {
+		env.log.Error("gtsm "+name+" failed", "err", err.Error())
+		return
+	}
+	fmt.Fprintf(env.stderr, "gtsm %s: %v\n", name, err)
 }
 
 const rootLong = `gtsm: GTSM strainmeter bottle files -> Kafka (gtsm_etl) -> goka processor -> DuckDB -> SQL
@@ -333,6 +347,8 @@ func parseFlags(fs *pflag.FlagSet, args []string) error {
 		return err
 	}
 	env.log = log
+	env.logFormat = h.c.logFormat
+	env.logLevelSet = fs.Changed("log-level") || env.getenv("GTSM_LOG_LEVEL") != ""
 	return nil
 }
 

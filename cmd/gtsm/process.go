@@ -5,7 +5,13 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"log/slog"
+	"maps"
+	"math"
+	"slices"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/earthscope/gtsm-stream/internal/tlsconfig"
@@ -95,6 +101,9 @@ func runProcess(ctx context.Context, env *environ, args []string) error {
 	fs.BoolVar(&cfg.Registry.InsecureSkipVerify, "registry-insecure", false, "do not verify the registry certificate (testing only)")
 	var ec endpointConfig
 	ec.register(fs, env)
+	var kp kafkaPropFlags
+	kp.register(fs)
+	progressEvery := fs.Duration("progress-interval", 30*time.Second, "log progress (records/s, lag per partition) this often; 0: only at start and stop")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -129,13 +138,88 @@ func runProcess(ctx context.Context, env *environ, args []string) error {
 			return err
 		}
 	}
+	if err := applySaramaProps(&cfg, &kp); err != nil {
+		return err
+	}
 	ec.sqlPassword = env.getenv("GTSM_SQL_PASSWORD")
+	var committed atomic.Int64
+	cfg.OnCommit = func(ci processor.CommitInfo) { committed.Add(int64(ci.Messages)) }
 	r, err := startProcessor(ctx, cfg, ec)
 	if err != nil {
 		return err
 	}
 	cfg.Logger.Info("processor running", "db", cfg.DBPath, "sql", r.ep.SQLAddr(), "http", r.ep.HTTPAddr())
+	if *progressEvery > 0 {
+		pctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go logProgress(pctx, cfg.Logger, *progressEvery, &committed, r.Lag)
+	}
 	return r.wait(ctx)
+}
+
+// logProgress logs, every interval, the messages committed to DuckDB since
+// the last line (and per second) and the lag of each partition: the high
+// watermark minus the next offset committed to DuckDB.
+func logProgress(ctx context.Context, log *slog.Logger, every time.Duration, committed *atomic.Int64,
+	lag func(context.Context) (map[int32]int64, error)) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	last, lastAt := committed.Load(), time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			n := committed.Load()
+			rate := float64(n-last) / now.Sub(lastAt).Seconds()
+			last, lastAt = n, now
+			attrs := []any{"records", n, "records_per_s", math.Round(rate*10) / 10}
+			lctx, cancel := context.WithTimeout(ctx, every)
+			byPart, err := lag(lctx)
+			cancel()
+			if err != nil {
+				log.Info("progress", append(attrs, "lag_error", err.Error())...)
+				continue
+			}
+			var total int64
+			parts := make([]any, 0, len(byPart))
+			for _, p := range slices.Sorted(maps.Keys(byPart)) {
+				total += byPart[p]
+				parts = append(parts, slog.Int64(strconv.Itoa(int(p)), byPart[p]))
+			}
+			log.Info("progress", append(attrs, "lag", total, slog.Group("lag_by_partition", parts...))...)
+		}
+	}
+}
+
+// applySaramaProps maps -X / --kafka-properties onto the processor's config:
+// security onto its TLS and SASL fields (it builds sarama's SASL and SCRAM
+// from them), the rest onto sarama's config after the processor's own.
+func applySaramaProps(cfg *processor.Config, kp *kafkaPropFlags) error {
+	props, err := kp.props()
+	if err != nil {
+		return err
+	}
+	sec, apply, err := props.Sarama()
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	if sec.SASLSet {
+		if cfg.SASLMechanism != "" {
+			return usageError{"SASL set both by --sasl-* flags and by Kafka properties (-X sasl.*): choose one"}
+		}
+		cfg.SASLMechanism, cfg.SASLUser, cfg.SASLPwd = sec.SASLMechanism, sec.User, sec.Password
+	}
+	if sec.TLSSet {
+		cfg.TLS = sec.TLS
+	}
+	// goka sets each client's id from the processor's ClientID, over
+	// sarama's config: so client.id goes there too.
+	if id, ok := props.Get("client.id"); ok {
+		cfg.ClientID = id
+	}
+	cfg.Sarama = apply
+	return nil
 }
 
 func processTLS(ca, cert, key string, insecure bool) (*tls.Config, error) {

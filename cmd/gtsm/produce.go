@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
+	"math"
 	"os"
 	"strings"
 	"time"
@@ -88,6 +90,8 @@ func runProduce(ctx context.Context, env *environ, args []string) error {
 	fs.StringVar(&o.Registry.Password, "registry-password", "", "schema registry basic-auth password (prefer env SCHEMA_REGISTRY_PASSWORD)")
 	fs.StringVar(&o.Registry.CAFile, "registry-ca", "", "PEM CA bundle for an https registry")
 	fs.BoolVar(&o.Registry.InsecureSkipVerify, "registry-insecure", false, "do not verify the registry certificate (testing only)")
+	var kp kafkaPropFlags
+	kp.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -113,6 +117,16 @@ func runProduce(ctx context.Context, env *environ, args []string) error {
 			o.Kafka.Brokers = append(o.Kafka.Brokers, b)
 		}
 	}
+	props, err := kp.props()
+	if err != nil {
+		return err
+	}
+	if _, saslSet := props.Sets(); saslSet && o.Kafka.SASLMechanism != "" {
+		return usageError{"SASL set both by --sasl-* flags and by Kafka properties (-X sasl.*): choose one"}
+	}
+	if o.Kafka.Extra, err = props.Franz(); err != nil {
+		return usageError{err.Error()}
+	}
 	paths, err := producer.Expand(fs.Args())
 	if err != nil {
 		return err
@@ -132,9 +146,34 @@ func runProduce(ctx context.Context, env *environ, args []string) error {
 		fmt.Fprint(env.stderr, "\r\033[K")
 	}
 	if !quiet && sum != nil && sum.Duration > 0 { // the run got past connecting
-		sum.Write(env.stderr)
+		if env.logFormat == "json" {
+			logSummary(env.log, sum)
+		} else {
+			sum.Write(env.stderr)
+		}
 	}
 	return err
+}
+
+// logSummary is the summary as log records (--log-format json): one per site
+// and session, one per input skipped, and the totals.
+func logSummary(log *slog.Logger, s *producer.Summary) {
+	ms := func(t int64) string { return time.UnixMilli(t).UTC().Format(time.RFC3339Nano) }
+	for _, st := range s.Streams {
+		log.Info("stream", "topic", s.Topic, "site", st.Site, "session", st.Session.String(), "partition", st.Partition,
+			"records", st.Records, "failed", st.Failed, "unacked", st.Unacked, "bytes", st.Bytes, "first", ms(st.First), "last", ms(st.Last))
+	}
+	for _, f := range s.Failed {
+		log.Warn("input skipped", "input", f.Name, "err", f.Err.Error())
+	}
+	level := slog.LevelInfo
+	if s.RecordsFailed > 0 || s.Unacked > 0 || len(s.Failed) > 0 || s.Interrupted {
+		level = slog.LevelError
+	}
+	log.Log(context.Background(), level, "produced", "topic", s.Topic, "dry_run", s.DryRun, "partitions", s.Partitions,
+		"created", s.Created, "files", s.Files, "records", s.Records, "bytes", s.Bytes, "records_failed", s.RecordsFailed,
+		"unacked", s.Unacked, "inputs_skipped", len(s.Failed), "late_groups", len(s.Late), "interrupted", s.Interrupted,
+		"seconds", s.Duration.Seconds(), "records_per_s", math.Round(s.Rate()))
 }
 
 // isTerminal reports whether w is a character device (a terminal): the
