@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -103,6 +104,7 @@ func runProcess(ctx context.Context, env *environ, args []string) error {
 	ec.register(fs, env)
 	var kp kafkaPropFlags
 	kp.register(fs)
+	exitAtEnd := fs.BoolP("exit-at-end", "e", false, "stop once every record in the topic when it started is committed to DuckDB (like kcat -e): for batch runs and scripts")
 	progressEvery := fs.Duration("progress-interval", 30*time.Second, "log progress (records/s, lag per partition) this often; 0: only at start and stop")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -153,6 +155,13 @@ func runProcess(ctx context.Context, env *environ, args []string) error {
 		pctx, stop := context.WithCancel(ctx)
 		defer stop()
 		go logProgress(pctx, cfg.Logger, *progressEvery, &committed, r.Lag)
+	}
+	if *exitAtEnd {
+		if err := r.WaitCaughtUp(ctx); err != nil && ctx.Err() == nil {
+			return errors.Join(err, r.stop())
+		}
+		cfg.Logger.Info("caught up: every record the topic held at start is committed; stopping", "records", committed.Load())
+		return r.stop()
 	}
 	return r.wait(ctx)
 }
