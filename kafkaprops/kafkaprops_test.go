@@ -382,3 +382,32 @@ func selfSigned(t *testing.T) (*tls.Config, string) {
 	}
 	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}, ca
 }
+
+// docs/cli.md's table lists exactly the properties each client takes.
+func TestDocsTable(t *testing.T) {
+	b, err := os.ReadFile("../docs/cli.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][2]bool{}
+	for _, l := range strings.Split(string(b), "\n") {
+		cells := strings.Split(l, "|")
+		if len(cells) != 6 || !strings.HasPrefix(strings.TrimSpace(cells[1]), "`") {
+			continue
+		}
+		key := strings.Trim(strings.Fields(cells[1])[0], "`")
+		got[key] = [2]bool{strings.TrimSpace(cells[2]) == "yes", strings.TrimSpace(cells[3]) == "yes"}
+	}
+	franz, sar := Known("franz"), Known("sarama")
+	for k := range table {
+		_, f := franz[k]
+		_, s := sar[k]
+		if g, ok := got[k]; !ok || g != [2]bool{f, s} {
+			t.Errorf("docs/cli.md: %s listed %v (%v), want produce %v, process %v", k, g, ok, f, s)
+		}
+		delete(got, k)
+	}
+	for k := range got {
+		t.Errorf("docs/cli.md lists %s, which no client takes", k)
+	}
+}

@@ -27,7 +27,12 @@ const demoHelp = `Runs the whole pipeline in one process, with no Docker and no 
      to gtsm_etl (skipped when an earlier run already did: nothing is duplicated);
   3. runs the goka processor into <data>/gtsm.duckdb and waits until every
      record is committed;
-  4. prints the original demo's query (key_site, timestamp) and the hourly summary.
+  4. prints the first rows of the original demo's query (key_site, timestamp), a
+     per-session summary (records, time span, gaps, daily mean of each gauge)
+     and the commands to go further.
+
+Its processor uses the consumer group gtsm-demo, so a later 'gtsm process'
+(group gtsm-processor) on the same broker starts from the beginning.
 
 With --serve it keeps everything running until Ctrl-C and prints how to connect
 kcat, psql, 'gtsm sql' and 'gtsm produce' to it.

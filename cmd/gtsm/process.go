@@ -48,13 +48,25 @@ and monitoring (--http-addr, default 127.0.0.1:8080): a status page with each
 site's state, gaps and strain curves, Prometheus /metrics and /healthz.
 A non-loopback --sql-addr needs a password (env GTSM_SQL_PASSWORD).
 
-Environment: BOOTSTRAP_SERVERS, SCHEMA_REGISTRY_URL, KAFKA_SASL_PASSWORD,
-SCHEMA_REGISTRY_PASSWORD, GTSM_DB, GTSM_SQL_ADDR, GTSM_SQL_PASSWORD.
+It logs progress (records/s, lag per partition) every --progress-interval;
+--log-format json makes every log line JSON. --exit-at-end (-e, as kcat -e)
+stops once everything the topic held at start is committed.
+
+Kafka client properties as kcat and librdkafka take them, mapped onto sarama:
+-X key=value (repeatable) and --kafka-properties FILE; -X wins over the file
+and both over the dedicated flags. Unknown ones are refused by name
+(docs/cli.md lists them).
+
+Environment (flags win; both win over --config): BOOTSTRAP_SERVERS,
+SCHEMA_REGISTRY_URL, KAFKA_SASL_PASSWORD, SCHEMA_REGISTRY_PASSWORD, GTSM_DB,
+GTSM_SQL_ADDR, GTSM_SQL_PASSWORD.
 
 Examples:
   gtsm broker &                                  # embedded Kafka + registry
   gtsm produce testdata/hour testdata/day
   gtsm process --db gtsm.duckdb                  # Ctrl-C when done
+  gtsm process --db gtsm.duckdb --exit-at-end    # to the end of the topic, then stop
+  gtsm process --db gtsm.duckdb -X client.id=gtsm-b009 -X session.timeout.ms=30000 --log-format json
   gtsm process --db gtsm.duckdb --allowed-lateness 2m --batch-rows 20000 --flush-interval 500ms
   # a real cluster: Kafka 3.x/4.x over TLS with SASL/SCRAM, registry with basic auth
   export KAFKA_SASL_PASSWORD=... SCHEMA_REGISTRY_PASSWORD=...

@@ -28,9 +28,14 @@ cannot be read is reported (file, archive member, reason), skipped, and
 makes the exit status 1; --strict stops at the first instead. Ctrl-C stops
 reading, waits for in-flight records, and reports exactly what was delivered.
 
-Environment (flags win): BOOTSTRAP_SERVERS, SCHEMA_REGISTRY_URL,
-AVRO_SCHEMAS_ROOT (a directory with gtsm_etl-key.avsc / gtsm_etl-value.avsc
-overriding the schemas built in), KAFKA_SASL_PASSWORD, SCHEMA_REGISTRY_PASSWORD.
+Environment (flags win; both win over --config): BOOTSTRAP_SERVERS,
+SCHEMA_REGISTRY_URL, AVRO_SCHEMAS_ROOT (a directory with gtsm_etl-key.avsc /
+gtsm_etl-value.avsc overriding the schemas built in), KAFKA_SASL_PASSWORD,
+SCHEMA_REGISTRY_PASSWORD.
+
+Kafka client properties as kcat and librdkafka take them: -X key=value
+(repeatable) and --kafka-properties FILE; -X wins over the file and both over
+the dedicated flags. Unknown ones are refused by name (docs/cli.md lists them).
 
 Examples:
   # preview the records of the test fixtures, no broker needed
@@ -48,6 +53,11 @@ Examples:
     --tls --tls-ca ca.pem --sasl-mechanism SCRAM-SHA-512 --sasl-username gtsm \
     --registry https://registry:8081 --registry-username gtsm \
     --no-create /data/bottles/2022/
+
+  # the same with librdkafka-style client properties
+  gtsm produce -X security.protocol=SASL_SSL -X sasl.mechanism=SCRAM-SHA-512 \
+    -X sasl.username=gtsm -X ssl.ca.location=ca.pem -X compression.type=zstd \
+    --bootstrap-servers kafka1:9093 --registry https://registry:8081 /data/bottles/2022/
 
   # read it back with an independent client: partition, offset, key as
   # magic byte 0, schema id, Avro string length, site (e.g. "0 1 8 B009" is
