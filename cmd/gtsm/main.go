@@ -126,7 +126,7 @@ func run(ctx context.Context, env *environ, args []string) int {
 			report(env, re.name, re.err)
 			return 1
 		}
-	default: // cobra's own: unknown command, or a missing subcommand
+	default: // cobra's own: an unknown command
 		fmt.Fprintf(env.stderr, "gtsm: %v\n\n", err)
 		c.SetOut(env.stderr)
 		c.Usage()
@@ -164,9 +164,6 @@ func newRoot(ctx context.Context, env *environ, completing bool) *cobra.Command 
 		// Errors and usage are printed by run, which also picks the exit code.
 		SilenceErrors: true,
 		SilenceUsage:  true,
-		CompletionOptions: cobra.CompletionOptions{
-			HiddenDefaultCmd: false,
-		},
 	}
 	root.SetIn(env.stdin)
 	root.SetOut(env.stdout)
