@@ -105,6 +105,10 @@ type Config struct {
 	OnCommit func(CommitInfo)
 	// OnStart is called with the running processor (for WaitCaughtUp, Lag).
 	OnStart func(*Processor)
+
+	// Sarama, when set, changes the sarama config last, after everything
+	// above (gtsm process's -X Kafka client properties, see kafkaprops).
+	Sarama func(*sarama.Config) error
 }
 
 func (c Config) withDefaults() Config {
@@ -196,6 +200,11 @@ func (c Config) saramaConfig() (*sarama.Config, error) {
 		}
 	default:
 		return nil, fmt.Errorf("SASL mechanism %q: want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", c.SASLMechanism)
+	}
+	if c.Sarama != nil {
+		if err := c.Sarama(sc); err != nil {
+			return nil, fmt.Errorf("kafka client properties: %w", err)
+		}
 	}
 	if err := sc.Validate(); err != nil {
 		return nil, fmt.Errorf("kafka client config: %w", err)

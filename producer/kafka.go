@@ -52,6 +52,9 @@ type Kafka struct {
 	// memory): producing blocks beyond it. Default 200,000 (~25 MB of values).
 	MaxBufferedRecords int
 	ClientID           string
+	// Extra options go after all of the above, so they win (gtsm produce's
+	// -X Kafka client properties, see package kafkaprops).
+	Extra []kgo.Opt
 }
 
 // DefaultCompression and DefaultLinger were chosen with
@@ -122,7 +125,7 @@ func (k Kafka) Opts() ([]kgo.Opt, error) {
 	if k.SASLMechanism != "" && k.Username == "" {
 		return nil, fmt.Errorf("SASL %s needs a username", k.SASLMechanism)
 	}
-	return opts, nil
+	return append(opts, k.Extra...), nil
 }
 
 func compression(name string) (kgo.CompressionCodec, error) {

@@ -27,23 +27,11 @@ Exit status 1 when any input could not be read (each error names the file and
 archive member); the other inputs are still printed.`
 
 // runBottle is "gtsm bottle <subcommand>"; inspect is the only one.
-func runBottle(ctx context.Context, env *environ, args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(env.stderr, "Usage: gtsm bottle inspect [--json] [-n N] FILE|DIR|ARCHIVE...")
-		fmt.Fprintln(env.stderr)
-		fmt.Fprintln(env.stderr, bottleHelp)
-		if len(args) == 0 {
-			return usageError{"missing subcommand (want: inspect)"}
-		}
-		return nil
-	}
-	if args[0] != "inspect" {
-		return usageError{fmt.Sprintf("unknown subcommand %q (want: inspect)", args[0])}
-	}
+func runBottleInspect(ctx context.Context, env *environ, args []string) error {
 	fs := newFlagSet(env, "bottle inspect", "bottle inspect [--json] [-n N] FILE|DIR|ARCHIVE...", bottleHelp)
-	n := fs.Int("n", 5, "number of samples to print per file (-1: all)")
+	n := fs.IntP("samples", "n", 5, "number of samples to print per file (-1: all)")
 	asJSON := fs.Bool("json", false, "print one JSON object per file (one per line)")
-	if err := parseFlags(fs, args[1:]); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {

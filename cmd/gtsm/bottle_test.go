@@ -145,7 +145,7 @@ func TestBottleUsage(t *testing.T) {
 		{[]string{"bottle"}, 2, "missing subcommand"},
 		{[]string{"bottle", "frob"}, 2, `unknown subcommand "frob"`},
 		{[]string{"bottle", "inspect"}, 2, "no FILE, DIR or ARCHIVE given"},
-		{[]string{"bottle", "inspect", "--bogus", "x"}, 2, "flag provided but not defined"},
+		{[]string{"bottle", "inspect", "--bogus", "x"}, 2, "unknown flag: --bogus"},
 		{[]string{"bottle", "inspect", "-h"}, 0, "Examples:"},
 		{[]string{"bottle", "--help"}, 0, "gtsm bottle inspect --json"},
 	} {

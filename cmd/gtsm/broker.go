@@ -2,9 +2,10 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"path/filepath"
+
+	"github.com/spf13/pflag"
 
 	"github.com/earthscope/gtsm-stream/embedded"
 )
@@ -26,7 +27,7 @@ type brokerFlags struct {
 	syncWrites                       bool
 }
 
-func (b *brokerFlags) register(fs *flag.FlagSet) {
+func (b *brokerFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&b.kafkaAddr, "kafka-addr", embedded.DefaultKafkaAddr, "address of the embedded Kafka broker (127.0.0.1 only)")
 	fs.StringVar(&b.registryAddr, "registry-addr", embedded.DefaultRegistryAddr, "address of the embedded schema registry")
 	fs.StringVar(&b.dataDir, "data", ".gtsm", "data directory (broker log, schemas, DuckDB file)")
@@ -60,7 +61,8 @@ func runBroker(ctx context.Context, env *environ, args []string) error {
 	}
 	fmt.Fprintf(env.stdout, "broker   %s   (BOOTSTRAP_SERVERS)\nregistry %s   (SCHEMA_REGISTRY_URL)\ndata     %s\nCtrl-C to stop.\n",
 		st.BootstrapServers, st.RegistryURL, bf.dataDir)
+	env.log.Info("broker running", "kafka", st.BootstrapServers, "registry", st.RegistryURL, "data", bf.dataDir)
 	<-ctx.Done()
-	fmt.Fprintln(env.stderr, "stopping broker and registry")
+	env.log.Info("stopping broker and registry")
 	return st.Close()
 }

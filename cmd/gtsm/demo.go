@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -28,7 +27,12 @@ const demoHelp = `Runs the whole pipeline in one process, with no Docker and no 
      to gtsm_etl (skipped when an earlier run already did: nothing is duplicated);
   3. runs the goka processor into <data>/gtsm.duckdb and waits until every
      record is committed;
-  4. prints the original demo's query (key_site, timestamp) and the hourly summary.
+  4. prints the first rows of the original demo's query (key_site, timestamp), a
+     per-session summary (records, time span, gaps, daily mean of each gauge)
+     and the commands to go further.
+
+Its processor uses the consumer group gtsm-demo, so a later 'gtsm process'
+(group gtsm-processor) on the same broker starts from the beginning.
 
 With --serve it keeps everything running until Ctrl-C and prints how to connect
 kcat, psql, 'gtsm sql' and 'gtsm produce' to it.
@@ -57,8 +61,19 @@ func runDemo(ctx context.Context, env *environ, args []string) error {
 	if ec.sqlAddr == "" {
 		return usageError{"the demo queries through its SQL endpoint: --sql-addr must not be empty"}
 	}
-	step := func(format string, a ...any) { fmt.Fprintf(env.stderr, "demo: "+format+"\n", a...) }
-	log := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	step := func(format string, a ...any) {
+		if env.logFormat == "json" {
+			env.log.Info("demo: " + fmt.Sprintf(format, a...))
+			return
+		}
+		fmt.Fprintf(env.stderr, "demo: "+format+"\n", a...)
+	}
+	// The demo prints its own steps; the processor's info lines would only
+	// repeat them, unless --log-level asks for them.
+	log := env.log
+	if !env.logLevelSet {
+		log, _ = newLogger(env.stderr, env.logFormat, "warn")
+	}
 
 	st, err := bf.start()
 	if err != nil {
@@ -79,6 +94,10 @@ func runDemo(ctx context.Context, env *environ, args []string) error {
 	p, err := startProcessor(ctx, processor.Config{
 		Brokers: []string{st.BootstrapServers}, Registry: registry.Config{URL: st.RegistryURL},
 		DBPath: dbPath, Partitions: bf.partitions, Logger: log,
+		// Its own group, so the offsets it commits in the embedded broker
+		// are not those a later "gtsm process" (group gtsm-processor) on
+		// another DuckDB file finds there.
+		Group: demoGroup,
 	}, ec)
 	if err != nil {
 		return err
@@ -94,7 +113,7 @@ func runDemo(ctx context.Context, env *environ, args []string) error {
 	}
 	step("processor caught up in %s; DuckDB file %s", time.Since(start).Round(time.Millisecond), dbPath)
 
-	if err := demoQueries(ctx, env.stdout, p.ep.SQLAddr(), *rows); err != nil {
+	if err := demoQueries(ctx, env.stdout, p.ep.SQLAddr(), dbPath, *rows); err != nil {
 		return errors.Join(err, p.stop())
 	}
 	if *serve {
@@ -120,6 +139,9 @@ Serving until Ctrl-C. Connect with:
 // demoInputs returns the three fixture sets, from testdata/ when present (a
 // checkout), else generated into the data directory (a bare binary): the
 // generator is deterministic and a test proves both byte-identical.
+// demoGroup is the demo processor's consumer group.
+const demoGroup = "gtsm-demo"
+
 func demoInputs(dir, dataDir string, step func(string, ...any)) ([]string, error) {
 	if _, err := os.Stat(filepath.Join(dir, "hour")); err != nil {
 		dir = filepath.Join(dataDir, "fixtures")
@@ -204,7 +226,24 @@ func demoProgress(ctx context.Context, w io.Writer, p *processor.Processor) {
 
 // demoQueries runs the original demo's query and the hourly summary through
 // the SQL endpoint, the way any client would.
-func demoQueries(ctx context.Context, w io.Writer, sqlAddr string, rows int) error {
+// demoSummary is what the demo prints after the original demo's query: per
+// site and session the rows, time span, gaps and missing samples
+// (site_state), and the daily mean of each strain channel in counts, rounded
+// to 0.1 count (the samples are integer counts; more digits are noise).
+const demoSummary = `SELECT s.site, s.session, s.records, s.first_time, s.last_time, s.gaps, s.missing AS missing_samples
+FROM site_state s ORDER BY s.site, s.session`
+
+// demoMeans pivots the four gauges into columns; each session has its own
+// field names (Day rs1_t0.., Hour ls1_t0.., Min bs1_t0..), hence "fields".
+const demoMeans = `SELECT site, session, window_start::DATE AS day, left(min(channel), 2) || 'N_t0' AS fields,
+       round(max(mean) FILTER (WHERE channel[3] = '1'), 1)::DECIMAL(14, 1) AS gauge1_mean,
+       round(max(mean) FILTER (WHERE channel[3] = '2'), 1)::DECIMAL(14, 1) AS gauge2_mean,
+       round(max(mean) FILTER (WHERE channel[3] = '3'), 1)::DECIMAL(14, 1) AS gauge3_mean,
+       round(max(mean) FILTER (WHERE channel[3] = '4'), 1)::DECIMAL(14, 1) AS gauge4_mean
+FROM windows WHERE width = '1d'
+GROUP BY site, session, window_start ORDER BY site, session, window_start`
+
+func demoQueries(ctx context.Context, w io.Writer, sqlAddr, dbPath string, rows int) error {
 	pg, err := shell.DialPG(ctx, sqlAddr, "", 10*time.Second)
 	if err != nil {
 		return err
@@ -226,14 +265,25 @@ func demoQueries(ctx context.Context, w io.Writer, sqlAddr string, rows int) err
 	if err := shell.Render(w, shell.ModeTable, first); err != nil {
 		return err
 	}
-	hourly, err := gtsmsql.QueryByName("hourly")
-	if err != nil {
-		return err
+	for _, q := range []struct{ title, sql string }{
+		{"Per site and session: records, span (UTC), gaps in the sample timeline and the samples they miss (table site_state)", demoSummary},
+		{"Daily mean of each strain channel, in counts (table windows, width 1d; .q hourly and .q daily have n, min, max, first, last)", demoMeans},
+	} {
+		res, err := pg.Exec(ctx, q.sql)
+		if err != nil {
+			return fmt.Errorf("demo summary: %w", err)
+		}
+		fmt.Fprintf(w, "\n%s\n", q.title)
+		if err := shell.Render(w, shell.ModeTable, res); err != nil {
+			return err
+		}
 	}
-	res, err := pg.Exec(ctx, hourly.SQL, "B009")
-	if err != nil {
-		return fmt.Errorf("hourly query: %w", err)
-	}
-	fmt.Fprintf(w, "\n%s (B009)\n", hourly.Description)
-	return shell.Render(w, shell.ModeTable, res)
+	fmt.Fprintf(w, `
+Next:
+  gtsm sql --db %[1]s -c ".q hourly B009"    # the full hourly windows; ".q" lists the named queries
+  gtsm sql --db %[1]s                         # an SQL shell on the file: .tables, .schema gtsm_etl
+  gtsm demo --serve    # keep it all running and connect kcat, psql, the status page
+  README.md, "Commands": produce, process and sql step by step on your own files.
+`, dbPath)
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -55,9 +56,12 @@ func TestDemoTwiceDuplicatesNothing(t *testing.T) {
 	for _, want := range []string{
 		"(first 4 of " + demoRecords + " rows)",
 		"B009     | 2021-07-01 00:00:00.050",
-		// Hour session, gauge 1: 3600 records, one hour window, first sample the README's.
-		"B009 | Hour    | ls1_t0  | 2021-07-01 00:00:00 | 2021-07-01 01:00:00 | 3600 |      0 |",
-		"| 48116355 |",
+		// The per-session summary: the Hour session's 3600 records over
+		// one hour without gaps, and its daily means to 0.1 count.
+		"B009 | Hour    |    3600 | 2021-07-01 00:00:00 | 2021-07-01 00:59:59    |    0 |               0",
+		"B009 | Hour    | 2021-07-01 | lsN_t0 |  48116543.7 |  49196506.2 |  47623653.3 |  50842292.2",
+		"B009 | Min     | 2021-07-01 | bsN_t0 |  48116358.5 |  49196543.1 |  47623870.9 |  50842125.0",
+		`gtsm sql --db ` + filepath.Join(dir, "gtsm.duckdb") + ` -c ".q hourly B009"`,
 	} {
 		if !strings.Contains(outs[0], want) {
 			t.Errorf("demo output lacks %q:\n%s", want, outs[0])
@@ -151,7 +155,13 @@ func TestDemoServeWithRealClients(t *testing.T) {
 			t.Errorf("psql demo query count = %q (%v), want %s", got, err, demoRecords)
 		}
 	}
-	for path, want := range map[string]string{"/": "<td>B009</td><td>Hour</td>", "/metrics": `gtsm_site_records{session="Min",site="B009"} 1200`, "/healthz": "ok"} {
+	for _, pw := range []struct{ path, want string }{
+		{"/", "<td>B009</td><td>Hour</td>"},
+		{"/metrics", `gtsm_site_records{session="Min",site="B009"} 1200`},
+		{"/metrics", `gtsm_build_info{goversion="` + runtime.Version() + `",revision="`},
+		{"/healthz", "ok"},
+	} {
+		path, want := pw.path, pw.want
 		resp, err := http.Get("http://" + httpAddr + path)
 		if err != nil {
 			t.Fatal(err)

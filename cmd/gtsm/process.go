@@ -4,9 +4,15 @@ import (
 	"cmp"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"math"
+	"slices"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/earthscope/gtsm-stream/internal/tlsconfig"
@@ -42,13 +48,25 @@ and monitoring (--http-addr, default 127.0.0.1:8080): a status page with each
 site's state, gaps and strain curves, Prometheus /metrics and /healthz.
 A non-loopback --sql-addr needs a password (env GTSM_SQL_PASSWORD).
 
-Environment: BOOTSTRAP_SERVERS, SCHEMA_REGISTRY_URL, KAFKA_SASL_PASSWORD,
-SCHEMA_REGISTRY_PASSWORD, GTSM_DB, GTSM_SQL_ADDR, GTSM_SQL_PASSWORD.
+It logs progress (records/s, lag per partition) every --progress-interval;
+--log-format json makes every log line JSON. --exit-at-end (-e, as kcat -e)
+stops once everything the topic held at start is committed.
+
+Kafka client properties as kcat and librdkafka take them, mapped onto sarama:
+-X key=value (repeatable) and --kafka-properties FILE; -X wins over the file
+and both over the dedicated flags. Unknown ones are refused by name
+(docs/cli.md lists them).
+
+Environment (flags win; both win over --config): BOOTSTRAP_SERVERS,
+SCHEMA_REGISTRY_URL, KAFKA_SASL_PASSWORD, SCHEMA_REGISTRY_PASSWORD, GTSM_DB,
+GTSM_SQL_ADDR, GTSM_SQL_PASSWORD.
 
 Examples:
   gtsm broker &                                  # embedded Kafka + registry
   gtsm produce testdata/hour testdata/day
   gtsm process --db gtsm.duckdb                  # Ctrl-C when done
+  gtsm process --db gtsm.duckdb --exit-at-end    # to the end of the topic, then stop
+  gtsm process --db gtsm.duckdb -X client.id=gtsm-b009 -X session.timeout.ms=30000 --log-format json
   gtsm process --db gtsm.duckdb --allowed-lateness 2m --batch-rows 20000 --flush-interval 500ms
   # a real cluster: Kafka 3.x/4.x over TLS with SASL/SCRAM, registry with basic auth
   export KAFKA_SASL_PASSWORD=... SCHEMA_REGISTRY_PASSWORD=...
@@ -60,7 +78,7 @@ func runProcess(ctx context.Context, env *environ, args []string) error {
 	fs := newFlagSet(env, "process", "process [flags]", processHelp)
 	var (
 		cfg                            processor.Config
-		brokers, version, level        string
+		brokers, version               string
 		tlsOn, tlsInsecure             bool
 		tlsCA, tlsCert, tlsKey         string
 		lateness, flush, sessTimeout   = &cfg.AllowedLateness, &cfg.FlushInterval, &cfg.SessionTimeout
@@ -94,20 +112,19 @@ func runProcess(ctx context.Context, env *environ, args []string) error {
 	fs.StringVar(&registryPassword, "registry-password", "", "schema registry basic-auth password (prefer env SCHEMA_REGISTRY_PASSWORD)")
 	fs.StringVar(&cfg.Registry.CAFile, "registry-ca", "", "PEM CA bundle for an https registry")
 	fs.BoolVar(&cfg.Registry.InsecureSkipVerify, "registry-insecure", false, "do not verify the registry certificate (testing only)")
-	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	var ec endpointConfig
 	ec.register(fs, env)
+	var kp kafkaPropFlags
+	kp.register(fs)
+	exitAtEnd := fs.BoolP("exit-at-end", "e", false, "stop once every record in the topic when it started is committed to DuckDB (like kcat -e): for batch runs and scripts")
+	progressEvery := fs.Duration("progress-interval", 30*time.Second, "log progress (records/s, lag per partition) this often; 0: only at start and stop")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
 	}
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return usageError{fmt.Sprintf("--log-level %q: want debug, info, warn or error", level)}
-	}
-	cfg.Logger = slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: lv}))
+	cfg.Logger = env.log
 	for _, b := range strings.Split(brokers, ",") {
 		if b = strings.TrimSpace(b); b != "" {
 			cfg.Brokers = append(cfg.Brokers, b)
@@ -135,13 +152,95 @@ func runProcess(ctx context.Context, env *environ, args []string) error {
 			return err
 		}
 	}
+	if err := applySaramaProps(&cfg, &kp); err != nil {
+		return err
+	}
 	ec.sqlPassword = env.getenv("GTSM_SQL_PASSWORD")
+	var committed atomic.Int64
+	cfg.OnCommit = func(ci processor.CommitInfo) { committed.Add(int64(ci.Messages)) }
 	r, err := startProcessor(ctx, cfg, ec)
 	if err != nil {
 		return err
 	}
 	cfg.Logger.Info("processor running", "db", cfg.DBPath, "sql", r.ep.SQLAddr(), "http", r.ep.HTTPAddr())
+	if *progressEvery > 0 {
+		pctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go logProgress(pctx, cfg.Logger, *progressEvery, &committed, r.Lag)
+	}
+	if *exitAtEnd {
+		if err := r.WaitCaughtUp(ctx); err != nil && ctx.Err() == nil {
+			return errors.Join(err, r.stop())
+		}
+		cfg.Logger.Info("caught up: every record the topic held at start is committed; stopping", "records", committed.Load())
+		return r.stop()
+	}
 	return r.wait(ctx)
+}
+
+// logProgress logs, every interval, the messages committed to DuckDB since
+// the last line (and per second) and the lag of each partition: the high
+// watermark minus the next offset committed to DuckDB.
+func logProgress(ctx context.Context, log *slog.Logger, every time.Duration, committed *atomic.Int64,
+	lag func(context.Context) (map[int32]int64, error)) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	last, lastAt := committed.Load(), time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			n := committed.Load()
+			rate := float64(n-last) / now.Sub(lastAt).Seconds()
+			last, lastAt = n, now
+			attrs := []any{"records", n, "records_per_s", math.Round(rate*10) / 10}
+			lctx, cancel := context.WithTimeout(ctx, every)
+			byPart, err := lag(lctx)
+			cancel()
+			if err != nil {
+				log.Info("progress", append(attrs, "lag_error", err.Error())...)
+				continue
+			}
+			var total int64
+			parts := make([]any, 0, len(byPart))
+			for _, p := range slices.Sorted(maps.Keys(byPart)) {
+				total += byPart[p]
+				parts = append(parts, slog.Int64(strconv.Itoa(int(p)), byPart[p]))
+			}
+			log.Info("progress", append(attrs, "lag", total, slog.Group("lag_by_partition", parts...))...)
+		}
+	}
+}
+
+// applySaramaProps maps -X / --kafka-properties onto the processor's config:
+// security onto its TLS and SASL fields (it builds sarama's SASL and SCRAM
+// from them), the rest onto sarama's config after the processor's own.
+func applySaramaProps(cfg *processor.Config, kp *kafkaPropFlags) error {
+	props, err := kp.props()
+	if err != nil {
+		return err
+	}
+	sec, apply, err := props.Sarama()
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	if sec.SASLSet {
+		if cfg.SASLMechanism != "" {
+			return usageError{"SASL set both by --sasl-* flags and by Kafka properties (-X sasl.*): choose one"}
+		}
+		cfg.SASLMechanism, cfg.SASLUser, cfg.SASLPwd = sec.SASLMechanism, sec.User, sec.Password
+	}
+	if sec.TLSSet {
+		cfg.TLS = sec.TLS
+	}
+	// goka sets each client's id from the processor's ClientID, over
+	// sarama's config: so client.id goes there too.
+	if id, ok := props.Get("client.id"); ok {
+		cfg.ClientID = id
+	}
+	cfg.Sarama = apply
+	return nil
 }
 
 func processTLS(ca, cert, key string, insecure bool) (*tls.Config, error) {

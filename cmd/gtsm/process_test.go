@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -32,6 +34,14 @@ func TestProcessCLIUsage(t *testing.T) {
 		{[]string{"process", "extra"}, 2, "unexpected"},
 		{[]string{"process", "--tls-cert", "c.pem"}, 2, "--tls-key"},
 		{[]string{"process", "--sasl-mechanism", "GSSAPI", "--db", filepath.Join(t.TempDir(), "x.duckdb")}, 1, "GSSAPI"},
+		{[]string{"process", "--log-format", "xml"}, 2, "--log-format"},
+		// Kafka client properties: unknown or producer-only keys refused by name.
+		{[]string{"process", "-X", "client.idd=x"}, 2, `unknown Kafka client property "client.idd"`},
+		{[]string{"process", "-X", "linger.ms=5", "-X", "queue.buffering.max.messages=9"}, 2, `"queue.buffering.max.messages"`},
+		{[]string{"process", "-X", "session.timeout.ms=soon"}, 2, "session.timeout.ms"},
+		{[]string{"process", "-X", "noequals"}, 2, "want key=value"},
+		{[]string{"process", "--kafka-properties", "/nonexistent.properties"}, 2, "/nonexistent.properties"},
+		{[]string{"process", "--sasl-mechanism", "PLAIN", "-X", "sasl.mechanism=PLAIN", "-X", "sasl.username=u"}, 2, "choose one"},
 	} {
 		code, _, errs := runCmd(t, nil, tc.args...)
 		if code != tc.code || !strings.Contains(errs, tc.msg) {
@@ -55,6 +65,12 @@ func TestProcessCLI(t *testing.T) {
 		t.Fatalf("produce: %d %s", code, errs)
 	}
 	db := filepath.Join(t.TempDir(), "cli.duckdb")
+	// Kafka client properties from a file and from -X: the session timeout
+	// (what --session-timeout 6s did) and the client id the broker sees.
+	props := filepath.Join(t.TempDir(), "client.properties")
+	if err := os.WriteFile(props, []byte("# as kcat -F reads it\nsession.timeout.ms=6000\nclient.id=overridden-by-X\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan int, 1)
@@ -62,7 +78,8 @@ func TestProcessCLI(t *testing.T) {
 	go func() {
 		env := &environ{stdin: strings.NewReader(""), stdout: &strings.Builder{}, stderr: errb,
 			getenv: func(k string) string { return vars[k] }}
-		done <- run(ctx, env, []string{"process", "--db", db, "--flush-interval", "50ms", "--session-timeout", "6s"})
+		done <- run(ctx, env, []string{"process", "--db", db, "--flush-interval", "50ms", "-X", "client.id=gtsm-proc-x",
+			"--kafka-properties", props, "--log-format", "json", "--progress-interval", "100ms"})
 	}()
 
 	cl, err := kgo.NewClient(kgo.SeedBrokers(st.BootstrapServers))
@@ -94,6 +111,43 @@ func TestProcessCLI(t *testing.T) {
 			t.Fatalf("processor did not catch up (end offsets %v, committed %v, %v); stderr:\n%s", ends, offs, err, errb.String())
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	groups, err := adm.DescribeGroups(ctx, "gtsm-processor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var clientIDs []string
+	for _, g := range groups {
+		for _, m := range g.Members {
+			clientIDs = append(clientIDs, m.ClientID)
+		}
+	}
+	if len(clientIDs) == 0 || clientIDs[0] != "gtsm-proc-x" {
+		t.Errorf("group members' client ids %v, want gtsm-proc-x (-X client.id)", clientIDs)
+	}
+	// Progress lines come every --progress-interval, as JSON; once caught
+	// up, one says lag 0 on both partitions and counts all 3600 records.
+	progress := func() (last map[string]any, n int) {
+		for _, l := range strings.Split(errb.String(), "\n") {
+			var m map[string]any
+			if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == "progress" {
+				last, n = m, n+1
+			}
+		}
+		return last, n
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		last, n := progress()
+		if n >= 2 && last["records"] == float64(3600) && last["lag"] == float64(0) {
+			lbp, _ := last["lag_by_partition"].(map[string]any)
+			if lbp["0"] != float64(0) || lbp["1"] != float64(0) || last["records_per_s"] == nil {
+				t.Errorf("progress line %v: want lag_by_partition 0 and 1, records_per_s", last)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no progress line with records 3600 and lag 0 (%d lines, last %v); stderr:\n%s", n, last, errb.String())
+		}
 	}
 	cancel()
 	if code := <-done; code != 0 {

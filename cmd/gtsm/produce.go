@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
+	"math"
 	"os"
 	"strings"
 	"time"
@@ -26,9 +28,14 @@ cannot be read is reported (file, archive member, reason), skipped, and
 makes the exit status 1; --strict stops at the first instead. Ctrl-C stops
 reading, waits for in-flight records, and reports exactly what was delivered.
 
-Environment (flags win): BOOTSTRAP_SERVERS, SCHEMA_REGISTRY_URL,
-AVRO_SCHEMAS_ROOT (a directory with gtsm_etl-key.avsc / gtsm_etl-value.avsc
-overriding the schemas built in), KAFKA_SASL_PASSWORD, SCHEMA_REGISTRY_PASSWORD.
+Environment (flags win; both win over --config): BOOTSTRAP_SERVERS,
+SCHEMA_REGISTRY_URL, AVRO_SCHEMAS_ROOT (a directory with gtsm_etl-key.avsc /
+gtsm_etl-value.avsc overriding the schemas built in), KAFKA_SASL_PASSWORD,
+SCHEMA_REGISTRY_PASSWORD.
+
+Kafka client properties as kcat and librdkafka take them: -X key=value
+(repeatable) and --kafka-properties FILE; -X wins over the file and both over
+the dedicated flags. Unknown ones are refused by name (docs/cli.md lists them).
 
 Examples:
   # preview the records of the test fixtures, no broker needed
@@ -46,6 +53,11 @@ Examples:
     --tls --tls-ca ca.pem --sasl-mechanism SCRAM-SHA-512 --sasl-username gtsm \
     --registry https://registry:8081 --registry-username gtsm \
     --no-create /data/bottles/2022/
+
+  # the same with librdkafka-style client properties
+  gtsm produce -X security.protocol=SASL_SSL -X sasl.mechanism=SCRAM-SHA-512 \
+    -X sasl.username=gtsm -X ssl.ca.location=ca.pem -X compression.type=zstd \
+    --bootstrap-servers kafka1:9093 --registry https://registry:8081 /data/bottles/2022/
 
   # read it back with an independent client: partition, offset, key as
   # magic byte 0, schema id, Avro string length, site (e.g. "0 1 8 B009" is
@@ -72,7 +84,7 @@ func runProduce(ctx context.Context, env *environ, args []string) error {
 	fs.BoolVar(&o.NoCreate, "no-create", false, "fail if the topic does not exist instead of creating it")
 	fs.BoolVar(&dryRun, "dry-run", false, "print one JSON line per record to stdout, in publish order; no broker or registry needed")
 	fs.BoolVar(&o.Strict, "strict", false, "stop at the first input that cannot be read")
-	fs.BoolVar(&quiet, "quiet", false, "no progress line and no summary (errors are still printed)")
+	fs.BoolVarP(&quiet, "quiet", "q", false, "no progress line and no summary (errors are still printed)")
 	fs.Int64Var(&bufMB, "buffer-mb", producer.DefaultBufferBytes>>20, "MiB of samples held to put each site's records in time order whatever the input order")
 	fs.StringVar(&o.Kafka.Compression, "compression", producer.DefaultCompression, "batch compression: none, lz4, zstd, snappy, gzip")
 	fs.DurationVar(&o.Kafka.Linger, "linger", producer.DefaultLinger, "how long a partition waits to fill a batch")
@@ -88,6 +100,8 @@ func runProduce(ctx context.Context, env *environ, args []string) error {
 	fs.StringVar(&o.Registry.Password, "registry-password", "", "schema registry basic-auth password (prefer env SCHEMA_REGISTRY_PASSWORD)")
 	fs.StringVar(&o.Registry.CAFile, "registry-ca", "", "PEM CA bundle for an https registry")
 	fs.BoolVar(&o.Registry.InsecureSkipVerify, "registry-insecure", false, "do not verify the registry certificate (testing only)")
+	var kp kafkaPropFlags
+	kp.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -113,6 +127,16 @@ func runProduce(ctx context.Context, env *environ, args []string) error {
 			o.Kafka.Brokers = append(o.Kafka.Brokers, b)
 		}
 	}
+	props, err := kp.props()
+	if err != nil {
+		return err
+	}
+	if _, saslSet := props.Sets(); saslSet && o.Kafka.SASLMechanism != "" {
+		return usageError{"SASL set both by --sasl-* flags and by Kafka properties (-X sasl.*): choose one"}
+	}
+	if o.Kafka.Extra, err = props.Franz(); err != nil {
+		return usageError{err.Error()}
+	}
 	paths, err := producer.Expand(fs.Args())
 	if err != nil {
 		return err
@@ -132,9 +156,34 @@ func runProduce(ctx context.Context, env *environ, args []string) error {
 		fmt.Fprint(env.stderr, "\r\033[K")
 	}
 	if !quiet && sum != nil && sum.Duration > 0 { // the run got past connecting
-		sum.Write(env.stderr)
+		if env.logFormat == "json" {
+			logSummary(env.log, sum)
+		} else {
+			sum.Write(env.stderr)
+		}
 	}
 	return err
+}
+
+// logSummary is the summary as log records (--log-format json): one per site
+// and session, one per input skipped, and the totals.
+func logSummary(log *slog.Logger, s *producer.Summary) {
+	ms := func(t int64) string { return time.UnixMilli(t).UTC().Format(time.RFC3339Nano) }
+	for _, st := range s.Streams {
+		log.Info("stream", "topic", s.Topic, "site", st.Site, "session", st.Session.String(), "partition", st.Partition,
+			"records", st.Records, "failed", st.Failed, "unacked", st.Unacked, "bytes", st.Bytes, "first", ms(st.First), "last", ms(st.Last))
+	}
+	for _, f := range s.Failed {
+		log.Warn("input skipped", "input", f.Name, "err", f.Err.Error())
+	}
+	level := slog.LevelInfo
+	if s.RecordsFailed > 0 || s.Unacked > 0 || len(s.Failed) > 0 || s.Interrupted {
+		level = slog.LevelError
+	}
+	log.Log(context.Background(), level, "produced", "topic", s.Topic, "dry_run", s.DryRun, "partitions", s.Partitions,
+		"created", s.Created, "files", s.Files, "records", s.Records, "bytes", s.Bytes, "records_failed", s.RecordsFailed,
+		"unacked", s.Unacked, "inputs_skipped", len(s.Failed), "late_groups", len(s.Late), "interrupted", s.Interrupted,
+		"seconds", s.Duration.Seconds(), "records_per_s", math.Round(s.Rate()))
 }
 
 // isTerminal reports whether w is a character device (a terminal): the

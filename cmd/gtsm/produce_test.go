@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/earthscope/gtsm-stream/internal/testutil"
 
@@ -119,6 +120,46 @@ func TestProduceCLI(t *testing.T) {
 		ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
 		if n != 4800 {
 			t.Fatalf("topic holds %d records, want 4800", n)
+		}
+
+		// Kafka client properties reach the client: the batches stored
+		// for topic zstd are zstd-compressed (attribute codec 4), not
+		// the --compression default snappy; unknown keys are refused.
+		code, _, errs = runCmd(t, vars, "produce", "--topic", "zstd", hour, "-X", "compression.type=zstd", "-X", "client.id=gtsm-test", "-q")
+		if code != 0 {
+			t.Fatalf("produce -X: exit %d: %s", code, errs)
+		}
+		zc, err := kgo.NewClient(kgo.SeedBrokers(st.BootstrapServers), kgo.ConsumeTopics("zstd"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer zc.Close()
+		fctx, fcancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer fcancel()
+		for got := 0; got < 3600; {
+			fs := zc.PollFetches(fctx)
+			if err := fs.Err0(); err != nil {
+				t.Fatalf("read back topic zstd after %d records: %v", got, err)
+			}
+			fs.EachRecord(func(r *kgo.Record) {
+				got++
+				if c := r.Attrs.CompressionType(); c != 4 {
+					t.Fatalf("record %d/%d: compression codec %d, want 4 (zstd)", r.Partition, r.Offset, c)
+				}
+			})
+		}
+		for _, tc := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"-X", "compresion.type=zstd"}, `unknown Kafka client property "compresion.type" for gtsm produce`},
+			{[]string{"-X", "session.timeout.ms=6000"}, `"session.timeout.ms"`},
+			{[]string{"-X", "acks=1"}, "needs acks=all"},
+		} {
+			code, _, errs = runCmd(t, vars, append(append([]string{"produce"}, tc.args...), hour)...)
+			if code != 2 || !strings.Contains(errs, tc.want) {
+				t.Errorf("produce %v: exit %d, stderr %q; want 2 and %q", tc.args, code, errs, tc.want)
+			}
 		}
 
 		// --no-create on another topic: a clear error, exit 1.

@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/earthscope/gtsm-stream/internal/testutil"
 )
@@ -44,7 +48,7 @@ func readmeCommands(t *testing.T) []string {
 	return cmds
 }
 
-var flagLine = regexp.MustCompile(`^  -([a-zA-Z0-9-]+)`)
+var flagLine = regexp.MustCompile(`^  (?:-([a-zA-Z0-9]), )?\s*--([a-zA-Z0-9-]+)`)
 
 // definedFlags runs "gtsm <sub> -h" and reads the flag names it lists.
 func definedFlags(t *testing.T, sub []string) map[string]bool {
@@ -57,7 +61,10 @@ func definedFlags(t *testing.T, sub []string) map[string]bool {
 	flags := map[string]bool{}
 	for _, l := range strings.Split(errb.String(), "\n") {
 		if m := flagLine.FindStringSubmatch(l); m != nil {
-			flags[m[1]] = true
+			flags[m[2]] = true
+			if m[1] != "" {
+				flags[m[1]] = true
+			}
 		}
 	}
 	if len(flags) == 0 {
@@ -75,7 +82,8 @@ func TestREADMECommandsExist(t *testing.T) {
 	}
 	known := map[string]bool{}
 	for _, c := range commands() {
-		known[c.name] = true
+		name, _, _ := strings.Cut(c.name, " ")
+		known[name] = true
 	}
 	for _, c := range cmds {
 		words := strings.Fields(c)
@@ -134,5 +142,184 @@ func TestREADMEOfflineExamples(t *testing.T) {
 				t.Errorf("gtsm %s: output lacks %q\n%s", strings.Join(tc.args, " "), w, first)
 			}
 		}
+	}
+}
+
+// readmeBlocks returns README.md's code blocks of a language, in order.
+func readmeBlocks(t *testing.T, lang string) [][]string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(testutil.RepoRoot(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var blocks [][]string
+	var cur []string
+	in := false
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "```") {
+			if in {
+				blocks = append(blocks, cur)
+				cur, in = nil, false
+			} else if strings.TrimPrefix(line, "```") == lang {
+				in = true
+			}
+			continue
+		}
+		if in {
+			cur = append(cur, line)
+		}
+	}
+	return blocks
+}
+
+// readmePorts are the default ports the README's commands use.
+var readmePorts = regexp.MustCompile(`\b(19092|8081|5433|8080)\b`)
+
+// TestREADMEFlow runs every sh block of README.md, in order, as one bash
+// script in a fresh directory holding only testdata/ and the binary, the way
+// a new user pastes them into one shell: the default ports are mapped to free
+// ones (a GTSM_CONFIG file gives them to every command, and the literal
+// numbers in the lines are replaced); "go run ./cmd/gtsm" becomes the built
+// binary, "go install"/"go build" of it are done already and "go test ./..."
+// is this very test suite. A block whose first line begins with
+// "# illustration" (it needs a real cluster) is not run, and neither is one
+// that calls docker (no Docker engine in CI). After a line ending in "&" the
+// script waits, as the README tells a user to, for the command's "running"
+// log line. Any failing line fails the test.
+func TestREADMEFlow(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs the whole README")
+	}
+	root := testutil.RepoRoot(t)
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin")
+	build := exec.Command("go", "build", "-o", filepath.Join(bin, "gtsm"), "./cmd/gtsm")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	work := filepath.Join(dir, "work")
+	if err := os.CopyFS(filepath.Join(work, "testdata"), os.DirFS(filepath.Join(root, "testdata"))); err != nil {
+		t.Fatal(err)
+	}
+
+	ports := map[string]string{}
+	for _, p := range []string{"19092", "8081", "5433", "8080"} {
+		_, ports[p], _ = strings.Cut(freeAddr(t), ":")
+	}
+	cfg := fmt.Sprintf(`kafka-addr: 127.0.0.1:%[1]s
+registry-addr: 127.0.0.1:%[2]s
+bootstrap-servers: 127.0.0.1:%[1]s
+registry: http://127.0.0.1:%[2]s
+sql-addr: 127.0.0.1:%[3]s
+addr: 127.0.0.1:%[3]s
+http-addr: 127.0.0.1:%[4]s
+`, ports["19092"], ports["8081"], ports["5433"], ports["8080"])
+	if err := os.WriteFile(filepath.Join(dir, "ports.yaml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	var script strings.Builder
+	script.WriteString("set -eu\n")
+	ran, bg := 0, 0
+	for _, block := range readmeBlocks(t, "sh") {
+		if len(block) > 0 && strings.HasPrefix(block[0], "# illustration") || slices.ContainsFunc(block, func(l string) bool {
+			return strings.HasPrefix(strings.TrimSpace(l), "docker")
+		}) {
+			continue
+		}
+		for _, line := range block {
+			cmd := strings.TrimSpace(line)
+			if i := strings.Index(cmd, " #"); i >= 0 {
+				cmd = strings.TrimSpace(cmd[:i])
+			}
+			switch {
+			case cmd == "" || strings.HasPrefix(cmd, "#"):
+				continue
+			case cmd == "go test ./..." || strings.HasPrefix(cmd, "go install ./cmd/gtsm") || strings.HasPrefix(cmd, "go build -o gtsm ./cmd/gtsm"):
+				continue
+			}
+			cmd = strings.Replace(cmd, "go run ./cmd/gtsm ", "gtsm ", 1)
+			cmd = readmePorts.ReplaceAllStringFunc(cmd, func(p string) string { return ports[p] })
+			ran++
+			fmt.Fprintf(&script, "echo %q >&2\n", "$ "+cmd)
+			if c, ok := strings.CutSuffix(cmd, "&"); ok {
+				bg++
+				fmt.Fprintf(&script, "%s 2> >(tee bg%d.log >&2) &\n", strings.TrimSpace(c), bg)
+				fmt.Fprintf(&script, "until grep -q running bg%[1]d.log 2>/dev/null; do kill -0 $! || { echo \"background job %[1]d died\" >&2; exit 1; }; sleep 0.1; done\n", bg)
+				continue
+			}
+			script.WriteString(cmd + "\n")
+		}
+	}
+	if ran < 15 {
+		t.Fatalf("only %d README lines to run:\n%s", ran, script.String())
+	}
+	// Whatever the README left running is stopped at the end.
+	script.WriteString("for p in $(jobs -p); do kill $p; done; wait\n")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	sh := exec.CommandContext(ctx, "bash", "-c", script.String())
+	sh.Dir = work
+	sh.WaitDelay = 10 * time.Second
+	var env []string
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); !slices.Contains(readmeEnv, k) {
+			env = append(env, kv)
+		}
+	}
+	sh.Env = append(env, "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"), "HOME="+dir,
+		"GTSM_CONFIG="+filepath.Join(dir, "ports.yaml"), "PGCONNECT_TIMEOUT=10", "PGUSER=gtsm")
+	var stdout, stderr strings.Builder
+	sh.Stdout, sh.Stderr = &stdout, &stderr
+	err := sh.Run()
+	if err != nil {
+		t.Fatalf("README flow failed: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	// What the README says its lines do.
+	for _, want := range []string{
+		"Daily mean of each strain channel",                   // the demo's summary
+		`"ls1_t0":{"int":48116355},"ls2_t0":{"int":49196540}`, // produce --dry-run | head -1
+		"B009 | Hour    | ls1_t0  | 2021-07-01 00:00:00 |",    // .q hourly B009 from the file
+		" B009     | 2021-07-01 00:00:00",                     // psql through the endpoint
+	} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("README flow output lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	for _, want := range []string{"4944 records delivered", "caught up", "using the processor's SQL endpoint"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("README flow stderr lacks %q:\n%s", want, stderr.String())
+		}
+	}
+	for _, f := range []string{"gtsm.duckdb", "etl.parquet", "daily.csv", ".gtsm/gtsm.duckdb"} {
+		if st, err := os.Stat(filepath.Join(work, f)); err != nil || st.Size() == 0 {
+			t.Errorf("README flow did not make %s: %v", f, err)
+		}
+	}
+}
+
+// readmeEnv are the variables a user may have set that would change what
+// the README's commands do; the flow runs without them.
+var readmeEnv = []string{"BOOTSTRAP_SERVERS", "SCHEMA_REGISTRY_URL", "AVRO_SCHEMAS_ROOT", "GTSM_DB", "GTSM_SQL_ADDR",
+	"GTSM_SQL_PASSWORD", "GTSM_CONFIG", "GTSM_LOG_FORMAT", "GTSM_LOG_LEVEL", "KAFKA_SASL_PASSWORD", "SCHEMA_REGISTRY_PASSWORD"}
+
+// The README's config example is a valid config file.
+func TestREADMEConfigExample(t *testing.T) {
+	blocks := readmeBlocks(t, "yaml")
+	if len(blocks) == 0 {
+		t.Fatal("no yaml block in README.md")
+	}
+	p := filepath.Join(t.TempDir(), "gtsm.yaml")
+	os.WriteFile(p, []byte(strings.Join(blocks[0], "\n")), 0o600)
+	env := &environ{stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard, getenv: func(string) string { return "" }}
+	newRoot(context.Background(), env, false)
+	got, err := loadConfig(p, "produce", env.commandFlags)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got["kafka-prop"], " ") != "compression.type=zstd linger.ms=20" || got["log-format"][0] != "json" {
+		t.Errorf("produce's values from the README example: %v", got)
 	}
 }

@@ -5,12 +5,13 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/earthscope/gtsm-stream/monitor"
 	"github.com/earthscope/gtsm-stream/pgwire"
@@ -26,7 +27,7 @@ type endpointConfig struct {
 }
 
 // register adds the endpoint flags (shared by process and demo).
-func (c *endpointConfig) register(fs *flag.FlagSet, env *environ) {
+func (c *endpointConfig) register(fs *pflag.FlagSet, env *environ) {
 	fs.StringVar(&c.sqlAddr, "sql-addr", envOr(env, "GTSM_SQL_ADDR", pgwire.DefaultAddr), "SQL endpoint (Postgres wire, read-only) address; empty: off (env GTSM_SQL_ADDR)")
 	fs.IntVar(&c.rowCap, "sql-row-cap", pgwire.DefaultRowCap, "most rows one SQL statement may return through the endpoint")
 	fs.DurationVar(&c.queryTimeout, "sql-timeout", pgwire.DefaultQueryTimeout, "SQL statements running longer are interrupted")
@@ -118,6 +119,7 @@ type runningProcessor struct {
 // fed from every committed DuckDB transaction and read from site_state.
 func startProcessor(ctx context.Context, cfg processor.Config, ec endpointConfig) (*runningProcessor, error) {
 	m := monitor.NewMetrics()
+	m.Registry.MustRegister(buildInfoGauge())
 	next := cfg.OnCommit
 	cfg.OnCommit = func(ci processor.CommitInfo) {
 		m.ObserveCommit(ci.Messages, ci.Rows, ci.Duplicates, ci.Late, ci.DeadReasons, ci.Duration)

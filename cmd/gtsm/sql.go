@@ -45,8 +45,8 @@ func runSQL(ctx context.Context, env *environ, args []string) error {
 	fs := newFlagSet(env, "sql", "sql [--db FILE] [--addr HOST:PORT] [-c SQL] [-f FILE] [--mode MODE]", sqlHelp)
 	addr := fs.String("addr", envOr(env, "GTSM_SQL_ADDR", pgwire.DefaultAddr), "the processor's SQL endpoint (env GTSM_SQL_ADDR)")
 	db := fs.String("db", envOr(env, "GTSM_DB", "gtsm.duckdb"), "DuckDB file to open read-only when no endpoint answers (env GTSM_DB)")
-	command := fs.String("c", "", "run these statements / dot commands and exit")
-	file := fs.String("f", "", "run the statements / dot commands in this file and exit")
+	command := fs.StringP("command", "c", "", "run these statements / dot commands and exit")
+	file := fs.StringP("file", "f", "", "run the statements / dot commands in this file and exit")
 	mode := fs.String("mode", "table", "output: table, csv, json or line")
 	if err := parseFlags(fs, args); err != nil {
 		return err
