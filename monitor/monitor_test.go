@@ -129,6 +129,10 @@ func TestSeries(t *testing.T) {
 		{"Hour all 100 points", "site=B009&session=Hour&span=all&points=100", "Hour", "ls1_t0", "2021-07-01 00:00:00", "2021-07-01 01:00:00", 60, "samples", 60, 0},
 		// B010: 2 days of 50 ms slots (3.5 M) exceed the raw query bound,
 		// so 10m windows answer: two minutes of data, one null between.
+		// The default range (the last hour) starts at its first sample:
+		// B010's last file, not 59 empty minutes and a dot at the edge.
+		{"B010 Min default", "site=B010&session=Min", "Min", "bs1_t0", "2021-07-03 00:00:00", "2021-07-03 00:01:00", 0.05, "samples", 1200, 0},
+		{"B010 Min 1 h", "site=B010&session=Min&span=3600000", "Min", "bs1_t0", "2021-07-02 23:01:00", "2021-07-03 00:01:00", 2, "samples", 30, 0},
 		{"B010 Min all (over the raw bound)", "site=B010&session=Min&span=all", "Min", "bs1_t0", "2021-07-01 00:00:00", "2021-07-03 00:01:00", 600, "10m windows", 3, 1},
 	}
 	for _, tc := range tests {

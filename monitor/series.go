@@ -215,6 +215,18 @@ func loadSeries(ctx context.Context, db *sql.DB, q url.Values) (*seriesResponse,
 			from, to = first.Int64, end
 		}
 		from, to = max(from, first.Int64), min(to, end)
+		if !hasFrom && !hasTo && q.Get("span") == "" && to > from {
+			// The default range starts at its first sample: a session
+			// recorded now and then (Min files) is not a dot at the edge.
+			var firstIn sql.NullInt64
+			if err := tx.QueryRowContext(ctx, `SELECT min("time") FROM gtsm_etl WHERE key_site = ? AND session = ? AND "time" >= ? AND "time" < ?`,
+				site, session, from, to).Scan(&firstIn); err != nil {
+				return fmt.Errorf("series %s %s: first sample in range: %w", site, session, err)
+			}
+			if firstIn.Valid {
+				from = firstIn.Int64
+			}
+		}
 		if to <= from {
 			return badRequest{fmt.Sprintf("empty range: the data spans %s .. %s UTC",
 				time.UnixMilli(first.Int64).UTC().Format(time.DateTime), time.UnixMilli(last.Int64).UTC().Format(time.DateTime))}

@@ -25,9 +25,10 @@
     }
     return s;
   }
+  // fullStr writes a time in full, with milliseconds only when it has some.
   function fullStr(s) {
     const d = utc(s);
-    return `${dateStr(d)} ${timeStr(d, 0.01)}`;
+    return `${dateStr(d)} ${timeStr(d, d.getUTCMilliseconds() ? 0.01 : 1)}`;
   }
 
   // Time tick labels: the time of day at uPlot's round steps, and the UTC
@@ -95,7 +96,7 @@
     const width = Math.max(400, panels.clientWidth || sec.el.clientWidth);
     const ranges = yRanges(data);
     const info = { source: data.Source, stepS: data.StepS, unit: data.Unit, from: data.From, to: data.To, n: data.T.length, panels: [] };
-    const publish = () => { sec.el.dataset.info = JSON.stringify(info); };
+    sec.info = info;
     data.Gauges.forEach((g, gi) => {
       const div = document.createElement("div");
       div.className = "panel";
@@ -114,7 +115,9 @@
       }
       let xLabels = [], yLabels = [];
       const opts = {
-        width, height: 190,
+        width, height: 240,
+        // Room right of the plot for the half of the last time label.
+        padding: [8, 40, 0, 0],
         tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),
         scales: {
           x: { time: true, range: () => [data.From, data.To] },
@@ -134,10 +137,10 @@
             values: (u, splits, ai, space, incr) => { xLabels = [splits, xValues(u, splits, ai, space, incr)]; return xLabels[1]; },
           },
           {
-            font, labelFont: font, space: 28, label: `${g.Channel} (${data.Unit})`, labelSize: 18,
+            font, labelFont: font, space: 30, label: `${g.Channel} (${data.Unit})`, labelSize: 18,
             grid: { stroke: "#0000001a" }, ticks: { stroke: "#00000040" },
             values: (u, splits, ai, space, incr) => { const f = yFormatter(incr); yLabels = [splits, splits.map(f)]; return yLabels[1]; },
-            size: (u, values) => (values ? Math.ceil(textWidth(values.reduce((a, b) => (b.length > a.length ? b : a), ""))) + 14 : 60),
+            size: (u, values) => (values ? Math.ceil(Math.max(...values.map(textWidth))) + 22 : 60), // tick 10 + gap 5 + text + margin
           },
         ],
         cursor: {
@@ -155,31 +158,45 @@
             sec.zoom = [Math.floor(a * 1000), Math.ceil(b * 1000)];
             load(sec);
           }],
-          draw: [(u) => {
-            const over = u.over.getBoundingClientRect();
-            pinfo.over = { x: over.left + window.scrollX, y: over.top + window.scrollY, w: over.width, h: over.height };
-            pinfo.xTicks = xLabels[1].map((t, i) => {
-              const x = over.left + window.scrollX + u.valToPos(xLabels[0][i], "x");
-              const w = textWidth(t);
-              return { text: t, left: x - w / 2, right: x + w / 2 };
-            });
-            pinfo.yTicks = yLabels[1].map((t, i) => {
-              const y = over.top + window.scrollY + u.valToPos(yLabels[0][i], "y");
-              return { text: t, top: y - fontPx / 2, bottom: y + fontPx / 2 };
-            });
-            publish();
-          }],
+          draw: [(u) => { u.gtsmLabels = { x: xLabels, y: yLabels, pinfo }; publishAll(); }],
         },
       };
       sec.charts.push(new uPlot(opts, [data.T, g.Max, g.Min, g.Mean], div));
     });
-    publish();
+    publishAll();
     const zoomed = sec.zoom ? " · zoomed: double-click a plot to return" : "";
     const bucket = data.Source === "samples" && data.StepS === data.IntervalS
       ? "every sample"
       : `buckets of ${stepStr(data.StepS)} from ${data.Source}`;
     sec.el.querySelector(".range").textContent =
       `${fullStr(data.From)} – ${fullStr(data.To)} UTC · ${bucket} · ${data.T.length} points · ${data.Unit}${zoomed}`;
+  }
+
+  // publishAll records, for every chart on the page, where its plotting area
+  // and tick labels are in page pixels (section.dataset.info). Recomputed
+  // after any chart draws, as a section that loads later moves the ones below.
+  function publishAll() {
+    for (const sec of sections) {
+      if (!sec.info) continue;
+      for (const u of sec.charts) {
+        const l = u.gtsmLabels;
+        if (!l) continue;
+        const over = u.over.getBoundingClientRect(), root = u.root.getBoundingClientRect();
+        const ox = over.left + window.scrollX, oy = over.top + window.scrollY;
+        l.pinfo.over = { x: ox, y: oy, w: over.width, h: over.height };
+        l.pinfo.chart = { x: root.left + window.scrollX, y: root.top + window.scrollY, w: root.width, h: root.height };
+        l.pinfo.xTicks = l.x[1].map((t, i) => {
+          const x = ox + u.valToPos(l.x[0][i], "x");
+          const w = textWidth(t);
+          return { text: t, left: x - w / 2, right: x + w / 2 };
+        });
+        l.pinfo.yTicks = l.y[1].map((t, i) => {
+          const y = oy + u.valToPos(l.y[0][i], "y");
+          return { text: t, top: y - fontPx / 2, bottom: y + fontPx / 2, left: ox - 15 - textWidth(t) }; // right-aligned after the 10 px tick and 5 px gap
+        });
+      }
+      sec.el.dataset.info = JSON.stringify(sec.info);
+    }
   }
 
   function stepStr(s) {
