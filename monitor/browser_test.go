@@ -8,6 +8,7 @@ import (
 	"html"
 	"image"
 	"image/png"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,7 +42,7 @@ const (
 
 // runChromium loads url in headless Chromium, lets the page's scripts and
 // fetches run (virtual time), and returns what the mode flag produces.
-func runChromium(t *testing.T, bin, url string, mode ...string) []byte {
+func runChromium(t *testing.T, bin, url string, budget time.Duration, mode ...string) []byte {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -49,7 +50,7 @@ func runChromium(t *testing.T, bin, url string, mode ...string) []byte {
 		"--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
 		"--force-device-scale-factor=1", "--hide-scrollbars",
 		"--user-data-dir=" + t.TempDir(), fmt.Sprintf("--window-size=%d,%d", browserW, browserH),
-		"--virtual-time-budget=20000"}, mode...)
+		fmt.Sprintf("--virtual-time-budget=%d", budget.Milliseconds())}, mode...)
 	cmd := exec.CommandContext(ctx, bin, append(args, url)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -92,28 +93,18 @@ var sectionRE = regexp.MustCompile(`<section class="plot" data-site="([^"]+)" da
 func TestStatusPageInBrowser(t *testing.T) {
 	bin := chromium(t)
 	f := newFixture(t)
-	dom := string(runChromium(t, bin, f.srv.URL+"/", "--dump-dom"))
+	// 35 s of virtual time: the page's 30 s refresh runs once.
+	dom := string(runChromium(t, bin, f.srv.URL+"/", 35*time.Second, "--dump-dom"))
 	shot := filepath.Join(t.TempDir(), "status.png")
 	if dir := os.Getenv("GTSM_KEEP_SCREENSHOTS"); dir != "" {
 		shot = filepath.Join(dir, "status.png")
 	}
-	runChromium(t, bin, f.srv.URL+"/", "--screenshot="+shot)
+	runChromium(t, bin, f.srv.URL+"/", 20*time.Second, "--screenshot="+shot)
 	img := decodePNG(t, shot)
 
-	secs := sectionRE.FindAllStringSubmatch(dom, -1)
-	got := map[string]pageInfo{}
-	for _, s := range secs {
-		key := s[1] + " " + s[2]
-		m := regexp.MustCompile(`data-info="([^"]*)"`).FindStringSubmatch(s[3])
-		if m == nil {
-			t.Errorf("%s: no data-info: the plots did not load (%s)", key, s[3])
-			continue
-		}
-		var pi pageInfo
-		if err := json.Unmarshal([]byte(html.UnescapeString(m[1])), &pi); err != nil {
-			t.Fatalf("%s: data-info: %v", key, err)
-		}
-		got[key] = pi
+	got := sectionInfos(t, dom)
+	if n := strings.Count(dom, `data-loaded="2"`); n != 4 {
+		t.Errorf("%d sections loaded twice in 35 s, want all 4 (the 30 s refresh)", n)
 	}
 	tests := []struct {
 		section     string
@@ -160,6 +151,89 @@ func TestStatusPageInBrowser(t *testing.T) {
 	}
 	if strings.Contains(dom, "last day of data") {
 		t.Errorf("a plot still claims to show the last day of data")
+	}
+}
+
+// sectionInfos reads each plotted section's data-info from a DOM dump.
+func sectionInfos(t *testing.T, dom string) map[string]pageInfo {
+	t.Helper()
+	got := map[string]pageInfo{}
+	for _, s := range sectionRE.FindAllStringSubmatch(dom, -1) {
+		key := s[1] + " " + s[2]
+		m := infoRE.FindStringSubmatch(s[3])
+		if m == nil {
+			t.Errorf("%s: no data-info: the plots did not load (%s)", key, s[3])
+			continue
+		}
+		var pi pageInfo
+		if err := json.Unmarshal([]byte(html.UnescapeString(m[1])), &pi); err != nil {
+			t.Fatalf("%s: data-info: %v", key, err)
+		}
+		got[key] = pi
+	}
+	return got
+}
+
+var infoRE = regexp.MustCompile(`data-info="([^"]*)"`)
+
+// TestStatusPageOptions drives the page's controls through its URL (the
+// controls read their state from it): the y scale options, the time range,
+// µε, and a zoomed range.
+func TestStatusPageOptions(t *testing.T) {
+	bin := chromium(t)
+	f := newFixture(t)
+	if _, err := f.db.Exec(`INSERT INTO site_reference VALUES ('B009', 1, 47000000, 0.0001)`); err != nil {
+		t.Fatal(err)
+	}
+	zoomFrom, zoomTo := utcMS("2021-07-01 00:00:10"), utcMS("2021-07-01 00:00:20")
+	tests := []struct {
+		name, query string
+		check       func(t *testing.T, dom string, got map[string]pageInfo)
+	}{
+		{"same span", "?yscale=span&range=600000", func(t *testing.T, dom string, got map[string]pageInfo) {
+			h := got["B009 Hour"]
+			if h.N != 600 || h.StepS != 1 {
+				t.Errorf("Hour over 10 min: %d points of %v s, want 600 of 1 s", h.N, h.StepS)
+			}
+			// The same height in counts for all four gauges, each around its own level.
+			w0 := h.Panels[0].YRange[1] - h.Panels[0].YRange[0]
+			for _, p := range h.Panels[1:] {
+				if w := p.YRange[1] - p.YRange[0]; math.Abs(w-w0) > 1e-6*w0 || p.YRange[0] == h.Panels[0].YRange[0] {
+					t.Errorf("%s: y range %v, want the span %v of %s around its own level", p.Channel, p.YRange, w0, h.Panels[0].Channel)
+				}
+			}
+		}},
+		{"same range", "?yscale=same", func(t *testing.T, dom string, got map[string]pageInfo) {
+			d := got["B009 Day"]
+			for _, p := range d.Panels {
+				// One range over the four gauges (48.999e6 .. 52.001e6).
+				if p.YRange[0] != d.Panels[0].YRange[0] || p.YRange[1] != d.Panels[0].YRange[1] || p.YRange[0] > 48_999_000 || p.YRange[1] < 52_001_000 {
+					t.Errorf("%s: y range %v, want one range around all gauges", p.Channel, p.YRange)
+				}
+			}
+		}},
+		{"microstrain zoomed", "?unit=ue&from=" + itoa(zoomFrom) + "&to=" + itoa(zoomTo), func(t *testing.T, dom string, got map[string]pageInfo) {
+			m := got["B009 Min"]
+			if m.Unit != "µε" || m.N != 200 || m.Panels[0].NonNull != 200 {
+				t.Fatalf("Min zoomed in µε: unit %q, %d points, gauge 1 %d values; want µε, 200, 200", m.Unit, m.N, m.Panels[0].NonNull)
+			}
+			for _, p := range m.Panels[1:] {
+				if p.NonNull != 0 {
+					t.Errorf("%s: %d µε values without a site_reference row", p.Channel, p.NonNull)
+				}
+			}
+			for _, s := range []string{"no site_reference row for gauge 2", "2021-07-01 00:00:10 – 2021-07-01 00:00:20 UTC · every sample · 200 points · µε · zoomed"} {
+				if !strings.Contains(dom, s) {
+					t.Errorf("page lacks %q", s)
+				}
+			}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dom := string(runChromium(t, bin, f.srv.URL+"/"+tc.query, 20*time.Second, "--dump-dom"))
+			tc.check(t, dom, sectionInfos(t, dom))
+		})
 	}
 }
 

@@ -246,11 +246,22 @@
     }
   }
 
+  // The controls start from the page's URL (?range=&yscale=&unit=, and
+  // from=&to= in UNIX ms to open zoomed), and write their state back into
+  // it, so a view can be bookmarked or shared.
+  const params = new URLSearchParams(location.search);
+  function saveURL() {
+    const p = new URLSearchParams();
+    for (const k of ["range", "yscale", "unit"]) if (state[k] && state[k] !== document.getElementById(k).options[0].value) p.set(k, state[k]);
+    history.replaceState(null, "", p.toString() ? "?" + p : location.pathname);
+  }
   function bind(id, key) {
     const el = document.getElementById(id);
     if (!el) return;
+    if (params.has(key)) el.value = params.get(key);
     el.addEventListener("change", () => {
       state[key] = el.value;
+      saveURL();
       sections.forEach((s) => {
         if (key === "range") s.zoom = null;
         if (key === "yscale" && s.data) render(s);
@@ -263,6 +274,9 @@
   bind("yscale", "yscale");
   bind("unit", "unit");
 
+  if (params.has("from") && params.has("to")) {
+    sections.forEach((s) => { s.zoom = [Number(params.get("from")), Number(params.get("to"))]; });
+  }
   sections.forEach(load);
   setInterval(() => {
     const box = document.getElementById("refresh");
