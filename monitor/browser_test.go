@@ -103,6 +103,9 @@ func TestStatusPageInBrowser(t *testing.T) {
 	img := decodePNG(t, shot)
 
 	got := sectionInfos(t, dom)
+	if !strings.Contains(dom, `<div id="tables" data-refreshed="1">`) {
+		t.Errorf("the tables were not reloaded in 35 s (the 30 s refresh)")
+	}
 	if n := strings.Count(dom, `data-loaded="2"`); n != 4 {
 		t.Errorf("%d sections loaded twice in 35 s, want all 4 (the 30 s refresh)", n)
 	}

@@ -25,8 +25,9 @@ import (
 //   - Min: 2021-07-01 00:00:00 .. 00:00:59.95 at 20 samples/s (one Min
 //     file: the session whose plot showed one point per gauge).
 //
-// and B010's Min session: two one-minute files two days apart (2021-07-01
-// 00:00 and 2021-07-03 00:00), more 50 ms slots than a raw query may scan.
+// and B010's Min session: one-minute files at 2021-07-01 00:00, 2021-07-02
+// 22:00 and 2021-07-03 00:00: more 50 ms slots than a raw query may scan, and
+// only the last file in the default range (the last hour).
 //
 // The four gauges sit 1e6 counts apart (48e6 + g·1e6), as real ones do.
 type fixture struct {
@@ -82,6 +83,7 @@ func newFixture(t *testing.T) *fixture {
 	minExpr := `46000000 + {g} * 1000000 + 50 * sin(i / 200 * 2 * pi()) + (i * 7 % 5)`
 	samples("B009", "Min", "bs", ms("2021-07-01 00:00:00"), 50, 1200, minExpr)
 	samples("B010", "Min", "bs", ms("2021-07-01 00:00:00"), 50, 1200, minExpr)
+	samples("B010", "Min", "bs", ms("2021-07-02 22:00:00"), 50, 1200, minExpr)
 	samples("B010", "Min", "bs", ms("2021-07-03 00:00:00"), 50, 1200, minExpr)
 
 	// windows, gaps and site_state as the processor defines them

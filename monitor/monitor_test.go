@@ -51,7 +51,8 @@ func TestEndpoints(t *testing.T) {
 			"missing samples (timeline gaps)", "NULL gauge values (fill)", dayGapStart,
 			`<section class="plot" data-site="B009" data-session="Min">`, "B009 Min session: bs1_t0, bs2_t0, bs3_t0, bs4_t0 (20 samples/s)",
 			"B009 Day session: rs1_t0, rs2_t0, rs3_t0, rs4_t0 (one sample per 10 minutes)",
-			`src="/static/uplot/uPlot.iife.min.js"`, `src="/static/status.js"`}},
+			`src="/static/uplot/uPlot.iife.min.js"`, `src="/static/status.js"`,
+			"<noscript><p>The plots need JavaScript. Their data is JSON at /api/series?site=SITE&amp;session=SESSION"}},
 		{"/static/uplot/uPlot.iife.min.js", 200, []string{string(uplot[:200])}},
 		{"/static/status.js", 200, []string{"/api/series"}},
 		{"/static/uplot/LICENSE", 200, []string{"MIT"}},
@@ -127,13 +128,15 @@ func TestSeries(t *testing.T) {
 		{"Day 2 d by the day", "site=B009&session=Day&span=172800000&points=2", "Day", "rs1_t0", "2021-07-01 00:00:00", "2021-07-03 00:00:00", 86400, "1d windows", 2, 0},
 		{"Hour 10 min", "site=B009&session=Hour&span=600000", "Hour", "ls1_t0", "2021-07-01 00:50:00", "2021-07-01 01:00:00", 1, "samples", 600, 0},
 		{"Hour all 100 points", "site=B009&session=Hour&span=all&points=100", "Hour", "ls1_t0", "2021-07-01 00:00:00", "2021-07-01 01:00:00", 60, "samples", 60, 0},
-		// B010: 2 days of 50 ms slots (3.5 M) exceed the raw query bound,
-		// so 10m windows answer: two minutes of data, one null between.
-		// The default range (the last hour) starts at its first sample:
-		// B010's last file, not 59 empty minutes and a dot at the edge.
+		// B010, Min files at 07-01 00:00, 07-02 22:00, 07-03 00:00.
+		// The default range (the last hour, not more: the file at 22:00 is
+		// outside) starts at its first sample: B010's last file, not 59
+		// empty minutes and a dot at the edge.
 		{"B010 Min default", "site=B010&session=Min", "Min", "bs1_t0", "2021-07-03 00:00:00", "2021-07-03 00:01:00", 0.05, "samples", 1200, 0},
 		{"B010 Min 1 h", "site=B010&session=Min&span=3600000", "Min", "bs1_t0", "2021-07-02 23:01:00", "2021-07-03 00:01:00", 2, "samples", 30, 0},
-		{"B010 Min all (over the raw bound)", "site=B010&session=Min&span=all", "Min", "bs1_t0", "2021-07-01 00:00:00", "2021-07-03 00:01:00", 600, "10m windows", 3, 1},
+		// 2 days of 50 ms slots (3.5 M) exceed the raw query bound, so 10m
+		// windows answer: three minutes of data, a null between each.
+		{"B010 Min all (over the raw bound)", "site=B010&session=Min&span=all", "Min", "bs1_t0", "2021-07-01 00:00:00", "2021-07-03 00:01:00", 600, "10m windows", 5, 2},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

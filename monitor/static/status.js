@@ -240,7 +240,11 @@
       if (!resp.ok) return;
       const doc = new DOMParser().parseFromString(await resp.text(), "text/html");
       const fresh = doc.getElementById("tables");
-      if (fresh) document.getElementById("tables").innerHTML = fresh.innerHTML;
+      const tables = document.getElementById("tables");
+      if (fresh) {
+        tables.innerHTML = fresh.innerHTML;
+        tables.dataset.refreshed = String(Number(tables.dataset.refreshed || 0) + 1);
+      }
     } catch (e) {
       // The processor may be restarting: keep the last page, try again later.
     }
