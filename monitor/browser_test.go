@@ -215,7 +215,7 @@ func TestStatusPageOptions(t *testing.T) {
 				}
 			}
 		}},
-		{"microstrain zoomed", "?unit=ue&from=" + itoa(zoomFrom) + "&to=" + itoa(zoomTo), func(t *testing.T, dom string, got map[string]pageInfo) {
+		{"microstrain zoomed, one y range", "?unit=ue&yscale=same&from=" + itoa(zoomFrom) + "&to=" + itoa(zoomTo), func(t *testing.T, dom string, got map[string]pageInfo) {
 			m := got["B009 Min"]
 			if m.Unit != "µε" || m.N != 200 || m.Panels[0].NonNull != 200 {
 				t.Fatalf("Min zoomed in µε: unit %q, %d points, gauge 1 %d values; want µε, 200, 200", m.Unit, m.N, m.Panels[0].NonNull)
@@ -225,9 +225,11 @@ func TestStatusPageOptions(t *testing.T) {
 					t.Errorf("%s: %d µε values without a site_reference row", p.Channel, p.NonNull)
 				}
 			}
-			for _, s := range []string{"no site_reference row for gauge 2", "2021-07-01 00:00:10 – 2021-07-01 00:00:20 UTC · every sample · 200 points · µε · zoomed"} {
-				if !strings.Contains(dom, s) {
-					t.Errorf("page lacks %q", s)
+			sec := sectionHTML(t, dom, "B009", "Min")
+			for _, s := range []string{"no site_reference row for gauge 2", "no site_reference row for gauge 4",
+				"2021-07-01 00:00:10 – 2021-07-01 00:00:20 UTC · every sample · 200 points · µε · zoomed"} {
+				if !strings.Contains(sec, s) {
+					t.Errorf("B009 Min section lacks %q", s)
 				}
 			}
 		}},
@@ -238,6 +240,17 @@ func TestStatusPageOptions(t *testing.T) {
 			tc.check(t, dom, sectionInfos(t, dom))
 		})
 	}
+}
+
+// sectionHTML is one site and session's section of a DOM dump.
+func sectionHTML(t *testing.T, dom, site, session string) string {
+	t.Helper()
+	_, rest, ok := strings.Cut(dom, `<section class="plot" data-site="`+site+`" data-session="`+session+`"`)
+	if !ok {
+		t.Fatalf("no section %s %s", site, session)
+	}
+	sec, _, _ := strings.Cut(rest, "</section>")
+	return sec
 }
 
 func decodePNG(t *testing.T, path string) image.Image {
@@ -285,6 +298,19 @@ func checkXTicks(t *testing.T, ch, firstDate string, left, right float64, ticks 
 		seen[date+" "+tod] = true
 		if i > 0 && tk.Left < ticks[i-1].Right+4 {
 			t.Errorf("%s: time ticks %q [%.0f..%.0f] and %q [%.0f..%.0f] overlap", ch, ticks[i-1].Text, ticks[i-1].Left, ticks[i-1].Right, tk.Text, tk.Left, tk.Right)
+		}
+		// Round steps: the last field of every label is a multiple of 5
+		// (no 05:57), and the ticks are evenly spaced.
+		fields := strings.Split(tod, ":")
+		var last float64
+		if _, err := fmt.Sscan(fields[len(fields)-1], &last); err != nil || math.Mod(last, 5) != 0 {
+			t.Errorf("%s: time tick %q not at a round step", ch, tk.Text)
+		}
+		if i > 1 {
+			mid := func(k int) float64 { return (ticks[k].Left + ticks[k].Right) / 2 }
+			if d0, d1 := mid(i-1)-mid(i-2), mid(i)-mid(i-1); math.Abs(d1-d0) > 1.5 {
+				t.Errorf("%s: time ticks unevenly spaced (%.1f px then %.1f px) at %q", ch, d0, d1, tk.Text)
+			}
 		}
 		if tk.Left < left || tk.Right > right {
 			t.Errorf("%s: time tick %q [%.0f..%.0f] outside the chart [%.0f..%.0f]: clipped", ch, tk.Text, tk.Left, tk.Right, left, right)

@@ -104,7 +104,7 @@
       const nonNull = g.Mean.filter((v) => v != null).length;
       const pinfo = { channel: g.Channel, nonNull, yRange: ranges[gi], xTicks: [], yTicks: [] };
       info.panels.push(pinfo);
-      if (!ranges[gi]) {
+      if (!nonNull || !ranges[gi]) {
         const p = document.createElement("p");
         p.className = "empty";
         p.textContent = data.Unit === "µε" && !g.Reference
