@@ -238,6 +238,10 @@ func TestStatusPageOptions(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dom := string(runChromium(t, bin, f.srv.URL+"/"+tc.query, 20*time.Second, "--dump-dom"))
 			tc.check(t, dom, sectionInfos(t, dom))
+			if dir := os.Getenv("GTSM_KEEP_SCREENSHOTS"); dir != "" {
+				runChromium(t, bin, f.srv.URL+"/"+tc.query, 20*time.Second,
+					"--screenshot="+filepath.Join(dir, strings.NewReplacer(" ", "-", ",", "").Replace(tc.name)+".png"))
+			}
 		})
 	}
 }
