@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Fetches the uPlot build the status page embeds (monitor/static/uplot/), with npm
-# from the npm registry, and checks it against the registry's integrity hash
-# (npm pack verifies the tarball's sha512). To upgrade: change VERSION, run
-# this script, look at the page (go test ./monitor -run Browser keeps screenshots
-# with GTSM_KEEP_SCREENSHOTS=dir), commit the four files.
+# Fetches the uPlot build the status page embeds (monitor/static/uplot/) from
+# the npm registry with npm pack. To upgrade: change VERSION, run this script,
+# run the browser tests and look at the page
+#   GTSM_KEEP_SCREENSHOTS=/tmp/shots go test -run 'Browser|Options' ./monitor
+# then commit VERSION, uPlot.iife.min.js, uPlot.min.css and LICENSE.
 set -euo pipefail
 cd "$(dirname "$0")"
 version=$(cat VERSION)
