@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -41,23 +42,33 @@ const (
 )
 
 // runChromium loads url in headless Chromium, lets the page's scripts and
-// fetches run (virtual time), and returns what the mode flag produces.
-func runChromium(t *testing.T, bin, url string, budget time.Duration, mode ...string) []byte {
+// fetches run for budget of virtual time, and returns the DOM then; with a
+// screenshot path it also saves the window as PNG there.
+func runChromium(t *testing.T, bin, url string, budget time.Duration, screenshot string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	args := append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+	args := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
 		"--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
 		"--force-device-scale-factor=1", "--hide-scrollbars",
 		"--user-data-dir=" + t.TempDir(), fmt.Sprintf("--window-size=%d,%d", browserW, browserH),
-		fmt.Sprintf("--virtual-time-budget=%d", budget.Milliseconds())}, mode...)
+		fmt.Sprintf("--virtual-time-budget=%d", budget.Milliseconds()), "--dump-dom"}
+	if screenshot != "" {
+		args = append(args, "--screenshot="+screenshot)
+	}
 	cmd := exec.CommandContext(ctx, bin, append(args, url)...)
+	// Chromium's helper processes inherit stdout: on timeout kill the whole
+	// process group, or Wait would block on the pipe they hold open.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("chromium %v: %v\n%s", mode, err, stderr.String())
+		t.Fatalf("chromium %s (after %v): %v\n%s", url, time.Since(start).Round(time.Millisecond), err, stderr.String())
 	}
-	return stdout.Bytes()
+	return stdout.String()
 }
 
 // pageInfo is what static/status.js records per section in data-info.
@@ -93,13 +104,12 @@ var sectionRE = regexp.MustCompile(`<section class="plot" data-site="([^"]+)" da
 func TestStatusPageInBrowser(t *testing.T) {
 	bin := chromium(t)
 	f := newFixture(t)
-	// 35 s of virtual time: the page's 30 s refresh runs once.
-	dom := string(runChromium(t, bin, f.srv.URL+"/", 35*time.Second, "--dump-dom"))
 	shot := filepath.Join(t.TempDir(), "status.png")
 	if dir := os.Getenv("GTSM_KEEP_SCREENSHOTS"); dir != "" {
 		shot = filepath.Join(dir, "status.png")
 	}
-	runChromium(t, bin, f.srv.URL+"/", 20*time.Second, "--screenshot="+shot)
+	// 35 s of virtual time: the page's 30 s refresh runs once.
+	dom := runChromium(t, bin, f.srv.URL+"/", 35*time.Second, shot)
 	img := decodePNG(t, shot)
 
 	got := sectionInfos(t, dom)
@@ -236,12 +246,12 @@ func TestStatusPageOptions(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			dom := string(runChromium(t, bin, f.srv.URL+"/"+tc.query, 20*time.Second, "--dump-dom"))
-			tc.check(t, dom, sectionInfos(t, dom))
+			shot := ""
 			if dir := os.Getenv("GTSM_KEEP_SCREENSHOTS"); dir != "" {
-				runChromium(t, bin, f.srv.URL+"/"+tc.query, 20*time.Second,
-					"--screenshot="+filepath.Join(dir, strings.NewReplacer(" ", "-", ",", "").Replace(tc.name)+".png"))
+				shot = filepath.Join(dir, strings.NewReplacer(" ", "-", ",", "").Replace(tc.name)+".png")
 			}
+			dom := runChromium(t, bin, f.srv.URL+"/"+tc.query, 20*time.Second, shot)
+			tc.check(t, dom, sectionInfos(t, dom))
 		})
 	}
 }
