@@ -1,7 +1,8 @@
 // Package monitor is how people watch a running processor: Prometheus metrics
 // on /metrics, a /healthz for orchestrators, and a status page (/) with each
-// site's state and its strain channels drawn as curves, rendered on the server
-// as SVG so the page works offline (no CDN, no JavaScript).
+// site's state and its strain gauges plotted in the browser with uPlot (embedded
+// in the binary, so the page needs no CDN), from /api/series, which downsamples
+// on the server to a bounded number of min/max/mean buckets per gauge.
 package monitor
 
 import (

@@ -3,6 +3,7 @@ package monitor
 import (
 	"context"
 	"database/sql"
+	"embed"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -12,7 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Handler serves /metrics, /healthz, the status page / and /plot/SITE/SESSION.svg.
+// Handler serves /metrics, /healthz, the status page /, its plot data
+// /api/series (see serveSeries) and the page's script and uPlot under /static/.
 // health reports whether the processor is working (nil) or why not; db is the
 // processor's DuckDB, read in read-only transactions.
 func Handler(db *sql.DB, m *Metrics, health func() error) http.Handler {
@@ -25,24 +27,8 @@ func Handler(db *sql.DB, m *Metrics, health func() error) http.Handler {
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	mux.HandleFunc("GET /plot/{site}/{session}", func(w http.ResponseWriter, r *http.Request) {
-		session, ok := strings.CutSuffix(r.PathValue("session"), ".svg")
-		if !ok {
-			http.NotFound(w, r)
-			return
-		}
-		plots, err := loadPlots(r.Context(), db, r.PathValue("site"), session)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		if len(plots) == 0 {
-			http.Error(w, fmt.Sprintf("no 10-minute windows for site %q session %q", r.PathValue("site"), session), http.StatusNotFound)
-			return
-		}
-		w.Header().Set("Content-Type", "image/svg+xml")
-		w.Write([]byte(plots[0].SVG))
-	})
+	mux.HandleFunc("GET /api/series", serveSeries(db))
+	mux.Handle("GET /static/", http.FileServerFS(staticFS))
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		page, err := loadStatus(r.Context(), db)
 		if err != nil {
@@ -50,6 +36,7 @@ func Handler(db *sql.DB, m *Metrics, health func() error) http.Handler {
 			return
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
 		if err := statusTmpl.Execute(w, page); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 		}
@@ -57,9 +44,20 @@ func Handler(db *sql.DB, m *Metrics, health func() error) http.Handler {
 	return mux
 }
 
+// staticFS is the page's script and style and the uPlot build it uses
+// (static/uplot: fetched with npm by fetch.sh, MIT, version in VERSION):
+// embedded so the page works without any network but the processor's.
+//
+//go:embed static
+var staticFS embed.FS
+
 type siteRow struct {
 	Site, Session, LastTime                  string
 	Records, Duplicates, Late, Gaps, Missing int64
+	// Nulls counts gauge values that are NULL (fill values in the bottle
+	// files, 999999): stored records, unlike Missing (samples that never
+	// came). Summed over the session's four gauges, from the 1d windows.
+	Nulls int64
 }
 
 type gapRow struct {
@@ -67,12 +65,21 @@ type gapRow struct {
 	Missing                   int64
 }
 
+// plotRef is one site and session drawn on the page (by static/status.js,
+// from /api/series).
+type plotRef struct {
+	Site, Session, Channels string
+	Rate                    string // sample rate, as people say it
+}
+
 type statusPage struct {
 	Generated string
 	Sites     []siteRow
 	Gaps      []gapRow
-	Plots     []plot
+	Plots     []plotRef
 }
+
+var sessionRates = map[string]string{"Day": "one sample per 10 minutes", "Hour": "1 sample/s", "Min": "20 samples/s"}
 
 // readTx runs fn in a read-only transaction on one pooled connection, so the
 // page never sees half a batch. (The DuckDB driver refuses sql.TxOptions
@@ -91,22 +98,28 @@ func readTx(ctx context.Context, db *sql.DB, fn func(*sql.Conn) error) error {
 }
 
 func loadStatus(ctx context.Context, db *sql.DB) (*statusPage, error) {
-	p := &statusPage{Generated: time.Now().UTC().Format(time.RFC3339)}
+	p := &statusPage{Generated: time.Now().UTC().Format("2006-01-02 15:04:05 UTC")}
 	err := readTx(ctx, db, func(tx *sql.Conn) error {
-		rows, err := tx.QueryContext(ctx, `SELECT site, session, strftime(last_time, '%Y-%m-%d %H:%M:%S.%g'),
-			records, duplicates, late, gaps, missing FROM site_state ORDER BY site, session`)
+		rows, err := tx.QueryContext(ctx, `SELECT s.site, s.session, strftime(s.last_time, '%Y-%m-%d %H:%M:%S.%g'),
+			s.records, s.duplicates, s.late, s.gaps, s.missing,
+			coalesce((SELECT sum(w.n_null) FROM windows w WHERE w.site = s.site AND w.session = s.session AND w.width = '1d'), 0)
+			FROM site_state s ORDER BY s.site, s.session`)
 		if err != nil {
 			return fmt.Errorf("status: read site_state: %w", err)
 		}
 		for rows.Next() {
 			var s siteRow
 			var last sql.NullString
-			if err := rows.Scan(&s.Site, &s.Session, &last, &s.Records, &s.Duplicates, &s.Late, &s.Gaps, &s.Missing); err != nil {
+			if err := rows.Scan(&s.Site, &s.Session, &last, &s.Records, &s.Duplicates, &s.Late, &s.Gaps, &s.Missing, &s.Nulls); err != nil {
 				rows.Close()
 				return fmt.Errorf("status: scan site_state: %w", err)
 			}
 			s.LastTime = last.String
 			p.Sites = append(p.Sites, s)
+			if info, ok := sessions[s.Session]; ok && last.Valid {
+				p.Plots = append(p.Plots, plotRef{Site: s.Site, Session: s.Session,
+					Channels: strings.Join(info.channels[:], ", "), Rate: sessionRates[s.Session]})
+			}
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
@@ -130,79 +143,51 @@ func loadStatus(ctx context.Context, db *sql.DB) (*statusPage, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, s := range p.Sites {
-		plots, err := loadPlots(ctx, db, s.Site, s.Session)
-		if err != nil {
-			return nil, err
-		}
-		p.Plots = append(p.Plots, plots...)
-	}
 	return p, nil
 }
 
-// loadPlots reads the 10-minute window means of a site's session over the last
-// day of its data (the data's own last day: archives are years old) and draws
-// the four gauges as stacked curves.
-func loadPlots(ctx context.Context, db *sql.DB, site, session string) ([]plot, error) {
-	var series [4][]point
-	var names [4]string
-	err := readTx(ctx, db, func(tx *sql.Conn) error {
-		rows, err := tx.QueryContext(ctx, `
-			SELECT channel, epoch_ms(window_start), mean FROM windows w
-			WHERE site = ? AND session = ? AND width = '10m' AND mean IS NOT NULL
-			  AND window_start >= (SELECT max(window_start) FROM windows
-			                       WHERE site = w.site AND session = w.session AND width = '10m') - INTERVAL 1 DAY
-			ORDER BY channel, window_start`, site, session)
-		if err != nil {
-			return fmt.Errorf("plot %s %s: read windows: %w", site, session, err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var ch string
-			var ms int64
-			var mean float64
-			if err := rows.Scan(&ch, &ms, &mean); err != nil {
-				return fmt.Errorf("plot %s %s: %w", site, session, err)
-			}
-			g := gaugeOf(ch)
-			if g < 0 {
-				continue // not a strain channel: the plot is of the four gauges only
-			}
-			names[g] = ch
-			series[g] = append(series[g], point{ms, mean})
-		}
-		return rows.Err()
-	})
-	if err != nil || (len(series[0])+len(series[1])+len(series[2])+len(series[3])) == 0 {
-		return nil, err
-	}
-	title := fmt.Sprintf("%s %s: 10-minute mean strain counts, last day of data", site, session)
-	return []plot{{Site: site, Session: session, SVG: template.HTML(renderSVG(title, names, series))}}, nil
-}
-
-// gaugeOf maps rs1_t0/ls2_t0/bs4_t0 to gauge index 0..3, or -1.
-func gaugeOf(ch string) int {
-	if len(ch) == 6 && (ch[0] == 'r' || ch[0] == 'l' || ch[0] == 'b') && ch[1] == 's' && ch[2] >= '1' && ch[2] <= '4' && ch[3:] == "_t0" {
-		return int(ch[2] - '1')
-	}
-	return -1
-}
-
 var statusTmpl = template.Must(template.New("status").Parse(`<!doctype html>
-<html><head><meta charset="utf-8"><title>gtsm processor</title>
-<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}th{background:#eee}td:first-child,td:nth-child(2){text-align:left}</style>
+<html lang="en"><head><meta charset="utf-8"><title>gtsm processor</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="stylesheet" href="/static/uplot/uPlot.min.css">
+<link rel="stylesheet" href="/static/status.css">
+<script src="/static/uplot/uPlot.iife.min.js" defer></script>
+<script src="/static/status.js" defer></script>
 </head><body>
 <h1>gtsm processor</h1>
-<p>Generated {{.Generated}} · <a href="/metrics">metrics</a> · <a href="/healthz">health</a></p>
+<div id="tables">
+<p>Generated <span id="generated">{{.Generated}}</span> · <a href="/metrics">metrics</a> · <a href="/healthz">health</a></p>
 <h2>Sites</h2>
-{{if .Sites}}<table><tr><th>site</th><th>session</th><th>last event time (UTC)</th><th>records</th><th>duplicates</th><th>late</th><th>gaps</th><th>missing samples</th></tr>
-{{range .Sites}}<tr><td>{{.Site}}</td><td>{{.Session}}</td><td>{{.LastTime}}</td><td>{{.Records}}</td><td>{{.Duplicates}}</td><td>{{.Late}}</td><td>{{.Gaps}}</td><td>{{.Missing}}</td></tr>
-{{end}}</table>{{else}}<p>No records processed yet.</p>{{end}}
+{{if .Sites}}<table><tr><th>site</th><th>session</th><th>last event time (UTC)</th><th>records</th><th>duplicates</th><th>late</th><th>gaps</th>
+<th title="expected samples that never came: holes in the timeline (gaps table)">missing samples (timeline gaps)</th>
+<th title="gauge values that came as fill values (999999), stored as NULL; summed over the four gauges">NULL gauge values (fill)</th></tr>
+{{range .Sites}}<tr><td>{{.Site}}</td><td>{{.Session}}</td><td>{{.LastTime}}</td><td>{{.Records}}</td><td>{{.Duplicates}}</td><td>{{.Late}}</td><td>{{.Gaps}}</td><td>{{.Missing}}</td><td>{{.Nulls}}</td></tr>
+{{end}}</table>
+<p class="note"><b>missing samples</b>: samples whose time never came (gaps in the timeline).
+<b>NULL gauge values</b>: samples that came with a fill value (999999) for a gauge, stored as NULL; they are not in "missing".
+Both break the plotted lines.</p>{{else}}<p>No records processed yet.</p>{{end}}
 <h2>Recent gaps</h2>
-{{if .Gaps}}<table><tr><th>site</th><th>session</th><th>first missing</th><th>last missing</th><th>missing</th></tr>
+{{if .Gaps}}<table><tr><th>site</th><th>session</th><th>first missing (UTC)</th><th>last missing (UTC)</th><th>missing samples</th></tr>
 {{range .Gaps}}<tr><td>{{.Site}}</td><td>{{.Session}}</td><td>{{.Start}}</td><td>{{.End}}</td><td>{{.Missing}}</td></tr>
 {{end}}</table>{{else}}<p>No gaps.</p>{{end}}
+</div>
 <h2>Strain</h2>
-{{range .Plots}}<div>{{.SVG}}</div>{{else}}<p>No windows yet.</p>{{end}}
+{{if .Plots}}<form id="controls">
+<label>range <select id="range">
+<option value="">default (Day 7 d, Hour 1 d, Min 1 h)</option><option value="60000">1 min</option><option value="600000">10 min</option>
+<option value="3600000">1 h</option><option value="21600000">6 h</option><option value="86400000">1 d</option>
+<option value="604800000">7 d</option><option value="2592000000">30 d</option><option value="31536000000">1 y</option><option value="all">all</option>
+</select> before each session's last sample</label>
+<label>y scale <select id="yscale"><option value="own">each gauge its own</option><option value="span">same span (compare amplitudes)</option><option value="same">same range</option></select></label>
+<label>unit <select id="unit"><option value="counts">counts</option><option value="ue">µε (needs site_reference)</option></select></label>
+<label><input type="checkbox" id="refresh" checked> refresh every 30 s</label>
+</form>
+<p class="note">Drag across a plot to zoom (the data is fetched again at the finer step), double-click to return to the range.
+Each point is one bucket: the line is the mean, the shaded band min..max. Times are UTC.</p>
+<noscript><p>The plots need JavaScript. Their data is JSON at /api/series?site=SITE&amp;session=SESSION (see docs/processor.md).</p></noscript>
+{{range .Plots}}<section class="plot" data-site="{{.Site}}" data-session="{{.Session}}">
+<h3>{{.Site}} {{.Session}} session: {{.Channels}} ({{.Rate}})</h3>
+<p class="range">loading…</p><div class="panels"></div></section>
+{{end}}{{else}}<p>No samples yet.</p>{{end}}
 </body></html>
 `))
