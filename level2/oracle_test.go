@@ -53,6 +53,8 @@ const (
 	fillG0Len    = 4000 // gauge 0 only, beyond the limit
 	stepG1At     = 200000
 	stepG3At     = 250000
+	shortSegAt   = 120000 // 5000 fill values, 450 valid seconds (one short segment), 5000 fill values
+	overlapAt    = 170000 // gauge 0: 4000 s of fill; gauge 1: 3000 s from +1000; gauge 2: 200 s from +3500
 	missLongAt   = 270000 // 7200 absent seconds
 	missLongLen  = 7200
 	synthOffset0 = 7 // the data start 7 s after midnight: start_df_at_300s drops 293 s
@@ -105,6 +107,16 @@ func makeSynth(t testing.TB) *synth {
 			c = [4]int32{FillValue, FillValue, FillValue, FillValue}
 		case i >= fillOneAt && i < fillOneAt+3:
 			c[2] = FillValue
+		case i >= shortSegAt && i < shortSegAt+5000, i >= shortSegAt+5450 && i < shortSegAt+10450:
+			c = [4]int32{FillValue, FillValue, FillValue, FillValue}
+		case i >= overlapAt && i < overlapAt+4000:
+			c[0] = FillValue
+			if i >= overlapAt+1000 {
+				c[1] = FillValue
+			}
+			if i >= overlapAt+3500 && i < overlapAt+3700 {
+				c[2] = FillValue
+			}
 		case i >= fillG0At && i < fillG0At+fillG0Len:
 			c[0] = FillValue
 		}
@@ -339,6 +351,17 @@ func TestOracle(t *testing.T) {
 	if maxCounts > tolCounts || maxMicro > tolMicro || maxReg > tolMicro || maxOff > tolMicro {
 		t.Errorf("differences above tolerance: counts %g (tol %g), microstrain %g, regional %g, offsets %g (tol %g)",
 			maxCounts, tolCounts, maxMicro, maxReg, maxOff, tolMicro)
+	}
+	// The 450 s segment between two long fill runs gives its points (its
+	// first aligned second is 93 s in) and they matched above.
+	for _, off := range []int64{5093, 5393} {
+		found := false
+		for _, p := range pts {
+			found = found || p.Time == s.t0+shortSegAt+off
+		}
+		if !found {
+			t.Errorf("no point at %d in the short segment", s.t0+shortSegAt+off)
+		}
 	}
 	// The offsets must have caught the two steps (else the comparison is of zeros).
 	last := pts[len(pts)-1]
