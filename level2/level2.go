@@ -103,6 +103,9 @@ type AtmpPoint struct {
 type Machine struct {
 	cfg Config
 	st  State
+	// onSecond, when set (tests), sees every second that goes on to
+	// decimation with its interpolated counts.
+	onSecond func(t int64, v [4]float64)
 }
 
 // New returns a machine at the start of a station's data.
@@ -207,6 +210,9 @@ func (m *Machine) row(t int64, v [4]float64, out []Point) []Point {
 	// than InterpLimit rows.
 	n := 0
 	for n < len(st.Buf) && st.Buf[n].Pending == 0 {
+		if m.onSecond != nil {
+			m.onSecond(st.Buf[n].T, st.Buf[n].V)
+		}
 		out = m.decimate(st.Buf[n].T, st.Buf[n].V, out)
 		n++
 	}

@@ -142,8 +142,13 @@ func makeSynth(t testing.TB) *synth {
 // from it continues. It returns the points, the pressure corrections and
 // the largest marshaled state in bytes.
 func (s *synth) run(t testing.TB, restoreEvery int) ([]Point, []AtmpPoint, int) {
+	return s.runObserved(t, restoreEvery, nil)
+}
+
+func (s *synth) runObserved(t testing.TB, restoreEvery int, onSecond func(int64, [4]float64)) ([]Point, []AtmpPoint, int) {
 	cfg := ConfigFrom(&s.station)
 	m := New(cfg)
+	m.onSecond = onSecond
 	var pts []Point
 	var atm []AtmpPoint
 	maxState := 0
@@ -178,6 +183,7 @@ func (s *synth) run(t testing.TB, restoreEvery int) ([]Point, []AtmpPoint, int) 
 			}
 			maxState = max(maxState, len(b))
 			m = New(cfg)
+			m.onSecond = onSecond
 			if err := m.UnmarshalBinary(b); err != nil {
 				t.Fatal(err)
 			}
@@ -298,7 +304,38 @@ func TestOracle(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("oracle.py: %v\n%s", err, out)
 	}
-	pts, atm, _ := s.run(t, 0)
+	seconds := map[int64][4]float64{}
+	pts, atm, _ := s.runObserved(t, 0, func(tt int64, v [4]float64) { seconds[tt] = v })
+
+	// interpolate(): the 1 s seconds that survive (every gauge known) and
+	// their interpolated counts.
+	_, irows := readCSV(t, filepath.Join(dir, "interp.csv"))
+	var maxInterp float64
+	kept := 0
+	for _, r := range irows {
+		tt := int64(r[0])
+		v, ok := seconds[tt]
+		if math.IsNaN(r[1]) || math.IsNaN(r[2]) || math.IsNaN(r[3]) || math.IsNaN(r[4]) {
+			if ok {
+				t.Fatalf("second %d: the stream decimates it, interpolate() leaves a gauge NaN", tt)
+			}
+			continue
+		}
+		if !ok {
+			t.Fatalf("second %d: interpolate() fills it, the stream drops it", tt)
+		}
+		kept++
+		for g := 0; g < 4; g++ {
+			maxInterp = max(maxInterp, math.Abs(v[g]-r[1+g]))
+		}
+	}
+	if kept != len(seconds) {
+		t.Fatalf("interpolate() keeps %d seconds, the stream %d", kept, len(seconds))
+	}
+	t.Logf("1 s seconds kept: %d of %d; max |stream - interpolate()| %.3g counts", kept, len(irows), maxInterp)
+	if maxInterp > 1e-6 {
+		t.Errorf("interpolated counts differ by %g", maxInterp)
+	}
 
 	head, rows := readCSV(t, filepath.Join(dir, "gauge.csv"))
 	col := map[string]int{}
