@@ -26,11 +26,14 @@ func NewCodec() (*Codec, error) {
 }
 
 // Version is the station record's content version: the first 16 hex digits
-// of sha256 over its Avro encoding with the version field empty. The same
-// metadata always gets the same version, so a Level-2 row can name the
-// metadata it was computed with.
+// of sha256 over its Avro encoding with the version field and the source
+// file names empty. The same metadata always gets the same version, wherever
+// its files were loaded from, so a Level-2 row can name the metadata it was
+// computed with.
 func (c *Codec) Version(s *Station) (string, error) {
-	b, err := c.c.BinaryFromNative(nil, native(s, ""))
+	content := *s
+	content.Sources = nil
+	b, err := c.c.BinaryFromNative(nil, native(&content, ""))
 	if err != nil {
 		return "", fmt.Errorf("station %s: encode: %w", s.Site, err)
 	}

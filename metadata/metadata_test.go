@@ -227,6 +227,62 @@ func TestAvroRoundTrip(t *testing.T) {
 	}
 }
 
+// The version depends on the content, not on where the files were.
+func TestVersionIgnoresPaths(t *testing.T) {
+	c, err := NewCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, f := range []string{"bsm_metadata.txt", "TSM5.README.txt"} {
+		b, err := os.ReadFile(filepath.Join(td, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	moved, err := LoadFiles([]string{filepath.Join(dir, "bsm_metadata.txt"), filepath.Join(dir, "TSM5.README.txt")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig := loadTestStations(t)["TSM5"]
+	for _, s := range moved {
+		if s.Site != "TSM5" {
+			continue
+		}
+		if reflect.DeepEqual(s.Sources, orig.Sources) {
+			t.Fatalf("sources %v should name the other directory", s.Sources)
+		}
+		v1, _ := c.Version(&s)
+		v2, _ := c.Version(&orig)
+		if v1 != v2 {
+			t.Errorf("same metadata from another directory: version %s, was %s", v1, v2)
+		}
+	}
+}
+
+func TestLoadFilesErrors(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		paths []string
+		want  string
+	}{
+		{"README without table", []string{td + "/TSM5.README.txt"}, td + "/TSM5.README.txt: station TSM5 is in no network table"},
+		{"station in two tables", []string{td + "/bsm_metadata.txt", td + "/bsm_metadata.txt"}, td + "/bsm_metadata.txt:2: station B004 already in " + td + "/bsm_metadata.txt:2"},
+		{"two READMEs", []string{td + "/bsm_metadata.txt", td + "/TSM5.README.txt", td + "/TSM5.README.txt"}, td + "/TSM5.README.txt: second README for TSM5"},
+		{"missing file", []string{td + "/nope.txt"}, "nope.txt"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := LoadFiles(c.paths)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v, want one containing %q", err, c.want)
+			}
+		})
+	}
+}
+
 // TestPythonCrossCheck runs gtsm_metadata.py's own readers (GtsmMetadata,
 // with the URL fetches pointed at the test files) under /usr/bin/python3 and
 // requires the Go parser to read the same values.
