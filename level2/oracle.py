@@ -5,7 +5,8 @@ usage: oracle.py PROCESSING_PY DIR
 DIR holds strain.csv (time,ch0..ch3: 1 s counts on a full 1 s grid; empty =
 absent second, 999999 = fill value), pressure.csv (time,counts), params.json
 (reference, gap, matrices, atmp response, offset window/multiplier/percentile).
-Writes gauge.csv (300 s: counts, microstrain, regional, offsets) and atmp.csv.
+Writes gauge.csv (300 s: counts, microstrain, regional, offsets), atmp.csv and
+interp.csv (the seconds interpolate() touched).
 """
 import importlib.util
 import json
@@ -68,7 +69,11 @@ for g, c in enumerate(chans):
 out.insert(0, "time", (out.index.astype("int64") // 10**9))
 out.to_csv(d + "/gauge.csv", index=False, float_format="%.17g")
 
-ic = interp.copy()
+# Only the seconds interpolate() had to touch (a gauge NaN or 999999 in the
+# input): every other second must come through unchanged, which the Go side
+# checks against its own input.
+touched = raw.replace(999999, np.nan).isna().any(axis=1)
+ic = interp[touched].copy()
 ic.insert(0, "time", ic.index.astype("int64") // 10**9)
 ic.to_csv(d + "/interp.csv", index=False, float_format="%.17g")
 

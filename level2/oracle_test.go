@@ -299,6 +299,9 @@ func TestOracle(t *testing.T) {
 	py := requirePython(t)
 	s := makeSynth(t)
 	dir := t.TempDir()
+	if d := os.Getenv("LEVEL2_ORACLE_DIR"); d != "" {
+		dir = d // keep the oracle's input and output for inspection
+	}
 	s.writeOracleInput(t, dir)
 	cmd := exec.Command(py, "oracle.py", referencePath, dir)
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -308,14 +311,27 @@ func TestOracle(t *testing.T) {
 	pts, atm, _ := s.runObserved(t, 0, func(tt int64, v [4]float64) { seconds[tt] = v })
 
 	// interpolate(): the 1 s seconds that survive (every gauge known) and
-	// their interpolated counts.
+	// their interpolated counts. interp.csv has the seconds it had to touch;
+	// every other second must pass unchanged.
 	_, irows := readCSV(t, filepath.Join(dir, "interp.csv"))
-	var maxInterp float64
-	kept := 0
+	touched := map[int64][]float64{}
 	for _, r := range irows {
-		tt := int64(r[0])
+		touched[int64(r[0])] = r[1:]
+	}
+	var maxInterp float64
+	kept, nInterp := 0, 0
+	for i := int64(0); i < s.n; i++ {
+		tt := s.t0 + i
 		v, ok := seconds[tt]
-		if math.IsNaN(r[1]) || math.IsNaN(r[2]) || math.IsNaN(r[3]) || math.IsNaN(r[4]) {
+		want, isTouched := touched[tt]
+		if !isTouched {
+			c, present := s.counts[tt]
+			if !present {
+				t.Fatalf("second %d: absent from the input but not touched by interpolate()", tt)
+			}
+			want = []float64{float64(c[0]), float64(c[1]), float64(c[2]), float64(c[3])}
+		}
+		if math.IsNaN(want[0]) || math.IsNaN(want[1]) || math.IsNaN(want[2]) || math.IsNaN(want[3]) {
 			if ok {
 				t.Fatalf("second %d: the stream decimates it, interpolate() leaves a gauge NaN", tt)
 			}
@@ -325,14 +341,20 @@ func TestOracle(t *testing.T) {
 			t.Fatalf("second %d: interpolate() fills it, the stream drops it", tt)
 		}
 		kept++
+		if isTouched {
+			nInterp++
+		}
 		for g := 0; g < 4; g++ {
-			maxInterp = max(maxInterp, math.Abs(v[g]-r[1+g]))
+			maxInterp = max(maxInterp, math.Abs(v[g]-want[g]))
 		}
 	}
 	if kept != len(seconds) {
 		t.Fatalf("interpolate() keeps %d seconds, the stream %d", kept, len(seconds))
 	}
-	t.Logf("1 s seconds kept: %d of %d; max |stream - interpolate()| %.3g counts", kept, len(irows), maxInterp)
+	t.Logf("1 s seconds kept: %d of %d, %d of them interpolated; max |stream - interpolate()| %.3g counts", kept, s.n, nInterp, maxInterp)
+	if nInterp < 10000 {
+		t.Errorf("only %d interpolated seconds compared", nInterp)
+	}
 	if maxInterp > 1e-6 {
 		t.Errorf("interpolated counts differ by %g", maxInterp)
 	}
