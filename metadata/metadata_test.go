@@ -415,3 +415,23 @@ func parseF(t *testing.T, s string) float64 {
 	}
 	return v
 }
+
+// The tidal block ends at the next block header, where gtsm_metadata.py
+// would go on reading the trend models' CH lines as constituents.
+func TestTidalBlockEndsAtNextHeader(t *testing.T) {
+	f, err := os.Open(td + "/trend_after_tides.README.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rd, err := ParseReadme("trend_after_tides.README.txt", f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rd.Tides) != 4 {
+		t.Errorf("%d constituents, want the 4 M2 lines: %+v", len(rd.Tides), rd.Tides)
+	}
+	if rd.Trend == nil || rd.Trend.Gauges[3] != (TrendModel{F: 1, A1: 2, T1: 3, M: 4, A2: 5, T2: 6}) {
+		t.Errorf("trend %+v", rd.Trend)
+	}
+}
