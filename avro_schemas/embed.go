@@ -14,3 +14,9 @@ var Key string
 //
 //go:embed gtsm_etl-value.avsc
 var Value string
+
+// Metadata is gtsm_metadata-value.avsc: one station's Level-2 metadata
+// (package metadata), the value of the compacted gtsm_metadata topic.
+//
+//go:embed gtsm_metadata-value.avsc
+var Metadata string
