@@ -351,12 +351,12 @@ func (s *kafkaSink) prepare(st *streamStats, recs []record.Record, sc *scratch) 
 	// A value is at most ~400 bytes (all 56 ints set); a fresh block is
 	// started when less than 1 KiB is left, so append never reallocates a
 	// block that earlier values point into.
-	arena := make([]byte, 0, max(sc.lastArena, 64<<10))
+	arena := make([]byte, 0, sc.size(len(recs), 128))
 	used := 0
 	for i := range recs {
 		if cap(arena)-len(arena) < 1024 {
 			used += len(arena)
-			arena = make([]byte, 0, max(cap(arena)/2, 64<<10))
+			arena = make([]byte, 0, sc.size(len(recs)-i, 128))
 		}
 		off := len(arena)
 		arena = s.serde.AppendValue(arena, &recs[i])
@@ -367,8 +367,9 @@ func (s *kafkaSink) prepare(st *streamStats, recs []record.Record, sc *scratch) 
 		kr.Partition = st.partition
 		kr.Headers = st.headers
 	}
-	used += len(arena)
-	sc.lastArena = used + used/8 + 1024
+	if len(recs) > 0 {
+		sc.perRecord = (used + len(arena)) / len(recs)
+	}
 	return batch{krecs: krecs, n: len(recs)}
 }
 

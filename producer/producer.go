@@ -33,6 +33,33 @@ import (
 // fills or the input ends).
 const DefaultBufferBytes = 32 << 20
 
+// MemoryConstant is what the producer needs besides its sample buffer
+// (Options.BufferBytes): `gtsm produce` stays within BufferBytes +
+// MemoryConstant of resident memory whatever the size of its inputs. It is
+// the Go heap's share, MemoryLimit's headroom (128 MiB: the pipeline's
+// chunks, inFlightBytes, kgo's buffer of DefaultMaxBufferedBytes and the
+// records it keeps, and garbage between collections), plus 64 MiB for what
+// the Go limit does not count (the binary's code and data, DuckDB's static
+// initialisation, thread stacks). TestProduceMemoryBounded checks it
+// against the peak RSS of the real binary; docs/performance.md has the
+// measurements.
+const (
+	MemoryConstant     = 192 << 20
+	MemoryConstantText = "192 MiB"
+	memoryHeadroom     = 128 << 20
+)
+
+// MemoryLimit is the soft limit for the Go runtime (debug.SetMemoryLimit)
+// that keeps a producer with this sample buffer within its bound: the
+// buffer's samples plus memoryHeadroom. Without it the heap may grow to
+// twice what is live (GOGC=100) before a collection.
+func MemoryLimit(bufferBytes int64) int64 {
+	if bufferBytes <= 0 {
+		bufferBytes = DefaultBufferBytes
+	}
+	return bufferBytes + memoryHeadroom
+}
+
 // Options configure one run.
 type Options struct {
 	Topic string // default "gtsm_etl"
@@ -137,9 +164,21 @@ type batch struct {
 	first, last int64 // sample times of the first and last record
 }
 
-// scratch is a worker's allocation state: the size of its last batch's
-// values, to size the next batch's arena in one allocation.
-type scratch struct{ lastArena int }
+// scratch is a worker's allocation state: the bytes per record of its last
+// batch, to size the next batch's buffer in one allocation (append's
+// doubling would leave up to half of every buffer unused, and the chunks
+// waiting in the pipeline are a large part of the producer's memory).
+type scratch struct{ perRecord int }
+
+// size is the buffer to allocate for n records: the last batch's bytes per
+// record with 1/16 to spare, or guess per record before the first batch.
+func (sc *scratch) size(n, guess int) int {
+	per := sc.perRecord
+	if per == 0 {
+		per = guess
+	}
+	return n*per + n*per/16 + 1024
+}
 
 // streamStats counts one stream's acknowledged records. The counters are
 // atomic because kgo runs promises on its own goroutines.
@@ -177,7 +216,7 @@ type job struct {
 //     until it is alone. Files left on disk count only their header.
 const (
 	chunkRecords  = 1024
-	jobBatches    = 2
+	jobBatches    = 1
 	inFlightBytes = 8 << 20
 )
 
@@ -410,12 +449,14 @@ type jsonSink struct {
 func (j *jsonSink) stream(s stream) *streamStats { return &streamStats{stream: s, partition: -1} }
 
 func (j *jsonSink) prepare(st *streamStats, recs []record.Record, sc *scratch) batch {
-	b := make([]byte, 0, max(sc.lastArena, 4096))
+	b := make([]byte, 0, sc.size(len(recs), 1024))
 	for i := range recs {
 		b = record.AppendJSON(b, j.topic, &recs[i])
 		b = append(b, '\n')
 	}
-	sc.lastArena = len(b) + len(b)/8
+	if len(recs) > 0 {
+		sc.perRecord = len(b) / len(recs)
+	}
 	return batch{lines: b, n: len(recs)}
 }
 
