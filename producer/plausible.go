@@ -2,6 +2,7 @@ package producer
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/earthscope/gtsm-stream/bottle"
@@ -65,11 +66,11 @@ func (b timeBounds) check(f *bottle.File) error {
 		return nil
 	}
 	t := start + bad*step
-	why := fmt.Sprintf("%s .. %s UTC: the GTSM era (from 1990-01-01 to the clock + %s) and the %s %s of the file name ± %s",
-		record.FormatTimestamp(lo), record.FormatTimestamp(hi), futureSlack,
-		f.Info.Session, periodWord(f.Info), nameSlack)
-	return fmt.Errorf("%s: implausible time: sample %d of %d is at %s (start %v s + %d × interval %v s), outside %s; file not published",
-		f.Name, bad, n, record.FormatTimestamp(t), f.Header.Start, bad, f.Header.Interval, why)
+	why := fmt.Sprintf("%s .. %s UTC (the GTSM era, 1990-01-01 to the clock + %s, and the %s the file name gives ± %s)",
+		record.FormatTimestamp(lo), record.FormatTimestamp(hi), futureSlack, periodWord(f.Info), nameSlack)
+	return fmt.Errorf("%s: implausible time: sample %d of %d is at %s (start %s s + %d × interval %s s), outside %s; file not published",
+		f.Name, bad, n, record.FormatTimestamp(t), strconv.FormatFloat(f.Header.Start, 'f', -1, 64), bad,
+		strconv.FormatFloat(float64(f.Header.Interval), 'g', -1, 32), why)
 }
 
 // periodLength is the span of the period a file name covers.
