@@ -147,3 +147,48 @@ func TestProduceImplausibleTimes(t *testing.T) {
 		})
 	}
 }
+
+// TestProduceConflictMidGroup: groups are merged and sent in chunks of
+// chunkRecords, so a conflict (two files giving one channel two values at
+// one instant) found after the first chunk comes after records of the group
+// were published. The error says how many; the other groups are published
+// whole and the run fails.
+func TestProduceConflictMidGroup(t *testing.T) {
+	root := t.TempDir()
+	t0 := time.Date(2021, 7, 1, 0, 0, 0, 0, time.UTC)
+	a, b := filepath.Join(root, "a"), filepath.Join(root, "b")
+	for _, d := range []string{a, b} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	good := writeStrain(t, a, "B009", bottle.Hour, t0, 1)
+	writeStrain(t, root, "B010", bottle.Hour, t0, 1) // another stream: published whole
+	// b/ holds a copy of CH0 that disagrees at sample 2000.
+	f, err := bottle.ReadFile(good[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Ints[2000]++
+	enc, err := bottle.Encode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(b, filepath.Base(good[0]))
+	if err := os.WriteFile(bad, enc, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := Run(context.Background(), []string{root}, Options{DryRun: io.Discard})
+	if err == nil || len(sum.Failed) != 1 {
+		t.Fatalf("err %v, failed %v: want one bad group", err, sum.Failed)
+	}
+	msg := sum.Failed[0].Error()
+	for _, want := range []string{bad + ": sample 2000 (2021-07-01 00:33:20) gives ls1_t0", "the first 1024 records of this group"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q does not say %q", msg, want)
+		}
+	}
+	if sum.Records != 3600+1024 {
+		t.Errorf("%d records published, want 3600 (B010) + 1024 (B009 before the conflict)", sum.Records)
+	}
+}
