@@ -13,10 +13,15 @@ import (
 // Day channels holds ~2.5 MiB of buffers (raw bytes plus decoded samples).
 const SampleChunk = 8192
 
-// diskSource is where the samples of a File left on disk are.
+// diskSource is where the samples of a File left on disk are: a path, or
+// for an archive member spilled to disk (WalkOptions.SpillOver) an open,
+// already unlinked temporary file, which the kernel deletes once the last
+// handle is gone (the *os.File's finalizer closes it when the File is
+// garbage), so no temporary file outlives the process, even after kill -9.
 type diskSource struct {
 	path string
-	size int64 // file size when the header was read; checked again on open
+	size int64    // file size when the header was read; checked again on open
+	tmp  *os.File // spilled archive member, read with ReadAt
 }
 
 // OnDisk reports whether f's samples were left on disk (ReadHeader): Ints and
@@ -75,8 +80,9 @@ func readHeader(path string, info Name, size int64) (*File, error) {
 // buffers for a file on disk. Close releases the open file.
 type Samples struct {
 	f      *File
-	fh     *os.File
-	next   int // index of the next sample to hand out
+	r      io.Reader // the samples of a file on disk, from the first
+	fh     *os.File  // what Close closes (nil for a spilled member)
+	next   int       // index of the next sample to hand out
 	raw    []byte
 	ints   []int32
 	floats []float32
@@ -91,24 +97,28 @@ func (f *File) Samples() (*Samples, error) {
 	if f.disk == nil {
 		return s, nil
 	}
-	fh, err := os.Open(f.disk.path)
-	if err != nil {
-		return nil, err
+	if t := f.disk.tmp; t != nil {
+		s.r = io.NewSectionReader(t, int64(f.Header.HeaderSize), f.Header.BodySize())
+	} else {
+		fh, err := os.Open(f.disk.path)
+		if err != nil {
+			return nil, err
+		}
+		st, err := fh.Stat()
+		if err != nil {
+			fh.Close()
+			return nil, fmt.Errorf("%s: %w", f.Name, err)
+		}
+		if st.Size() != f.disk.size {
+			fh.Close()
+			return nil, fmt.Errorf("%s: changed while being read: %d bytes when its header was read, %d now", f.Name, f.disk.size, st.Size())
+		}
+		if _, err := fh.Seek(int64(f.Header.HeaderSize), io.SeekStart); err != nil {
+			fh.Close()
+			return nil, fmt.Errorf("%s: seek to the samples at offset %d: %w", f.Name, f.Header.HeaderSize, err)
+		}
+		s.r, s.fh = fh, fh
 	}
-	st, err := fh.Stat()
-	if err != nil {
-		fh.Close()
-		return nil, fmt.Errorf("%s: %w", f.Name, err)
-	}
-	if st.Size() != f.disk.size {
-		fh.Close()
-		return nil, fmt.Errorf("%s: changed while being read: %d bytes when its header was read, %d now", f.Name, f.disk.size, st.Size())
-	}
-	if _, err := fh.Seek(int64(f.Header.HeaderSize), io.SeekStart); err != nil {
-		fh.Close()
-		return nil, fmt.Errorf("%s: seek to the samples at offset %d: %w", f.Name, f.Header.HeaderSize, err)
-	}
-	s.fh = fh
 	n := min(SampleChunk, f.Len())
 	s.raw = make([]byte, n*f.Header.DataType.Size())
 	if f.Header.DataType == Float32 {
@@ -117,6 +127,40 @@ func (f *File) Samples() (*Samples, error) {
 		s.ints = make([]int32, n)
 	}
 	return s, nil
+}
+
+// spill copies an archive member of size bytes from r to an unlinked
+// temporary file and reads its header there (see diskSource).
+func spill(name string, info Name, size int64, r io.Reader) (*File, error) {
+	t, err := os.CreateTemp("", "gtsm-member-*")
+	if err != nil {
+		return nil, fmt.Errorf("%s: spill to a temporary file: %w", name, err)
+	}
+	// Unlinked at once: the open handle keeps the data until it is closed.
+	os.Remove(t.Name())
+	ok := false
+	defer func() {
+		if !ok {
+			t.Close()
+		}
+	}()
+	if n, err := io.CopyN(t, r, size); err != nil {
+		return nil, fmt.Errorf("%s: member truncated after %d of %d bytes: %w", name, n, size, err)
+	}
+	var buf [MinHeaderSize]byte
+	n, err := t.ReadAt(buf[:], 0)
+	if err != nil && err != io.EOF {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	h, err := ParseHeader(buf[:n])
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if err := checkSize(name, &h, size); err != nil {
+		return nil, err
+	}
+	ok = true
+	return &File{Name: name, Info: info, Header: h, disk: &diskSource{path: name, size: size, tmp: t}}, nil
 }
 
 // Next returns the next samples, starting at sample index first: ints for
@@ -129,7 +173,7 @@ func (s *Samples) Next() (first int, ints []int32, floats []float32, err error) 
 	if first >= total {
 		return first, nil, nil, io.EOF
 	}
-	if s.fh == nil {
+	if s.r == nil {
 		if f.disk != nil {
 			return first, nil, nil, fmt.Errorf("%s: samples read after Close", f.Name)
 		}
@@ -144,7 +188,7 @@ func (s *Samples) Next() (first int, ints []int32, floats []float32, err error) 
 	n := min(total-first, SampleChunk)
 	size := f.Header.DataType.Size()
 	raw := s.raw[:n*size]
-	if _, err := io.ReadFull(s.fh, raw); err != nil {
+	if _, err := io.ReadFull(s.r, raw); err != nil {
 		off := int64(f.Header.HeaderSize) + int64(first)*int64(size)
 		return first, nil, nil, fmt.Errorf("%s: reading samples %d..%d at offset %d: %w", f.Name, first, first+n-1, off, err)
 	}
@@ -159,6 +203,7 @@ func (s *Samples) Next() (first int, ints []int32, floats []float32, err error) 
 
 // Close closes the file of a reader over a file on disk.
 func (s *Samples) Close() error {
+	s.r = nil
 	if s.fh == nil {
 		return nil
 	}

@@ -1,6 +1,7 @@
 package bottle
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -205,5 +206,69 @@ func TestReadHeaderSamples(t *testing.T) {
 	})
 	if err != nil || len(onDisk) != 2 || onDisk["B0092118201CH0"] || !onDisk["B0092118202CH0"] {
 		t.Fatalf("LazyOver 1000: on disk %v, err %v", onDisk, err)
+	}
+}
+
+// TestWalkSpillOver: with SpillOver, an archive member larger than it is
+// copied to an unlinked temporary file instead of memory: it arrives OnDisk,
+// its samples read back equal to the member's, nothing is left in the
+// temporary directory, and a truncated or damaged spilled member gives the
+// same errors as one read into memory.
+func TestWalkSpillOver(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	dir := t.TempDir()
+	big := int32File(t, 1625097600, 1, 3000, 5)
+	small := int32File(t, 1625101200, 1, 10, 9)
+	arch := filepath.Join(dir, "a.tar")
+	if err := os.WriteFile(arch, tarOf(t, entry{name: "B0092118200CH0", body: big}, entry{name: "B0092118201CH0", body: small},
+		entry{name: "B0092118202CH0", body: big[:len(big)-8]}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	var errs []string
+	err := WalkWith([]string{arch}, WalkOptions{SpillOver: 1000}, func(f *File, err error) error {
+		if err != nil {
+			errs = append(errs, err.Error())
+			return nil
+		}
+		got = append(got, fmt.Sprintf("%s ondisk=%v n=%d", filepath.Base(f.Name), f.OnDisk(), f.Len()))
+		s, err := f.Samples()
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		want := int32(5)
+		if !f.OnDisk() {
+			want = 9
+		}
+		for {
+			first, ints, _, err := s.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			for i, v := range ints {
+				if v != want+int32(first+i) {
+					return fmt.Errorf("%s: sample %d = %d, want %d", f.Name, first+i, v, want+int32(first+i))
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"a.tar!B0092118200CH0 ondisk=true n=3000", "a.tar!B0092118201CH0 ondisk=false n=10"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("walked:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if len(errs) != 1 || !strings.Contains(errs[0], "a.tar!B0092118202CH0: truncated body") {
+		t.Errorf("errors %q, want the truncated member named", errs)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("temporary files left: %v", left)
 	}
 }

@@ -45,11 +45,16 @@ type WalkOptions struct {
 	// them (OnDisk, read later with Samples), so that a huge file costs no
 	// memory while it waits to be merged.
 	LazyOver int64
+	// SpillOver > 0 copies archive members larger than SpillOver bytes to
+	// an unlinked temporary file (os.TempDir) instead of memory; they
+	// arrive OnDisk like LazyOver files. Without it a member is held whole
+	// (up to MaxFileSize).
+	SpillOver int64
 }
 
 // WalkWith is Walk with options.
 func WalkWith(paths []string, opt WalkOptions, fn func(f *File, err error) error) error {
-	w := &walker{fn: fn, lazyOver: opt.LazyOver}
+	w := &walker{fn: fn, lazyOver: opt.LazyOver, spillOver: opt.SpillOver}
 	for _, p := range paths {
 		if err := w.path(p); err != nil {
 			var s stop
@@ -71,9 +76,10 @@ type walker struct {
 	// gz holds one gzip.Reader per archive nesting depth, reset for each
 	// stream: a Min day has 1440 per-minute .tgz and a fresh reader costs
 	// ~45 KB of decompressor state each.
-	gz       []*gzip.Reader
-	depth    int
-	lazyOver int64
+	gz        []*gzip.Reader
+	depth     int
+	lazyOver  int64
+	spillOver int64
 }
 
 // stop wraps fn's error while it travels through filepath.WalkDir, which
@@ -295,6 +301,10 @@ func (w *walker) member(name, base string, size int64, r io.Reader) error {
 	}
 	if size > limit {
 		return w.report(nil, fmt.Errorf("%s: member of %d bytes is beyond the %d-byte limit for one bottle file", name, size, limit))
+	}
+	if w.spillOver > 0 && size > w.spillOver {
+		f, err := spill(name, info, size, r)
+		return w.report(f, err)
 	}
 	// The buffer grows with the bytes that really arrive (bytes.Buffer's
 	// doubling), so a tar header claiming a huge size allocates nothing extra.

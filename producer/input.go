@@ -106,9 +106,18 @@ func sampleBytes(f *bottle.File) int64 {
 // (bottle.WalkOptions.LazyOver). Real files of up to an hour (a 20-sps
 // minute is 4.8 KB, a 1-sps hour 14 KB) are read whole, in one read each;
 // a joined 20-sps hour (288 KB) or anything larger is read in chunks, so a
-// file of any size costs a few chunk buffers. Archive members are always
-// read whole (at most bottle.MaxFileSize).
-const lazyOver = 64 << 10
+// file of any size costs a few chunk buffers.
+//
+// spillOver is the size above which an archive member is copied to an
+// unlinked temporary file instead of memory (bottle.WalkOptions.SpillOver):
+// far above any real bottle file (6.9 MB), so real archives never touch the
+// disk, while a huge member costs no more memory than a huge plain file.
+// Smaller members are read whole: the walker's buffer and the decoded
+// samples of one member, up to 2 × 16 MiB, are part of MemoryConstant.
+const (
+	lazyOver  = 64 << 10
+	spillOver = 16 << 20
+)
 
 // FileError is an input that could not be read or merged.
 type FileError struct {
@@ -257,7 +266,7 @@ func read(ctx context.Context, paths []string, opt Options, c *readCounters,
 		// README, a checksum list) is listed as ignored; named on the command
 		// line it is an error like any unreadable input.
 		container := isContainer(p)
-		err := bottle.WalkWith([]string{p}, bottle.WalkOptions{LazyOver: lazyOver}, func(f *bottle.File, err error) error {
+		err := bottle.WalkWith([]string{p}, bottle.WalkOptions{LazyOver: lazyOver, SpillOver: spillOver}, func(f *bottle.File, err error) error {
 			if ctx.Err() != nil {
 				return errStop
 			}

@@ -1,8 +1,10 @@
 package producer
 
 import (
+	"archive/tar"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -59,6 +61,10 @@ func TestProduceMemoryBounded(t *testing.T) {
 	bigRecords := writeLongFile(t, big, t0, bigMiB<<18)
 	mid := filepath.Join(dir, "mid", strainName("B009", bottle.Day, t0, 0))
 	midRecords := writeLongFile(t, mid, t0, 16<<18)
+	// The 16 MiB file as an archive member: spilled to a temporary file
+	// (spillOver), not held in memory.
+	tarPath := filepath.Join(dir, "B009.2021182.tar")
+	writeTar(t, tarPath, mid)
 	// Many small files (20-sps minutes, read whole) that fill the 8 MiB
 	// buffer twice over: the buffer itself is then in use.
 	small := filepath.Join(dir, "small")
@@ -81,6 +87,7 @@ func TestProduceMemoryBounded(t *testing.T) {
 	}{
 		{fmt.Sprintf("dry-run %d MiB file", bigMiB), big, bigRecords, false},
 		{"kafka 16 MiB file", mid, midRecords, true},
+		{"dry-run 16 MiB archive member", tarPath, midRecords, false},
 		{"kafka small files filling the buffer", small, smallRecords, true},
 		{"dry-run small files filling the buffer", small, smallRecords, false},
 	} {
@@ -181,6 +188,37 @@ func writeLongFile(t *testing.T, path string, t0 time.Time, n int) int64 {
 	}
 	debug.FreeOSMemory() // this test process runs the broker; give back the 2×n×4 bytes
 	return int64(n)
+}
+
+// writeTar writes a plain tar holding the file at src under its base name.
+func writeTar(t *testing.T, path, src string) {
+	t.Helper()
+	in, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	st, err := in.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw := tar.NewWriter(out)
+	if err := tw.WriteHeader(&tar.Header{Name: filepath.Base(src), Mode: 0o644, Size: st.Size(), Typeflag: tar.TypeReg}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(tw, in); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // buildGtsm builds the gtsm binary into a temporary directory.
