@@ -73,9 +73,8 @@ const (
 // kgo.Record and bookkeeping, and keeps the arena of its chunk (chunkRecords
 // records) alive: 32,768 records are at most ~16 MiB of values and ~7 MiB of
 // records, ~40 MiB with the chunks they keep. At a few hundred thousand
-// records a second that is ~0.1 s of data in flight, plenty to keep every
-// partition's batches full (the 200,000 used before bought no measurable
-// rate, see docs/performance.md).
+// records a second that is ~0.1 s of data in flight, enough to keep every
+// partition's batches full with a 5 ms linger (rates: docs/performance.md).
 const (
 	DefaultMaxBufferedRecords = 32_768
 	DefaultMaxBufferedBytes   = 16 << 20
