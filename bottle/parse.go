@@ -9,16 +9,26 @@ import (
 
 // File is one parsed bottle file. Integer channels (int16, int32) are held in
 // Ints, float channels in Floats; the other slice is nil.
+//
+// A File from ReadHeader (or from Walk with WalkOptions.LazyOver) holds only
+// its header: its samples stay on disk, Ints and Floats are nil, and they are
+// read chunk by chunk with Samples. OnDisk tells the two kinds apart.
 type File struct {
 	Name   string // where it came from (path, or archive!member), for messages
 	Info   Name   // what the file name says; set by the file/archive readers, zero from Parse
 	Header Header
 	Ints   []int32
 	Floats []float32
+
+	// disk is set for a file whose samples were left on disk.
+	disk *diskSource
 }
 
 // Len is the number of samples.
 func (f *File) Len() int {
+	if f.disk != nil {
+		return int(f.Header.NumPts)
+	}
 	if f.Header.DataType == Float32 {
 		return len(f.Floats)
 	}
@@ -26,7 +36,8 @@ func (f *File) Len() int {
 }
 
 // IsMissing reports whether sample i holds the header's fill value. Floats are
-// compared as float32(missing), i.e. 999999.0.
+// compared as float32(missing), i.e. 999999.0. It needs the samples in memory
+// (not OnDisk); a Samples chunk is checked with Header.MissingInt/MissingFloat.
 func (f *File) IsMissing(i int) bool {
 	if f.Header.DataType == Float32 {
 		return f.Floats[i] == float32(f.Header.Missing)
@@ -89,21 +100,30 @@ func Parse(name string, data []byte) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	body := int64(len(data)) - int64(h.HeaderSize)
+	if err := checkSize(name, &h, int64(len(data))); err != nil {
+		return nil, err
+	}
+	f := &File{Name: name, Header: h}
+	decodeBody(f, data[h.HeaderSize:int64(h.HeaderSize)+h.BodySize()])
+	return f, nil
+}
+
+// checkSize checks that a file of size bytes holds exactly header_size +
+// num_pts samples, no more, no less.
+func checkSize(name string, h *Header, size int64) error {
+	body := size - int64(h.HeaderSize)
 	if body < h.BodySize() {
-		return nil, fmt.Errorf("%s: truncated body: header_size %d + num_pts %d × %d bytes needs %d bytes, file has %d",
-			name, h.HeaderSize, h.NumPts, h.DataType.Size(), int64(h.HeaderSize)+h.BodySize(), len(data))
+		return fmt.Errorf("%s: truncated body: header_size %d + num_pts %d × %d bytes needs %d bytes, file has %d",
+			name, h.HeaderSize, h.NumPts, h.DataType.Size(), int64(h.HeaderSize)+h.BodySize(), size)
 	}
 	// A bottle file has no trailer. Extra bytes mean num_pts or data_type is
 	// wrong (or two files were glued together): refuse rather than silently
 	// drop data.
 	if body > h.BodySize() {
-		return nil, fmt.Errorf("%s: %d bytes after the last sample: header_size %d + num_pts %d × %d bytes ends at %d, file has %d",
-			name, body-h.BodySize(), h.HeaderSize, h.NumPts, h.DataType.Size(), int64(h.HeaderSize)+h.BodySize(), len(data))
+		return fmt.Errorf("%s: %d bytes after the last sample: header_size %d + num_pts %d × %d bytes ends at %d, file has %d",
+			name, body-h.BodySize(), h.HeaderSize, h.NumPts, h.DataType.Size(), int64(h.HeaderSize)+h.BodySize(), size)
 	}
-	f := &File{Name: name, Header: h}
-	decodeBody(f, data[h.HeaderSize:int64(h.HeaderSize)+h.BodySize()])
-	return f, nil
+	return nil
 }
 
 // hostLittleEndian is fixed by the CPU; it enables the bulk-copy decoder.
@@ -120,52 +140,62 @@ func decodeBody(f *File, b []byte) { decodeBodyWith(f, b, hostLittleEndian) }
 // which TestDecodeBulkMatchesLoop compares against the copy.
 func decodeBodyWith(f *File, b []byte, bulk bool) {
 	n := int(f.Header.NumPts)
-	bulk = bulk && !f.Header.BigEndian
-	switch f.Header.DataType {
+	if f.Header.DataType == Float32 {
+		f.Floats = make([]float32, n)
+	} else {
+		f.Ints = make([]int32, n)
+	}
+	decodeInto(&f.Header, b, f.Ints, f.Floats, bulk)
+}
+
+// decodeInto decodes len(ints) (int16, int32) or len(floats) (float32)
+// samples of h's type and byte order from the start of b into the given
+// slice; the other slice is ignored. It is the body decoder for whole files
+// (decodeBodyWith) and for the chunks of a file read from disk (Samples).
+func decodeInto(h *Header, b []byte, ints []int32, floats []float32, bulk bool) {
+	bulk = bulk && !h.BigEndian
+	switch h.DataType {
 	case Int16:
+		n := len(ints)
 		b = b[:2*n]
-		out := make([]int32, n)
-		if f.Header.BigEndian {
-			for i := range out {
-				out[i] = int32(int16(binary.BigEndian.Uint16(b[2*i:])))
+		if h.BigEndian {
+			for i := range ints {
+				ints[i] = int32(int16(binary.BigEndian.Uint16(b[2*i:])))
 			}
 		} else {
-			for i := range out {
-				out[i] = int32(int16(binary.LittleEndian.Uint16(b[2*i:])))
+			for i := range ints {
+				ints[i] = int32(int16(binary.LittleEndian.Uint16(b[2*i:])))
 			}
 		}
-		f.Ints = out
 	case Int32:
+		n := len(ints)
 		b = b[:4*n]
-		out := make([]int32, n)
 		switch {
-		case bulk:
-			copy(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(out))), 4*n), b)
-		case f.Header.BigEndian:
-			for i := range out {
-				out[i] = int32(binary.BigEndian.Uint32(b[4*i:]))
+		case bulk && n > 0:
+			copy(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(ints))), 4*n), b)
+		case h.BigEndian:
+			for i := range ints {
+				ints[i] = int32(binary.BigEndian.Uint32(b[4*i:]))
 			}
 		default:
-			for i := range out {
-				out[i] = int32(binary.LittleEndian.Uint32(b[4*i:]))
+			for i := range ints {
+				ints[i] = int32(binary.LittleEndian.Uint32(b[4*i:]))
 			}
 		}
-		f.Ints = out
 	case Float32:
+		n := len(floats)
 		b = b[:4*n]
-		out := make([]float32, n)
 		switch {
-		case bulk:
-			copy(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(out))), 4*n), b)
-		case f.Header.BigEndian:
-			for i := range out {
-				out[i] = math.Float32frombits(binary.BigEndian.Uint32(b[4*i:]))
+		case bulk && n > 0:
+			copy(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(floats))), 4*n), b)
+		case h.BigEndian:
+			for i := range floats {
+				floats[i] = math.Float32frombits(binary.BigEndian.Uint32(b[4*i:]))
 			}
 		default:
-			for i := range out {
-				out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+			for i := range floats {
+				floats[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
 			}
 		}
-		f.Floats = out
 	}
 }

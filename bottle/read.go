@@ -16,7 +16,10 @@ const MaxFileSize = 1 << 30
 // ReadFile reads and parses one bottle file from disk and classifies it by its
 // base name. A name that is not a bottle name is an error (matching
 // ErrBadName) before the file is read.
-func ReadFile(path string) (*File, error) {
+func ReadFile(path string) (*File, error) { return readFile(path, 0) }
+
+// readFile is ReadFile, or ReadHeader for a file larger than lazyOver > 0.
+func readFile(path string, lazyOver int64) (*File, error) {
 	info, err := ParseName(filepath.Base(path))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -24,6 +27,9 @@ func ReadFile(path string) (*File, error) {
 	st, err := statRegular(path)
 	if err != nil {
 		return nil, err
+	}
+	if lazyOver > 0 && st.Size() > lazyOver {
+		return readHeader(path, info, st.Size())
 	}
 	if st.Size() > MaxFileSize {
 		return nil, fmt.Errorf("%s: %d bytes is beyond the %d-byte limit for one bottle file", path, st.Size(), MaxFileSize)

@@ -7,10 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -28,8 +28,33 @@ import (
 // non-bottle names match ErrBadName, so a caller may choose to ignore them.
 // A gzip stream is verified (CRC, length) only at its end, so a damaged
 // trailer is reported after the members read before it.
+//
+// Symbolic links are followed, like find -L: a link named in paths or met
+// inside a directory is read as what it points to (a file, an archive, or a
+// directory walked recursively). A link to a directory that is already being
+// walked above it (a loop) is reported as an error and not entered; a
+// dangling link is reported as one.
 func Walk(paths []string, fn func(f *File, err error) error) error {
-	w := &walker{fn: fn}
+	return WalkWith(paths, WalkOptions{}, fn)
+}
+
+// WalkOptions tune Walk.
+type WalkOptions struct {
+	// LazyOver > 0 leaves the samples of plain files (not archive members)
+	// larger than LazyOver bytes on disk: they arrive as ReadHeader gives
+	// them (OnDisk, read later with Samples), so that a huge file costs no
+	// memory while it waits to be merged.
+	LazyOver int64
+	// SpillOver > 0 copies archive members larger than SpillOver bytes to
+	// an unlinked temporary file (os.TempDir) instead of memory; they
+	// arrive OnDisk like LazyOver files. Without it a member is held whole
+	// (up to MaxFileSize).
+	SpillOver int64
+}
+
+// WalkWith is Walk with options.
+func WalkWith(paths []string, opt WalkOptions, fn func(f *File, err error) error) error {
+	w := &walker{fn: fn, lazyOver: opt.LazyOver, spillOver: opt.SpillOver}
 	for _, p := range paths {
 		if err := w.path(p); err != nil {
 			var s stop
@@ -51,8 +76,10 @@ type walker struct {
 	// gz holds one gzip.Reader per archive nesting depth, reset for each
 	// stream: a Min day has 1440 per-minute .tgz and a fresh reader costs
 	// ~45 KB of decompressor state each.
-	gz    []*gzip.Reader
-	depth int
+	gz        []*gzip.Reader
+	depth     int
+	lazyOver  int64
+	spillOver int64
 }
 
 // stop wraps fn's error while it travels through filepath.WalkDir, which
@@ -71,22 +98,66 @@ func (w *walker) report(f *File, err error) error {
 }
 
 func (w *walker) path(p string) error {
-	st, err := os.Stat(p)
+	st, err := os.Stat(p) // follows a symbolic link given as input
 	if err != nil {
+		if _, serr := statRegular(p); serr != nil {
+			err = serr // names a dangling link as such
+		}
 		return w.report(nil, err)
 	}
 	if !st.IsDir() {
 		return w.file(p)
 	}
-	return filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return w.report(nil, err)
+	return w.dir(p, []os.FileInfo{st})
+}
+
+// dir walks directory p in lexical order. above holds p and the directories
+// above it in this walk: a symbolic link back to one of them would loop.
+func (w *walker) dir(p string, above []os.FileInfo) error {
+	entries, err := os.ReadDir(p)
+	if err != nil {
+		// ReadDir returns what it read before the error; report, then go on
+		// with those.
+		if e := w.report(nil, err); e != nil {
+			return e
 		}
-		if d.IsDir() {
-			return nil
+	}
+	for _, e := range entries {
+		q := filepath.Join(p, e.Name())
+		isDir := e.IsDir()
+		var st os.FileInfo
+		if e.Type()&os.ModeSymlink != 0 {
+			// A dangling link falls through to w.file, whose statRegular
+			// names it.
+			if s, err := os.Stat(q); err == nil && s.IsDir() {
+				isDir, st = true, s
+			}
+		} else if isDir {
+			if st, err = os.Stat(q); err != nil {
+				if e := w.report(nil, err); e != nil {
+					return e
+				}
+				continue
+			}
 		}
-		return w.file(q)
-	})
+		if !isDir {
+			if err := w.file(q); err != nil {
+				return err
+			}
+			continue
+		}
+		if slices.ContainsFunc(above, func(a os.FileInfo) bool { return os.SameFile(a, st) }) {
+			target, _ := filepath.EvalSymlinks(q)
+			if e := w.report(nil, fmt.Errorf("%s: symbolic link loop: leads back to %s, a directory this walk is already in; not entered", q, target)); e != nil {
+				return e
+			}
+			continue
+		}
+		if err := w.dir(q, append(above[:len(above):len(above)], st)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // archiveKind says how a name is read: as a gzipped tar, a tar, or a bottle.
@@ -111,7 +182,7 @@ func kindOf(name string) archiveKind {
 func (w *walker) file(p string) error {
 	k := kindOf(filepath.Base(p))
 	if k == notArchive {
-		f, err := ReadFile(p)
+		f, err := readFile(p, w.lazyOver)
 		return w.report(f, err)
 	}
 	if _, err := statRegular(p); err != nil {
@@ -230,6 +301,10 @@ func (w *walker) member(name, base string, size int64, r io.Reader) error {
 	}
 	if size > limit {
 		return w.report(nil, fmt.Errorf("%s: member of %d bytes is beyond the %d-byte limit for one bottle file", name, size, limit))
+	}
+	if w.spillOver > 0 && size > w.spillOver {
+		f, err := spill(name, info, size, r)
+		return w.report(f, err)
 	}
 	// The buffer grows with the bytes that really arrive (bytes.Buffer's
 	// doubling), so a tar header claiming a huge size allocates nothing extra.

@@ -50,6 +50,9 @@ func Expand(args []string) ([]string, error) {
 func inputSize(paths []string) int64 {
 	var n int64
 	for _, p := range paths {
+		if r, err := filepath.EvalSymlinks(p); err == nil {
+			p = r // WalkDir does not follow a symbolic link given as its root
+		}
 		filepath.WalkDir(p, func(_ string, d os.DirEntry, err error) error {
 			if err == nil && d.Type().IsRegular() {
 				if fi, err := d.Info(); err == nil {
@@ -92,8 +95,29 @@ func periodStart(n bottle.Name) int64 {
 	return t.UnixMilli()
 }
 
-// sampleBytes is what a parsed file holds in memory.
-func sampleBytes(f *bottle.File) int64 { return int64(len(f.Ints))*4 + int64(len(f.Floats))*4 + 256 }
+// sampleBytes is what a walked file holds in memory: its samples, or for a
+// file left on disk only its header and name.
+func sampleBytes(f *bottle.File) int64 {
+	return int64(len(f.Ints))*4 + int64(len(f.Floats))*4 + 256 + int64(len(f.Name))
+}
+
+// lazyOver is the size above which a plain bottle file's samples are left on
+// disk while it waits in the grouper and read in chunks when merged
+// (bottle.WalkOptions.LazyOver). Real files of up to an hour (a 20-sps
+// minute is 4.8 KB, a 1-sps hour 14 KB) are read whole, in one read each;
+// a joined 20-sps hour (288 KB) or anything larger is read in chunks, so a
+// file of any size costs a few chunk buffers.
+//
+// spillOver is the size above which an archive member is copied to an
+// unlinked temporary file instead of memory (bottle.WalkOptions.SpillOver):
+// far above any real bottle file (6.9 MB), so real archives never touch the
+// disk, while a huge member costs no more memory than a huge plain file.
+// Smaller members are read whole: the walker's buffer and the decoded
+// samples of one member, up to 2 × 16 MiB, are part of MemoryConstant.
+const (
+	lazyOver  = 64 << 10
+	spillOver = 16 << 20
+)
 
 // FileError is an input that could not be read or merged.
 type FileError struct {
@@ -105,9 +129,11 @@ func (e FileError) Error() string { return e.Err.Error() }
 
 // grouper collects walked files into groups and emits them in order.
 //
-// Memory bound: up to limit bytes of samples are held, plus the group being
-// filled (plus one archive member inside bottle.Walk, plus the groups queued
-// for the encoders and kgo's buffer of MaxBufferedRecords). While everything
+// Memory bound: up to limit bytes of samples are held (files left on disk,
+// see lazyOver, count only their header), plus the group being filled (plus
+// one archive member inside bottle.Walk, plus the groups handed to the
+// workers, inFlightBytes, plus the pipeline's chunks and kgo's buffer; the
+// total is in docs/performance.md, "Producer memory"). While everything
 // fits, every stream goes out in strict time order whatever the order of the
 // inputs. When the buffer fills, the oldest groups (never the one being
 // filled) are emitted until half of it is free, so it keeps reordering a
@@ -222,9 +248,11 @@ type readCounters struct {
 // read walks paths, groups files, and sends groups to out in order. Bad
 // files are passed to bad; with strict the first one stops the walk (and
 // nothing still buffered is sent). The walk stops early when ctx is done.
-func read(ctx context.Context, paths []string, limit int64, strict bool, c *readCounters,
+func read(ctx context.Context, paths []string, opt Options, c *readCounters,
 	bad func(FileError), ignored func(error), emit func(*group) error) (late []string, err error) {
-	g := newGrouper(limit, emit)
+	g := newGrouper(opt.BufferBytes, emit)
+	strict := opt.Strict
+	bounds := newTimeBounds(time.Now())
 	errStop := errors.New("stopped")
 	var strictErr error
 	archive := "" // the archive being walked
@@ -238,9 +266,12 @@ func read(ctx context.Context, paths []string, limit int64, strict bool, c *read
 		// README, a checksum list) is listed as ignored; named on the command
 		// line it is an error like any unreadable input.
 		container := isContainer(p)
-		err := bottle.Walk([]string{p}, func(f *bottle.File, err error) error {
+		err := bottle.WalkWith([]string{p}, bottle.WalkOptions{LazyOver: lazyOver, SpillOver: spillOver}, func(f *bottle.File, err error) error {
 			if ctx.Err() != nil {
 				return errStop
+			}
+			if err == nil {
+				err = bounds.check(f)
 			}
 			if err != nil && errors.Is(err, bottle.ErrBadName) && container {
 				ignored(err)

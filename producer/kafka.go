@@ -48,9 +48,11 @@ type Kafka struct {
 	// Compression: "none", "lz4", "zstd", "snappy", "gzip"; default DefaultCompression.
 	Compression string
 	Linger      time.Duration // default DefaultLinger
-	// MaxBufferedRecords bounds records waiting for acknowledgement (and so
-	// memory): producing blocks beyond it. Default 200,000 (~25 MB of values).
+	// MaxBufferedRecords and MaxBufferedBytes bound the records waiting
+	// for acknowledgement (and so memory): producing blocks beyond either.
+	// Defaults DefaultMaxBufferedRecords and DefaultMaxBufferedBytes.
 	MaxBufferedRecords int
+	MaxBufferedBytes   int
 	ClientID           string
 	// Extra options go after all of the above, so they win (gtsm produce's
 	// -X Kafka client properties, see package kafkaprops).
@@ -66,6 +68,19 @@ type Kafka struct {
 const (
 	DefaultCompression = "snappy"
 	DefaultLinger      = 5 * time.Millisecond
+)
+
+// DefaultMaxBufferedRecords and DefaultMaxBufferedBytes bound what kgo holds
+// unacknowledged. A buffered record costs its key and value (kgo counts
+// those against MaxBufferedBytes; a value is 40-400 bytes) plus ~200 bytes of
+// kgo.Record and bookkeeping, and keeps the arena of its chunk (chunkRecords
+// records) alive: 32,768 records are at most ~16 MiB of values and ~7 MiB of
+// records, ~40 MiB with the chunks they keep. At a few hundred thousand
+// records a second that is ~0.1 s of data in flight, enough to keep every
+// partition's batches full with a 5 ms linger (rates: docs/performance.md).
+const (
+	DefaultMaxBufferedRecords = 32_768
+	DefaultMaxBufferedBytes   = 16 << 20
 )
 
 // Opts returns the franz-go client options for k: acks=all and idempotence
@@ -86,7 +101,11 @@ func (k Kafka) Opts() ([]kgo.Opt, error) {
 	}
 	maxBuf := k.MaxBufferedRecords
 	if maxBuf <= 0 {
-		maxBuf = 200_000
+		maxBuf = DefaultMaxBufferedRecords
+	}
+	maxBytes := k.MaxBufferedBytes
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxBufferedBytes
 	}
 	id := k.ClientID
 	if id == "" {
@@ -100,6 +119,7 @@ func (k Kafka) Opts() ([]kgo.Opt, error) {
 		kgo.ProducerBatchCompression(codec),
 		kgo.ProducerLinger(linger),
 		kgo.MaxBufferedRecords(maxBuf),
+		kgo.MaxBufferedBytes(maxBytes),
 		// Idempotence (kgo's default, never disabled here) keeps
 		// per-partition order with several requests in flight: the broker
 		// checks sequence numbers.
@@ -326,20 +346,31 @@ func (s *kafkaSink) stream(st stream) *streamStats {
 
 func (s *kafkaSink) prepare(st *streamStats, recs []record.Record, sc *scratch) batch {
 	krecs := make([]kgo.Record, len(recs))
+	// The batch's values get their own arena (sized from the previous
+	// batch), never one shared with other batches: kgo keeps a record until
+	// the broker acknowledges it, and a shared block would keep every batch
+	// that touched it alive, so memory would follow the slowest partition.
+	// A value is at most ~400 bytes (all 56 ints set); a fresh block is
+	// started when less than 1 KiB is left, so append never reallocates a
+	// block that earlier values point into.
+	arena := make([]byte, 0, sc.size(len(recs), 128))
+	used := 0
 	for i := range recs {
-		// A value is at most ~400 bytes (all 56 ints set); keep that much
-		// headroom so append never reallocates a shared arena.
-		if cap(sc.arena)-len(sc.arena) < 1024 {
-			sc.arena = make([]byte, 0, 1<<20)
+		if cap(arena)-len(arena) < 1024 {
+			used += len(arena)
+			arena = make([]byte, 0, sc.size(len(recs)-i, 128))
 		}
-		off := len(sc.arena)
-		sc.arena = s.serde.AppendValue(sc.arena, &recs[i])
+		off := len(arena)
+		arena = s.serde.AppendValue(arena, &recs[i])
 		kr := &krecs[i]
-		kr.Value = sc.arena[off:len(sc.arena):len(sc.arena)]
+		kr.Value = arena[off:len(arena):len(arena)]
 		kr.Key = st.key
 		kr.Topic = s.topic
 		kr.Partition = st.partition
 		kr.Headers = st.headers
+	}
+	if len(recs) > 0 {
+		sc.perRecord = (used + len(arena)) / len(recs)
 	}
 	return batch{krecs: krecs, n: len(recs)}
 }

@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/earthscope/gtsm-stream/record"
 	"github.com/earthscope/gtsm-stream/registry"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -30,6 +32,33 @@ import (
 // buffers only delay the first record (nothing is sent until the buffer
 // fills or the input ends).
 const DefaultBufferBytes = 32 << 20
+
+// MemoryConstant is what the producer needs besides its sample buffer
+// (Options.BufferBytes): `gtsm produce` stays within BufferBytes +
+// MemoryConstant of resident memory whatever the size of its inputs. It is
+// the Go heap's share, MemoryLimit's headroom (128 MiB: the pipeline's
+// chunks, inFlightBytes, kgo's buffer of DefaultMaxBufferedBytes and the
+// records it keeps, and garbage between collections), plus 64 MiB for what
+// the Go limit does not count (the binary's code and data, DuckDB's static
+// initialisation, thread stacks). TestProduceMemoryBounded checks it
+// against the peak RSS of the real binary; docs/performance.md has the
+// measurements.
+const (
+	MemoryConstant     = 192 << 20
+	MemoryConstantText = "192 MiB"
+	memoryHeadroom     = 128 << 20
+)
+
+// MemoryLimit is the soft limit for the Go runtime (debug.SetMemoryLimit)
+// that keeps a producer with this sample buffer within its bound: the
+// buffer's samples plus memoryHeadroom. Without it the heap may grow to
+// twice what is live (GOGC=100) before a collection.
+func MemoryLimit(bufferBytes int64) int64 {
+	if bufferBytes <= 0 {
+		bufferBytes = DefaultBufferBytes
+	}
+	return bufferBytes + memoryHeadroom
+}
 
 // Options configure one run.
 type Options struct {
@@ -127,16 +156,29 @@ type sink interface {
 	failed() error
 }
 
-// batch is one group's encoded records.
+// batch is a chunk of one group's records, encoded: at most chunkRecords.
 type batch struct {
-	krecs []kgo.Record // Kafka
-	lines []byte       // dry run
-	n     int
+	krecs       []kgo.Record // Kafka
+	lines       []byte       // dry run
+	n           int
+	first, last int64 // sample times of the first and last record
 }
 
-// scratch is a worker's allocation arena: values are carved from 1 MiB
-// blocks, so encoding does not allocate per record.
-type scratch struct{ arena []byte }
+// scratch is a worker's allocation state: the bytes per record of its last
+// batch, to size the next batch's buffer in one allocation (append's
+// doubling would leave up to half of every buffer unused, and the chunks
+// waiting in the pipeline are a large part of the producer's memory).
+type scratch struct{ perRecord int }
+
+// size is the buffer to allocate for n records: the last batch's bytes per
+// record with 1/16 to spare, or guess per record before the first batch.
+func (sc *scratch) size(n, guess int) int {
+	per := sc.perRecord
+	if per == 0 {
+		per = guess
+	}
+	return n*per + n*per/16 + 1024
+}
 
 // streamStats counts one stream's acknowledged records. The counters are
 // atomic because kgo runs promises on its own goroutines.
@@ -150,15 +192,33 @@ type streamStats struct {
 	promise                    func(*kgo.Record, error) // the sink's per-stream callback
 }
 
-// job is one group on its way through the workers to the sender.
+// job is one group on its way through the workers to the sender: the worker
+// merges it chunk by chunk and passes each encoded chunk on batches, which
+// it closes at the end (after setting err, if the merge failed).
 type job struct {
-	g    *group
-	st   *streamStats
-	recs []record.Record
-	b    batch
-	err  error
-	done chan struct{} // closed by the worker
+	g       *group
+	st      *streamStats
+	batches chan batch
+	err     error
 }
+
+// Memory bounds of the pipeline between the reader and the sink (the
+// grouper's buffer, Options.BufferBytes, is separate):
+//   - chunkRecords: a worker merges and encodes this many records at a time,
+//     so a group of any length passes through in chunks; one chunk is at
+//     most ~0.5 MiB (Avro values plus kgo.Record headers) or ~1.5 MiB of
+//     dry-run JSON lines with every field set.
+//   - jobBatches: encoded chunks a job may hold before the sender takes
+//     them; with queue capacity 2×workers, at most (2×workers+1)×jobBatches
+//   - workers chunks exist at once.
+//   - inFlightBytes: samples of the groups handed to the workers (queued or
+//     being merged) and not yet finished; a group larger than this waits
+//     until it is alone. Files left on disk count only their header.
+const (
+	chunkRecords  = 1024
+	jobBatches    = 1
+	inFlightBytes = 8 << 20
+)
 
 func run(ctx context.Context, paths []string, opt Options, s sink, sum *Summary) error {
 	start := time.Now()
@@ -184,13 +244,16 @@ func run(ctx context.Context, paths []string, opt Options, s sink, sum *Summary)
 	}, start)
 
 	// Pipeline: one goroutine walks and parses, workers merge and encode
-	// groups in parallel, and this goroutine hands the encoded groups to
-	// the sink strictly in group order (kgo adds its own goroutines for
-	// batching, compression and the network). The queue bounds the groups
-	// in flight between reader and sender.
+	// groups in parallel, a chunk of records at a time, and this goroutine
+	// hands the encoded chunks to the sink strictly in group order (kgo adds
+	// its own goroutines for batching, compression and the network). The
+	// queue bounds the groups in flight between reader and sender, each
+	// job's channel the chunks it holds, and the semaphore the samples of
+	// the groups in flight.
 	workers := runtime.GOMAXPROCS(0)
 	work := make(chan *job, workers)
-	queue := make(chan *job, 4*workers)
+	queue := make(chan *job, 2*workers)
+	held := semaphore.NewWeighted(inFlightBytes)
 	readCtx, stopRead := context.WithCancel(ctx)
 	defer stopRead()
 	var wg sync.WaitGroup
@@ -199,12 +262,11 @@ func run(ctx context.Context, paths []string, opt Options, s sink, sum *Summary)
 		go func() {
 			defer wg.Done()
 			var sc scratch
+			recs := make([]record.Record, chunkRecords)
 			for j := range work {
-				j.recs, j.err = record.Merge(j.g.files)
-				if j.err == nil {
-					j.b = s.prepare(j.st, j.recs, &sc)
-				}
-				close(j.done)
+				j.err = mergeJob(readCtx, s, j, recs, &sc)
+				held.Release(inFlight(j.g))
+				close(j.batches)
 			}
 		}()
 	}
@@ -218,7 +280,7 @@ func run(ctx context.Context, paths []string, opt Options, s sink, sum *Summary)
 			sum.Ignored = append(sum.Ignored, err.Error())
 			mu.Unlock()
 		}
-		late, readErr = read(readCtx, paths, opt.BufferBytes, opt.Strict, &rc, bad, ignored, func(g *group) error {
+		late, readErr = read(readCtx, paths, opt, &rc, bad, ignored, func(g *group) error {
 			mu.Lock()
 			st := stats[g.stream]
 			if st == nil {
@@ -227,10 +289,14 @@ func run(ctx context.Context, paths []string, opt Options, s sink, sum *Summary)
 				order = append(order, st)
 			}
 			mu.Unlock()
-			j := &job{g: g, st: st, done: make(chan struct{})}
+			if err := held.Acquire(readCtx, inFlight(g)); err != nil {
+				return err
+			}
+			j := &job{g: g, st: st, batches: make(chan batch, jobBatches)}
 			select {
 			case queue <- j:
 			case <-readCtx.Done():
+				held.Release(inFlight(g))
 				return readCtx.Err()
 			}
 			work <- j // a worker is free once the queue took j (queue >= work)
@@ -240,38 +306,48 @@ func run(ctx context.Context, paths []string, opt Options, s sink, sum *Summary)
 
 	var sendErr error
 	for j := range queue {
-		<-j.done
+		st := j.st
+		var published int
+		for b := range j.batches {
+			if ctx.Err() != nil || sendErr != nil {
+				continue // drain so the worker and the reader can finish
+			}
+			if b.n > 0 {
+				if st.sent.Load() == 0 || b.first < st.first {
+					st.first = b.first
+				}
+				if b.last > st.last {
+					st.last = b.last
+				}
+			}
+			rc.firstSend.CompareAndSwap(0, time.Now().UnixNano())
+			rc.recordsSent.Add(int64(b.n))
+			if err := s.commit(st, b); err != nil {
+				sendErr = err
+				stopRead()
+			}
+			published += b.n
+		}
 		if ctx.Err() != nil || sendErr != nil {
-			continue // drain so the reader can finish
+			continue
+		}
+		for _, f := range j.g.files {
+			rc.samplesSent.Add(int64(f.Len()))
 		}
 		if j.err != nil {
 			name := groupName(j.g)
-			bad(FileError{Name: name, Err: fmt.Errorf("merge %s: %w", name, j.err)})
+			err := fmt.Errorf("merge %s: %w", name, j.err)
+			if published > 0 {
+				// The group is merged and sent in chunks: what came before
+				// the bad sample is on the topic already.
+				err = fmt.Errorf("%w (the first %d records of this group, up to the bad sample, were published)", err, published)
+			}
+			bad(FileError{Name: name, Err: err})
 			if opt.Strict {
 				sendErr = fmt.Errorf("--strict: stopping at the first bad input: %w", j.err)
 				stopRead()
 			}
-			continue
 		}
-		st := j.st
-		if n := len(j.recs); n > 0 {
-			if st.sent.Load() == 0 || j.recs[0].Time < st.first {
-				st.first = j.recs[0].Time
-			}
-			if j.recs[n-1].Time > st.last {
-				st.last = j.recs[n-1].Time
-			}
-		}
-		rc.firstSend.CompareAndSwap(0, time.Now().UnixNano())
-		for _, f := range j.g.files {
-			rc.samplesSent.Add(int64(f.Len()))
-		}
-		rc.recordsSent.Add(int64(len(j.recs)))
-		if err := s.commit(st, j.b); err != nil {
-			sendErr = err
-			stopRead()
-		}
-		j.recs, j.b = nil, batch{}
 	}
 	wg.Wait()
 
@@ -326,6 +402,36 @@ func run(ctx context.Context, paths []string, opt Options, s sink, sum *Summary)
 	return errors.Join(errs...)
 }
 
+// mergeJob merges j's group chunk by chunk, encodes each chunk and passes it
+// on j.batches. It stops early when ctx is done (the run is stopping).
+func mergeJob(ctx context.Context, s sink, j *job, recs []record.Record, sc *scratch) error {
+	m, err := record.NewMerger(j.g.files)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	for {
+		n, err := m.Next(recs)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		b := s.prepare(j.st, recs[:n], sc)
+		b.first, b.last = recs[0].Time, recs[n-1].Time
+		select {
+		case j.batches <- b:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// inFlight is what a group counts against inFlightBytes: its sample bytes,
+// at most the whole semaphore (a larger group then runs alone).
+func inFlight(g *group) int64 { return min(g.bytes, inFlightBytes) }
+
 func groupName(g *group) string {
 	if len(g.files) == 1 {
 		return g.files[0].Name
@@ -342,11 +448,14 @@ type jsonSink struct {
 
 func (j *jsonSink) stream(s stream) *streamStats { return &streamStats{stream: s, partition: -1} }
 
-func (j *jsonSink) prepare(st *streamStats, recs []record.Record, _ *scratch) batch {
-	var b []byte
+func (j *jsonSink) prepare(st *streamStats, recs []record.Record, sc *scratch) batch {
+	b := make([]byte, 0, sc.size(len(recs), 1024))
 	for i := range recs {
 		b = record.AppendJSON(b, j.topic, &recs[i])
 		b = append(b, '\n')
+	}
+	if len(recs) > 0 {
+		sc.perRecord = len(b) / len(recs)
 	}
 	return batch{lines: b, n: len(recs)}
 }

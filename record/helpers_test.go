@@ -1,6 +1,7 @@
 package record
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -68,4 +69,16 @@ func memFile(t testing.TB, name string, startMs, intervalMs int64, ints []int32,
 	}
 	f.Header = h
 	return f
+}
+
+// sampleValue is sample i of an in-memory file as the record carries it.
+func sampleValue(f *bottle.File, i int) (int32, error) {
+	if f.Header.DataType != bottle.Float32 {
+		return f.Ints[i], nil
+	}
+	v, ok := ScaleFloat(f.Floats[i])
+	if !ok {
+		return 0, fmt.Errorf("%s: sample %d: float %v does not fit", f.Name, i, f.Floats[i])
+	}
+	return v, nil
 }

@@ -1,6 +1,7 @@
 package record
 
 import (
+	"math/bits"
 	"strconv"
 	"unicode/utf8"
 )
@@ -19,17 +20,14 @@ func AppendJSON(dst []byte, topic string, r *Record) []byte {
 	dst = append(dst, `,"key":{"site":`...)
 	dst = appendJSONString(dst, r.Site)
 	dst = append(dst, `},"value":{`...)
-	for i, name := range FieldNames {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = append(dst, '"')
-		dst = append(dst, name...) // field names are plain identifiers
-		dst = append(dst, `":`...)
-		if !r.IsSet(i) {
-			dst = append(dst, "null"...)
-			continue
-		}
+	// Most fields of a record are null: copy each run of nulls from the
+	// all-null template in one append, and write only the set fields (a
+	// record is ~950 bytes, of which a 20-sps record sets 7 fields).
+	prev := 0 // template offset where the next field begins
+	for set := r.Set & (1<<NumFields - 1); set != 0; set &= set - 1 {
+		i := bits.TrailingZeros64(set)
+		dst = append(dst, nullTemplate[prev:fieldStart[i]]...)
+		dst = append(dst, fieldPrefix[i]...)
 		switch i {
 		case FieldSite:
 			dst = append(dst, `{"string":`...)
@@ -45,9 +43,35 @@ func AppendJSON(dst []byte, topic string, r *Record) []byte {
 			dst = strconv.AppendInt(dst, int64(r.Ints[i-FirstInt]), 10)
 		}
 		dst = append(dst, '}')
+		prev = fieldStart[i+1]
 	}
+	dst = append(dst, nullTemplate[prev:]...)
 	return append(dst, "}}"...)
 }
+
+// nullTemplate is the value object's fields with every one null, without
+// the braces: "site":null,"time":null,... fieldStart[i] is where field i's
+// text begins (after the comma that separates it from field i-1), and
+// fieldStart[NumFields] the template's length; fieldPrefix[i] is the
+// comma (for i > 0) and "name": that start field i. Field names are plain
+// identifiers, so they need no escaping.
+var nullTemplate, fieldStart, fieldPrefix = func() (string, [NumFields + 1]int, [NumFields]string) {
+	var b []byte
+	var start [NumFields + 1]int
+	var prefix [NumFields]string
+	for i, name := range FieldNames {
+		start[i] = len(b)
+		p := `"` + name + `":`
+		if i > 0 {
+			p = "," + p
+		}
+		prefix[i] = p
+		b = append(b, p...)
+		b = append(b, "null"...)
+	}
+	start[NumFields] = len(b)
+	return string(b), start, prefix
+}()
 
 const hexDigits = "0123456789abcdef"
 

@@ -1,7 +1,9 @@
 package record
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"slices"
 
@@ -19,155 +21,221 @@ import (
 // Float channels are carried as ScaleFloat(v): round(v × 10000), the SEED
 // convention. Two files giving different values for the same field at the
 // same instant are an error, as is a value that does not fit an Avro int.
+//
+// Merge returns all records at once; Merger gives the same records a chunk at
+// a time, in memory that does not grow with the files' length.
 func Merge(files []*bottle.File) ([]Record, error) {
 	if len(files) == 0 {
 		return nil, nil
 	}
-	site, session := files[0].Info.Site, files[0].Info.Session
-	fields := make([]int, len(files))
+	m, err := NewMerger(files)
+	if err != nil {
+		return nil, err
+	}
+	defer m.Close()
 	total := 0
+	for _, f := range files {
+		total += f.Len()
+	}
+	out := make([]Record, 0, max(1024, min(total, 1<<20)))
+	for {
+		if cap(out)-len(out) < 1024 {
+			out = slices.Grow(out, len(out))
+		}
+		n, err := m.Next(out[len(out):cap(out)])
+		out = out[:len(out)+n]
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+// Merger is Merge as a stream: each file's samples are read in chunks
+// (bottle.Samples) and merged by time, so memory is a chunk per file plus the
+// records asked for, whatever the files' length. A file's sample times
+// increase strictly (start + i × interval, interval > 0), so merging the
+// files' cursors by their current time gives every distinct instant once, in
+// order.
+type Merger struct {
+	site    string
+	session bottle.Session
+	curs    []cursor
+	ts      []byte // timestamps of the records of one Next call
+	ends    []int
+	err     error // sticky
+}
+
+// cursor is one file's position in a Merger.
+type cursor struct {
+	f           *bottle.File
+	field       int
+	s           *bottle.Samples
+	start, step int64 // sample 0's time and the interval, ms
+	ints        []int32
+	floats      []float32
+	first, pos  int   // sample index of the chunk's start; position in it
+	t           int64 // time of the current sample
+	done        bool
+}
+
+// NewMerger checks that files are of one site and session, with channels
+// that map to gtsm_etl int fields, and opens their samples. Close releases
+// them.
+func NewMerger(files []*bottle.File) (*Merger, error) {
+	if len(files) == 0 {
+		return &Merger{}, nil
+	}
+	m := &Merger{site: files[0].Info.Site, session: files[0].Info.Session}
+	fields := make([]int, len(files))
 	for k, f := range files {
 		if f.Info.Site == "" || f.Info.Field == "" {
 			return nil, fmt.Errorf("merge %s: file has no name info (site/channel); read it with bottle.ReadFile or bottle.Walk", f.Name)
 		}
-		if f.Info.Site != site || f.Info.Session != session {
+		if f.Info.Site != m.site || f.Info.Session != m.session {
 			return nil, fmt.Errorf("merge: %s is %s %s but %s is %s %s; merge one site and session at a time",
-				f.Name, f.Info.Site, f.Info.Session, files[0].Name, site, session)
+				f.Name, f.Info.Site, f.Info.Session, files[0].Name, m.site, m.session)
 		}
 		i, ok := FieldIndex(f.Info.Field)
 		if !ok || i < FirstInt {
 			return nil, fmt.Errorf("merge %s: channel %s maps to %q, not a gtsm_etl int field", f.Name, f.Info.Channel, f.Info.Field)
 		}
 		fields[k] = i
-		total += f.Len()
 	}
-
-	times := sampleTimes(files, total)
-	recs := make([]Record, len(times))
-	// All timestamps share one string: one allocation instead of one per
-	// record (a Min day has 1.7M records).
-	var buf []byte
-	ends := make([]int, len(times))
-	for i, t := range times {
-		buf = appendTimestamp(buf, t)
-		ends[i] = len(buf)
-	}
-	all := string(buf)
-	start := 0
-	for i, t := range times {
-		r := &recs[i]
-		r.Site, r.Time, r.Timestamp, r.Session = site, t, all[start:ends[i]], session
-		r.Set = 1<<FieldSite | 1<<FieldTime | 1<<FieldTimestamp
-		start = ends[i]
-	}
+	m.curs = make([]cursor, len(files))
 	for k, f := range files {
-		field := fields[k]
-		bit := uint64(1) << uint(field)
-		j := 0 // index in times; a file's own times only increase
-		for i := range f.Len() {
-			t := f.Header.TimeMs(i)
-			for times[j] != t {
-				j++
-			}
-			if f.IsMissing(i) {
-				continue
-			}
-			v, err := sampleValue(f, i)
-			if err != nil {
-				return nil, err
-			}
-			r := &recs[j]
-			if r.Set&bit != 0 && r.Ints[field-FirstInt] != v {
-				return nil, fmt.Errorf("merge %s: sample %d (%s) gives %s = %d, but another file gave %d at the same instant",
-					f.Name, i, FormatTimestamp(t), FieldNames[field], v, r.Ints[field-FirstInt])
-			}
-			r.SetInt(field, v)
+		s, err := f.Samples()
+		if err != nil {
+			m.Close()
+			return nil, fmt.Errorf("merge %s: %w", f.Name, err)
+		}
+		c := &m.curs[k]
+		*c = cursor{f: f, field: fields[k], s: s, start: f.Header.StartMs(), step: f.Header.IntervalMs()}
+		if err := c.load(); err != nil {
+			m.Close()
+			return nil, err
 		}
 	}
-	return recs, nil
+	return m, nil
 }
 
-// sampleTimes returns the distinct sample times of all files, sorted. Files
-// of a session lie on a common grid (600 s, 1 s or 50 ms steps, the Day
-// ancillaries at multiples of 600 s), so the usual case marks slots of that
-// grid in O(samples); times off any common grid fall back to sorting.
-func sampleTimes(files []*bottle.File, total int) []int64 {
-	lo, hi, step := int64(math.MaxInt64), int64(math.MinInt64), int64(0)
-	for _, f := range files {
-		if n := f.Len(); n > 0 {
-			lo = min(lo, f.Header.TimeMs(0))
-			hi = max(hi, f.Header.TimeMs(n-1))
-		}
-	}
-	if total == 0 {
+// load reads the cursor's next chunk, or marks it done.
+func (c *cursor) load() error {
+	first, ints, floats, err := c.s.Next()
+	if err == io.EOF {
+		c.done = true
 		return nil
 	}
-	for _, f := range files {
-		if f.Len() > 0 {
-			step = gcd(step, f.Header.TimeMs(0)-lo)
-			if f.Len() > 1 {
-				step = gcd(step, f.Header.IntervalMs())
-			}
-		}
+	if err != nil {
+		return fmt.Errorf("merge %s: %w", c.f.Name, err)
 	}
-	if step == 0 { // every file has one sample, all at lo
-		return []int64{lo}
-	}
-	slots := (hi-lo)/step + 1
-	if slots > int64(4*total+1024) {
-		times := make([]int64, 0, total)
-		for _, f := range files {
-			for i := range f.Len() {
-				times = append(times, f.Header.TimeMs(i))
-			}
-		}
-		slices.Sort(times)
-		return slices.Compact(times)
-	}
-	used := make([]bool, slots)
-	n := 0
-	for _, f := range files {
-		first, k := (f.Header.TimeMs(0)-lo)/step, f.Header.IntervalMs()/step
-		for i := range int64(f.Len()) {
-			j := first + i*k
-			if !used[j] {
-				used[j] = true
-				n++
-			}
-		}
-	}
-	times := make([]int64, 0, n)
-	for j, u := range used {
-		if u {
-			times = append(times, lo+int64(j)*step)
-		}
-	}
-	return times
+	c.first, c.pos, c.ints, c.floats = first, 0, ints, floats
+	c.t = c.start + int64(first)*c.step
+	return nil
 }
 
-func gcd(a, b int64) int64 {
-	if a < 0 {
-		a = -a
+// advance moves to the next sample.
+func (c *cursor) advance() error {
+	c.pos++
+	if c.pos == len(c.ints)+len(c.floats) {
+		return c.load()
 	}
-	if b < 0 {
-		b = -b
-	}
-	for b != 0 {
-		a, b = b, a%b
-	}
-	return a
+	c.t += c.step
+	return nil
 }
 
-// sampleValue is sample i of f as an Avro int.
-func sampleValue(f *bottle.File, i int) (int32, error) {
-	if f.Header.DataType != bottle.Float32 {
-		return f.Ints[i], nil
+// value is the current sample as an Avro int, and whether it is the fill value.
+func (c *cursor) value() (v int32, missing bool, err error) {
+	h := &c.f.Header
+	if c.floats == nil {
+		v := c.ints[c.pos]
+		return v, h.MissingInt(v), nil
 	}
-	v, ok := ScaleFloat(f.Floats[i])
+	x := c.floats[c.pos]
+	if h.MissingFloat(x) {
+		return 0, true, nil
+	}
+	v, ok := ScaleFloat(x)
 	if !ok {
-		return 0, fmt.Errorf("%s: sample %d: float %v × 10000 does not fit an Avro int", f.Name, i, f.Floats[i])
+		return 0, false, fmt.Errorf("%s: sample %d: float %v × 10000 does not fit an Avro int", c.f.Name, c.first+c.pos, x)
 	}
-	return v, nil
+	return v, false, nil
+}
+
+// Next fills dst with the next records in time order and returns how many.
+// At the end it returns 0, io.EOF; after an error it returns that error
+// again. The records' Timestamp strings share one allocation per call.
+func (m *Merger) Next(dst []Record) (int, error) {
+	if m.err != nil {
+		return 0, m.err
+	}
+	m.ts, m.ends = m.ts[:0], m.ends[:0]
+	n := 0
+	for n < len(dst) {
+		t, found := int64(math.MaxInt64), false
+		for k := range m.curs {
+			if c := &m.curs[k]; !c.done && c.t <= t {
+				t, found = c.t, true
+			}
+		}
+		if !found {
+			break
+		}
+		r := &dst[n]
+		*r = Record{Site: m.site, Time: t, Session: m.session, Set: 1<<FieldSite | 1<<FieldTime | 1<<FieldTimestamp}
+		for k := range m.curs {
+			c := &m.curs[k]
+			if c.done || c.t != t {
+				continue
+			}
+			v, missing, err := c.value()
+			if err != nil {
+				m.err = err
+				return 0, err
+			}
+			if !missing {
+				bit := uint64(1) << uint(c.field)
+				if r.Set&bit != 0 && r.Ints[c.field-FirstInt] != v {
+					m.err = fmt.Errorf("merge %s: sample %d (%s) gives %s = %d, but another file gave %d at the same instant",
+						c.f.Name, c.first+c.pos, FormatTimestamp(t), FieldNames[c.field], v, r.Ints[c.field-FirstInt])
+					return 0, m.err
+				}
+				r.SetInt(c.field, v)
+			}
+			if err := c.advance(); err != nil {
+				m.err = err
+				return 0, err
+			}
+		}
+		m.ts = appendTimestamp(m.ts, t)
+		m.ends = append(m.ends, len(m.ts))
+		n++
+	}
+	if n == 0 {
+		return 0, io.EOF
+	}
+	// One string for all the timestamps of this call: one allocation
+	// instead of one per record.
+	all := string(m.ts)
+	start := 0
+	for i := range n {
+		dst[i].Timestamp = all[start:m.ends[i]]
+		start = m.ends[i]
+	}
+	return n, nil
+}
+
+// Close releases the files' samples.
+func (m *Merger) Close() error {
+	var errs []error
+	for k := range m.curs {
+		if s := m.curs[k].s; s != nil {
+			errs = append(errs, s.Close())
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // FloatScale is the factor float channels are multiplied by before rounding:

@@ -1,8 +1,14 @@
 package record
 
 import (
+	"fmt"
+	"io"
+	"maps"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -309,18 +315,27 @@ func TestFormatTimestamp(t *testing.T) {
 	}
 }
 
-// TestSampleTimes compares the grid shortcut with the plain definition (the
-// sorted distinct times of all samples) on random file sets, including ones
-// off any common grid and far apart (the sorting fallback).
-func TestSampleTimes(t *testing.T) {
+// TestMergerStream compares the streaming merge with the plain definition
+// (one record per distinct sample time of any file, sorted, each carrying
+// every file's value at that instant) on random file sets, including files
+// off any common grid, far apart, overlapping copies of one channel, files
+// longer than a chunk (bottle.SampleChunk), and the same files read from disk
+// (bottle.ReadHeader: chunked reads) instead of memory, with Next asked for
+// 1 (small sets), 7 or 5000 records at a time.
+func TestMergerStream(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 10))
 	intervals := []int64{50, 1000, 600000, 1800000, 3600000, 7}
-	for n := range 500 {
-		var files []*bottle.File
-		total := 0
-		want := map[int64]bool{}
+	channels := []string{"B0092118200CH0", "B0092118200CH1", "B0092118200CH2", "B0092118200CH3"}
+	dir := t.TempDir()
+	for n := range 150 {
+		var files, disk []*bottle.File
+		type slot struct {
+			set [4]bool
+			v   [4]int32
+		}
+		want := map[int64]*slot{}
 		base := rng.Int64N(1<<41) - 1<<40
-		for range 1 + rng.IntN(5) {
+		for k := range 1 + rng.IntN(4) {
 			dt := intervals[rng.IntN(len(intervals))]
 			start := base + dt*rng.Int64N(100)
 			switch rng.IntN(4) {
@@ -329,25 +344,95 @@ func TestSampleTimes(t *testing.T) {
 			case 1:
 				start += rng.Int64N(1 << 40) // far away
 			}
-			ints := make([]int32, rng.IntN(50))
-			f := memFile(t, "B0092118200CH0", 0, dt, ints, nil)
+			size := rng.IntN(50)
+			if rng.IntN(8) == 0 {
+				size = bottle.SampleChunk + rng.IntN(2*bottle.SampleChunk)
+			}
+			ints := make([]int32, size)
+			for i := range ints {
+				ints[i] = int32(rng.IntN(1000))
+				if rng.IntN(10) == 0 {
+					ints[i] = 999999
+				}
+			}
+			f := memFile(t, channels[k], 0, dt, ints, nil)
 			f.Header.Start = float64(start) / 1000
 			if f.Header.StartMs() != start {
 				continue // not representable as a float64 of seconds
 			}
-			for i := range ints {
-				want[f.Header.TimeMs(i)] = true
+			for i, v := range ints {
+				tm := f.Header.TimeMs(i)
+				s := want[tm]
+				if s == nil {
+					s = &slot{}
+					want[tm] = s
+				}
+				if v != 999999 {
+					s.set[k], s.v[k] = true, v
+				}
 			}
 			files = append(files, f)
-			total += len(ints)
+			b, err := bottle.Encode(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sub := filepath.Join(dir, fmt.Sprint(n))
+			if err := os.MkdirAll(sub, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(sub, channels[k])
+			if err := os.WriteFile(path, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			df, err := bottle.ReadHeader(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !df.OnDisk() || df.Len() != size {
+				t.Fatalf("ReadHeader: on disk %v, %d samples, want %d", df.OnDisk(), df.Len(), size)
+			}
+			disk = append(disk, df)
 		}
-		got := sampleTimes(files, total)
-		if len(got) != len(want) {
-			t.Fatalf("set %d: %d times, want %d", n, len(got), len(want))
-		}
-		for i, tm := range got {
-			if !want[tm] || i > 0 && got[i-1] >= tm {
-				t.Fatalf("set %d: times not the sorted distinct sample times: %v", n, got)
+		times := slices.Sorted(maps.Keys(want))
+		for _, set := range [][]*bottle.File{files, disk} {
+			for _, chunk := range []int{1, 7, 5000} {
+				if chunk == 1 && len(times) > 1000 {
+					continue // one record per call is slow to check; small sets cover it
+				}
+				m, err := NewMerger(set)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got []Record
+				buf := make([]Record, chunk)
+				for {
+					k, err := m.Next(buf)
+					got = append(got, buf[:k]...)
+					if err == io.EOF {
+						break
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := m.Close(); err != nil {
+					t.Fatal(err)
+				}
+				if len(got) != len(times) {
+					t.Fatalf("set %d chunk %d: %d records, want %d", n, chunk, len(got), len(times))
+				}
+				for i, r := range got {
+					if r.Time != times[i] || r.Timestamp != FormatTimestamp(times[i]) {
+						t.Fatalf("set %d chunk %d: record %d at %d %q, want %d", n, chunk, i, r.Time, r.Timestamp, times[i])
+					}
+					s := want[r.Time]
+					for k := range 4 {
+						v, ok := r.Int(FirstInt + 4 + k) // ls1_t0..ls4_t0
+						if ok != s.set[k] || ok && v != s.v[k] {
+							t.Fatalf("set %d chunk %d: record %d ls%d_t0 = %d,%v, want %d,%v", n, chunk, i, k+1, v, ok, s.v[k], s.set[k])
+						}
+					}
+				}
 			}
 		}
 	}

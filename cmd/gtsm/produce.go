@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -27,6 +28,15 @@ EarthScope archives (.tgz, _20.tar, day tars of hour tars). An input that
 cannot be read is reported (file, archive member, reason), skipped, and
 makes the exit status 1; --strict stops at the first instead. Ctrl-C stops
 reading, waits for in-flight records, and reports exactly what was delivered.
+
+Memory: the process stays within --buffer-mb + 192 MiB (RSS) whatever the
+size of the inputs: large files are read in chunks, records are merged,
+encoded and sent 1024 at a time, and at most 32,768 records (16 MiB) wait
+for the broker's acknowledgement. Symbolic links are followed, also inside
+directories (a link back to a directory being walked is reported, not
+entered). A file whose sample times are implausible (before 1990, after the
+clock + 1 day, or more than a day outside the period its name gives) is an
+unreadable input: reported with its first bad sample, nothing of it sent.
 
 Environment (flags win; both win over --config): BOOTSTRAP_SERVERS,
 SCHEMA_REGISTRY_URL, AVRO_SCHEMAS_ROOT (a directory with gtsm_etl-key.avsc /
@@ -85,7 +95,7 @@ func runProduce(ctx context.Context, env *environ, args []string) error {
 	fs.BoolVar(&dryRun, "dry-run", false, "print one JSON line per record to stdout, in publish order; no broker or registry needed")
 	fs.BoolVar(&o.Strict, "strict", false, "stop at the first input that cannot be read")
 	fs.BoolVarP(&quiet, "quiet", "q", false, "no progress line and no summary (errors are still printed)")
-	fs.Int64Var(&bufMB, "buffer-mb", producer.DefaultBufferBytes>>20, "MiB of samples held to put each site's records in time order whatever the input order")
+	fs.Int64Var(&bufMB, "buffer-mb", producer.DefaultBufferBytes>>20, "MiB of samples held to put each site's records in time order whatever the input order; the process stays within this + "+producer.MemoryConstantText+" of memory (RSS), whatever the input size")
 	fs.StringVar(&o.Kafka.Compression, "compression", producer.DefaultCompression, "batch compression: none, lz4, zstd, snappy, gzip")
 	fs.DurationVar(&o.Kafka.Linger, "linger", producer.DefaultLinger, "how long a partition waits to fill a batch")
 	fs.BoolVar(&o.Kafka.TLS, "tls", false, "connect to Kafka with TLS (implied by the other --tls-* flags)")
@@ -150,6 +160,12 @@ func runProduce(ctx context.Context, env *environ, args []string) error {
 			fmt.Fprintf(env.stderr, "\r\033[K%s", p.Line())
 		}
 		o.ProgressEvery = 250 * time.Millisecond
+	}
+	// Hold the Go heap to the buffer plus the pipeline's constant
+	// (docs/performance.md, "Producer memory"): a soft limit, only for this
+	// run, and only when GOMEMLIMIT does not set one.
+	if env.getenv("GOMEMLIMIT") == "" {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(producer.MemoryLimit(o.BufferBytes)))
 	}
 	sum, err := producer.Run(ctx, paths, o)
 	if o.Progress != nil {
