@@ -1,6 +1,7 @@
 package flink
 
 import (
+	"context"
 	"crypto/sha1"
 	"encoding/hex"
 	"fmt"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"github.com/earthscope/gtsm-stream/internal/testutil"
+
+	"gopkg.in/yaml.v3"
 )
 
 // mavenServer serves fake connector jars in Maven's layout and counts the
@@ -225,5 +228,121 @@ func TestInstallConnectorsPinnedMismatch(t *testing.T) {
 	}
 	if n := srv.count(kafkaPath + ".sha1"); n != 0 {
 		t.Errorf("the .sha1 was fetched %d times although the sum is pinned", n)
+	}
+}
+
+// TestFlinkServiceCommands starts the four Flink services' commands from
+// docker-compose.yml at once, as `docker compose up -d` does: bash -c with
+// the compose environment, the real install script (against a local Maven)
+// and a stand-in for the image's /docker-entrypoint.sh that, like flink-docker's,
+// writes FLINK_PROPERTIES into the configuration and then runs its arguments
+// (recorded here instead). Every service must install both jars and hand its
+// command to the entrypoint, so the sql-client's configuration has
+// rest.address: flink-jobmanager for `docker compose exec sql-client
+// bin/sql-client.sh`.
+func TestFlinkServiceCommands(t *testing.T) {
+	root := testutil.RepoRoot(t)
+	raw, err := os.ReadFile(filepath.Join(root, "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c composeFile
+	if err := yaml.Unmarshal(raw, &c); err != nil {
+		t.Fatal(err)
+	}
+	const (
+		kafkaPath = "/maven2/org/apache/flink/flink-sql-connector-kafka/3.3.0-1.20/flink-sql-connector-kafka-3.3.0-1.20.jar"
+		avroPath  = "/maven2/org/apache/flink/flink-sql-avro-confluent-registry/1.20.1/flink-sql-avro-confluent-registry-1.20.1.jar"
+	)
+	srv := newMavenServer(t, map[string]string{kafkaPath: "kafka jar", avroPath: "avro jar"}, true)
+	tmp := t.TempDir()
+	cache := filepath.Join(tmp, "connectors")
+	entrypoint := filepath.Join(tmp, "docker-entrypoint.sh")
+	if err := os.WriteFile(entrypoint, []byte(`#!/usr/bin/env bash
+set -eu
+mkdir -p "$FLINK_HOME/conf"
+printf '%s\n' "${FLINK_PROPERTIES:-}" >> "$FLINK_HOME/conf/config.yaml"
+printf '%s\n' "$*" > "$FLINK_HOME/entrypoint.args"
+`), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"jobmanager":  "jobmanager",
+		"taskmanager": "taskmanager",
+		"sql-gateway": "bin/sql-gateway.sh start-foreground",
+		"sql-client":  "tail -f /dev/null",
+	}
+	type result struct {
+		out string
+		err error
+	}
+	results := map[string]*result{}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for name := range want {
+		s, ok := c.Services[name]
+		if !ok {
+			t.Fatalf("service %s missing", name)
+		}
+		ep := command(s.Entrypoint)
+		if ep != "/bin/bash -c" {
+			t.Fatalf("%s: entrypoint %q, want /bin/bash -c", name, ep)
+		}
+		script := command(s.Command)
+		script = strings.ReplaceAll(script, "/opt/gtsm/flink/install-connectors.sh", filepath.Join(root, "flink", "install-connectors.sh"))
+		script = strings.ReplaceAll(script, "/docker-entrypoint.sh", entrypoint)
+		home := filepath.Join(tmp, name)
+		if err := os.MkdirAll(filepath.Join(home, "lib"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(home, "lib", "flink-dist-1.20.1.jar"), []byte("dist"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		e := env(s.Environment)
+		if e["CONNECTOR_CACHE"] != "/opt/flink/connectors" {
+			t.Errorf("%s: CONNECTOR_CACHE=%q, the flink-connectors volume is /opt/flink/connectors", name, e["CONNECTOR_CACHE"])
+		}
+		// A command that bypasses the stand-in entrypoint would run the real
+		// tail -f forever: bounded.
+		cmd := exec.CommandContext(ctx, "/bin/bash", "-c", script)
+		cmd.WaitDelay = time.Second
+		cmd.Env = append(os.Environ(), "FLINK_HOME="+home, "CONNECTOR_CACHE="+cache,
+			"MAVEN_REPO="+srv.URL+"/maven2", "FLINK_PROPERTIES="+e["FLINK_PROPERTIES"])
+		r := &result{}
+		results[name] = r
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, err := cmd.CombinedOutput()
+			r.out, r.err = string(out), err
+		}()
+	}
+	wg.Wait()
+	for name, args := range want {
+		r := results[name]
+		if r.err != nil {
+			t.Errorf("%s: %v\n%s", name, r.err, r.out)
+			continue
+		}
+		home := filepath.Join(tmp, name)
+		got, err := os.ReadFile(filepath.Join(home, "entrypoint.args"))
+		if err != nil || !strings.HasPrefix(string(got), args) {
+			t.Errorf("%s: entrypoint ran with %q (%v), want %q...", name, got, err, args)
+		}
+		conf, _ := os.ReadFile(filepath.Join(home, "conf", "config.yaml"))
+		for _, line := range []string{"rest.address: flink-jobmanager", "table.local-time-zone: UTC"} {
+			if !strings.Contains(string(conf), line) {
+				t.Errorf("%s: configuration lacks %q:\n%s", name, line, conf)
+			}
+		}
+		for _, jar := range []string{"flink-sql-connector-kafka-3.3.0-1.20.jar", "flink-sql-avro-confluent-registry-1.20.1.jar"} {
+			if _, err := os.Stat(filepath.Join(home, "lib", jar)); err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+	}
+	if n := srv.count(kafkaPath); n != 1 {
+		t.Errorf("the Kafka connector was downloaded %d times by four services, want once", n)
 	}
 }

@@ -16,7 +16,10 @@ import (
 )
 
 type composeFile struct {
+	Version  any `yaml:"version"`
 	Services map[string]struct {
+		ContainerName string `yaml:"container_name"`
+		Healthcheck   any    `yaml:"healthcheck"`
 		Image       string `yaml:"image"`
 		Build       any    `yaml:"build"`
 		Hostname    string `yaml:"hostname"`
@@ -40,7 +43,11 @@ func ports(list []any) []string {
 		case string:
 			out = append(out, p)
 		case map[string]any:
-			out = append(out, strings.TrimSpace(yamlScalar(p["published"])+":"+yamlScalar(p["target"])))
+			hp := yamlScalar(p["published"]) + ":" + yamlScalar(p["target"])
+			if ip, ok := p["host_ip"].(string); ok && ip != "" {
+				hp = ip + ":" + hp
+			}
+			out = append(out, strings.TrimSpace(hp))
 		}
 	}
 	return out
@@ -166,7 +173,7 @@ func checkStack(t reporter, c composeFile, root string) {
 			"SCHEMA_REGISTRY_URL": "http://kafka-schema-registry:8081",
 			"AVRO_SCHEMAS_ROOT":   "/avro_schemas",
 		}, []string{"avro_schemas:/avro_schemas:ro"}},
-		{"gtsm-processor", "", []string{"5433:5433", "8080:8080"}, map[string]string{
+		{"gtsm-processor", "", []string{"127.0.0.1:5433:5433", "127.0.0.1:8080:8080"}, map[string]string{
 			"BOOTSTRAP_SERVERS":   "kafka-broker:9092",
 			"SCHEMA_REGISTRY_URL": "http://kafka-schema-registry:8081",
 			"AVRO_SCHEMAS_ROOT":   "/avro_schemas",
@@ -216,6 +223,28 @@ func checkStack(t reporter, c composeFile, root string) {
 		if cmd := command(s.Command); !strings.Contains(cmd, "/opt/gtsm/flink/install-connectors.sh") {
 			t.Errorf("%s: does not install the connectors first: %q", name, cmd)
 		}
+		// FLINK_PROPERTIES reaches the configuration only through the image's
+		// entrypoint; the sql-client's SELECTs need its rest.address.
+		if cmd := command(s.Command); !strings.Contains(cmd, "&& exec /docker-entrypoint.sh ") {
+			t.Errorf("%s: command %q does not hand over to /docker-entrypoint.sh", name, cmd)
+		}
+		if s.Restart != "unless-stopped" && s.Restart != "on-failure" && s.Restart != "always" {
+			t.Errorf("%s: restart %q: a failed start stays down", name, s.Restart)
+		}
+		if !strings.Contains(env(s.Environment)["FLINK_PROPERTIES"], "rest.address: flink-jobmanager") {
+			t.Errorf("%s: FLINK_PROPERTIES lacks rest.address: flink-jobmanager", name)
+		}
+	}
+	if c.Version != nil {
+		t.Errorf("obsolete top-level version: %v", c.Version)
+	}
+	for name, s := range c.Services {
+		if s.ContainerName != "" {
+			t.Errorf("%s: fixed container_name %q (two projects could not run side by side)", name, s.ContainerName)
+		}
+	}
+	if hc, _ := c.Services["gtsm-producer"].Healthcheck.(map[string]any); hc["disable"] != true {
+		t.Errorf("gtsm-producer: the image's /healthz probe is not disabled for the one-shot producer: %v", hc)
 	}
 	// The install script knows a Kafka connector for the Flink in the images.
 	if m := imgRe.FindStringSubmatch(c.Services["jobmanager"].Image); m != nil {
@@ -299,6 +328,11 @@ func TestComposeCheckCatchesBreakage(t *testing.T) {
 		{"./avro_schemas:/avro_schemas:ro", "./avro_schemas:/avro_schemas"},
 		{`"8088:8088"`, `"8089:8088"`},
 		{"flink:1.20", "flink:1.15"},
+		{"exec /docker-entrypoint.sh tail", "exec tail"},
+		{"restart: unless-stopped\n", "\n"},
+		{`"127.0.0.1:5433:5433"`, `"5433:5433"`},
+		{"    hostname: flink-sql-client\n", "    hostname: flink-sql-client\n    container_name: flink-sql-client\n"},
+		{"\nservices:\n", "\nversion: \"3.8\"\nservices:\n"},
 	} {
 		broken := strings.Replace(string(raw), tc.from, tc.to, 1)
 		if broken == string(raw) {
