@@ -20,16 +20,16 @@ type composeFile struct {
 	Services map[string]struct {
 		ContainerName string `yaml:"container_name"`
 		Healthcheck   any    `yaml:"healthcheck"`
-		Image       string `yaml:"image"`
-		Build       any    `yaml:"build"`
-		Hostname    string `yaml:"hostname"`
-		Command     any    `yaml:"command"`
-		Ports       []any  `yaml:"ports"`
-		Environment any    `yaml:"environment"`
-		Volumes     []any  `yaml:"volumes"`
-		Restart     string `yaml:"restart"`
-		DependsOn   any    `yaml:"depends_on"`
-		Entrypoint  any    `yaml:"entrypoint"`
+		Image         string `yaml:"image"`
+		Build         any    `yaml:"build"`
+		Hostname      string `yaml:"hostname"`
+		Command       any    `yaml:"command"`
+		Ports         []any  `yaml:"ports"`
+		Environment   any    `yaml:"environment"`
+		Volumes       []any  `yaml:"volumes"`
+		Restart       string `yaml:"restart"`
+		DependsOn     any    `yaml:"depends_on"`
+		Entrypoint    any    `yaml:"entrypoint"`
 	} `yaml:"services"`
 	Volumes map[string]any `yaml:"volumes"`
 }

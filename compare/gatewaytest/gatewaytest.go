@@ -55,13 +55,13 @@ type Server struct {
 	// still starting (the readiness wait must ride it out).
 	Down atomic.Bool
 
-	mu         sync.Mutex
-	sessions   map[string]map[string]*operation // session -> operations
+	mu       sync.Mutex
+	sessions map[string]map[string]*operation // session -> operations
 	// Fetches are the times of every result fetch, in order, with whether
 	// the answer was a PAYLOAD without rows (for the backoff tests).
-	Fetches []Fetch
-	Statements []string                         // every statement received, in order
-	Closed     []string                         // sessions closed
+	Fetches    []Fetch
+	Statements []string // every statement received, in order
+	Closed     []string // sessions closed
 	Stats      Stats
 }
 
@@ -81,7 +81,7 @@ type Fetch struct {
 // Stats counts what was served, so tests can check paging really happened.
 type Stats struct {
 	NotReady, Payload, EmptyPayload, EOS int
-	Kinds                  map[string]int // rows sent per kind
+	Kinds                                map[string]int // rows sent per kind
 }
 
 type operation struct {
