@@ -157,12 +157,17 @@ func (r *Readiness) check(ctx context.Context, prevEnd Offsets) (string, Offsets
 			return "Flink SQL Gateway: " + oneLine(err), nil, nil
 		}
 	}
+	var pe *PermanentError
 	end, err := r.End(ctx)
-	if err != nil {
+	if errors.As(err, &pe) {
+		return "", nil, err
+	} else if err != nil {
 		return "topic end offsets: " + oneLine(err), nil, nil
 	}
 	applied, err := r.Applied(ctx)
-	if err != nil {
+	if errors.As(err, &pe) {
+		return "", nil, err
+	} else if err != nil {
 		return "processor: " + oneLine(err), end, nil
 	}
 	var behind []string
@@ -188,6 +193,16 @@ func (r *Readiness) check(ctx context.Context, prevEnd Offsets) (string, Offsets
 	}
 	return "", end, nil
 }
+
+// PermanentError is an error that waiting cannot fix (a wrong password, a
+// bad address): Readiness.Wait returns it at once.
+type PermanentError struct{ Err error }
+
+func (e *PermanentError) Error() string { return e.Err.Error() }
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// Permanent marks err as one that waiting cannot fix.
+func Permanent(err error) error { return &PermanentError{err} }
 
 // oneLine keeps an error's first line.
 func oneLine(err error) string {
