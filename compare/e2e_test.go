@@ -22,6 +22,7 @@ import (
 	"github.com/earthscope/gtsm-stream/compare"
 	"github.com/earthscope/gtsm-stream/compare/gatewaytest"
 	"github.com/earthscope/gtsm-stream/embedded"
+	"github.com/earthscope/gtsm-stream/flink"
 	"github.com/earthscope/gtsm-stream/partition"
 	"github.com/earthscope/gtsm-stream/processor"
 	"github.com/earthscope/gtsm-stream/producer"
@@ -83,6 +84,12 @@ func TestProcessorAgreesWithFlinkQueries(t *testing.T) {
 }
 
 func processorAgrees(t *testing.T, lateGap, resend bool) []*compare.Diff {
+	return processorAgreesWith(t, lateGap, resend, nil)
+}
+
+// processorAgreesWith also publishes more (when not nil) before the
+// processor starts, and returns the diffs of every named query.
+func processorAgreesWith(t *testing.T, lateGap, resend bool, more func(ctx context.Context, st *embedded.Stack)) []*compare.Diff {
 	root := testutil.RepoRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -109,6 +116,9 @@ func processorAgrees(t *testing.T, lateGap, resend bool) []*compare.Diff {
 		extra = append(extra, extra[5], extra[6], extra[250])
 	}
 	publish(t, ctx, st, extra)
+	if more != nil {
+		more(ctx, st)
+	}
 
 	// The processor, until it has everything, then stopped (DuckDB closed
 	// with a checkpoint).
@@ -184,9 +194,9 @@ func loadTopic(t *testing.T, ctx context.Context, db *sql.DB, st *embedded.Stack
 	want := 0
 	ends.Each(func(o kadm.ListedOffset) { want += int(o.Offset) })
 
-	chans := strainChannels()
+	ints := record.FieldNames[record.FirstInt:]
 	var csv strings.Builder
-	csv.WriteString("key_site,site,time,timestamp," + strings.Join(chans, ",") + ",session,kafka_partition,kafka_offset\n")
+	csv.WriteString("key_site,site,time,timestamp," + strings.Join(ints, ",") + ",header_session,kafka_partition,kafka_offset\n")
 	got := 0
 	for got < want {
 		fetches := cl.PollFetches(ctx)
@@ -203,22 +213,25 @@ func loadTopic(t *testing.T, ctx context.Context, db *sql.DB, st *embedded.Stack
 			if err := serde.DecodeValue(ctx, m.Value, &r); err != nil {
 				t.Fatalf("partition %d offset %d value: %v", m.Partition, m.Offset, err)
 			}
-			session := ""
+			header := "\\N" // no header: NULL
 			for _, h := range m.Headers {
 				if h.Key == record.SessionHeader {
-					session = string(h.Value)
+					header = string(h.Value)
 				}
 			}
-			fmt.Fprintf(&csv, "%s,%s,%d,%s", site, r.Site, r.Time, r.Timestamp)
-			for _, c := range chans {
-				i, _ := record.FieldIndex(c)
+			tm := ""
+			if r.IsSet(record.FieldTime) {
+				tm = fmt.Sprint(r.Time)
+			}
+			fmt.Fprintf(&csv, "%s,%s,%s,%s", site, r.Site, tm, r.Timestamp)
+			for i := record.FirstInt; i < record.NumFields; i++ {
 				if v, ok := r.Int(i); ok {
 					fmt.Fprintf(&csv, ",%d", v)
 				} else {
 					csv.WriteString(",")
 				}
 			}
-			fmt.Fprintf(&csv, ",%s,%d,%d\n", session, m.Partition, m.Offset)
+			fmt.Fprintf(&csv, ",%s,%d,%d\n", header, m.Partition, m.Offset)
 		})
 	}
 	path := filepath.Join(t.TempDir(), "topic.csv")
@@ -226,11 +239,13 @@ func loadTopic(t *testing.T, ctx context.Context, db *sql.DB, st *embedded.Stack
 		t.Fatal(err)
 	}
 	cols := "key_site VARCHAR, site VARCHAR, \"time\" BIGINT, \"timestamp\" VARCHAR, " +
-		strings.Join(chans, " INTEGER, ") + " INTEGER, session VARCHAR, kafka_partition INTEGER, kafka_offset BIGINT"
+		strings.Join(ints, " INTEGER, ") + " INTEGER, header_session VARCHAR, kafka_partition INTEGER, kafka_offset BIGINT"
 	for _, q := range []string{
 		"CREATE TABLE topic (" + cols + ")",
-		fmt.Sprintf("COPY topic FROM '%s' (HEADER, NULLSTR '')", path),
-		`CREATE VIEW flink_gtsm_etl AS SELECT *, epoch_ms("time") AS event_time, kafka_offset AS proc_time FROM topic`,
+		// Empty fields and \N (no header) are NULL.
+		fmt.Sprintf("COPY topic FROM '%s' (HEADER, NULLSTR ['', '\\N'])", path),
+		// The session as flink/gtsm_etl.sql computes it, translated.
+		`CREATE VIEW flink_gtsm_etl AS SELECT *, ` + flinkSessionExpr(t) + ` AS session, epoch_ms("time") AS event_time, kafka_offset AS proc_time FROM topic`,
 	} {
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
@@ -281,6 +296,18 @@ func extraRecords(lateGap bool) []record.Record {
 // Confluent-framed key, the session header.
 func publish(t *testing.T, ctx context.Context, st *embedded.Stack, recs []record.Record) {
 	t.Helper()
+	headers := make([]*string, len(recs))
+	for i := range recs {
+		h := recs[i].Session.String()
+		headers[i] = &h
+	}
+	publishHeaders(t, ctx, st, recs, headers)
+}
+
+// publishHeaders is publish with the gtsm_session header of each record
+// given (nil: none), as other writers may send it.
+func publishHeaders(t *testing.T, ctx context.Context, st *embedded.Stack, recs []record.Record, headers []*string) {
+	t.Helper()
 	rc, err := registry.New(registry.Config{URL: st.RegistryURL})
 	if err != nil {
 		t.Fatal(err)
@@ -301,10 +328,90 @@ func publish(t *testing.T, ctx context.Context, st *embedded.Stack, recs []recor
 	for i := range recs {
 		r := &recs[i]
 		key := serde.AppendKey(nil, r.Site)
-		kr := &kgo.Record{Topic: "gtsm_etl", Key: key, Value: serde.AppendValue(nil, r), Partition: partition.For(key, 3),
-			Headers: []kgo.RecordHeader{{Key: record.SessionHeader, Value: []byte(r.Session.String())}}}
+		kr := &kgo.Record{Topic: "gtsm_etl", Key: key, Value: serde.AppendValue(nil, r), Partition: partition.For(key, 3)}
+		if headers[i] != nil {
+			kr.Headers = []kgo.RecordHeader{{Key: record.SessionHeader, Value: []byte(*headers[i])}}
+		}
 		if err := cl.ProduceSync(ctx, kr).FirstErr(); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// flinkSessionExpr is the DDL's computed column session (flink/gtsm_etl.sql)
+// translated to DuckDB over table topic, whose header_session column holds
+// the gtsm_session header.
+func flinkSessionExpr(t *testing.T) string {
+	t.Helper()
+	ddl := flink.DDL()
+	i := strings.Index(ddl, "`session` AS ")
+	j := strings.Index(ddl[max(i, 0):], ",\n\n")
+	if i < 0 || j < 0 {
+		t.Fatal("flink/gtsm_etl.sql: no `session` AS ... computed column ending with a blank line")
+	}
+	e := ddl[i+len("`session` AS ") : i+j]
+	e = strings.ReplaceAll(e, "`headers`['gtsm_session']", "header_session")
+	e = strings.ReplaceAll(e, "AS STRING)", "AS VARCHAR)")
+	e = strings.ReplaceAll(e, "`", `"`)
+	e, err := replaceCall(e, "MOD(", func(args string) (string, error) {
+		a, b, ok := cutLast(args, ",")
+		if !ok {
+			return "", fmt.Errorf("MOD(%s)", args)
+		}
+		return "((" + a + ") % (" + b + "))", nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// TestSessionAndGapsAgree: the session each record belongs to, and what
+// counts as a gap, are decided the same way by the processor and by Flink's
+// SQL (the DDL's session column and gaps.sql, run translated over the topic).
+// Site X003 has one record per rule of processor.sessionOf, with headers
+// that disagree with the fields, none, another case, an unknown one, and
+// records the processor dead-letters (null time, no session); site X002 has
+// Hour samples off the one-second grid (less than two steps apart: no gap;
+// three: a gap of two missing samples).
+func TestSessionAndGapsAgree(t *testing.T) {
+	base := time.Date(2021, 7, 3, 0, 0, 0, 0, time.UTC).UnixMilli()
+	str := func(s string) *string { return &s }
+	var recs []record.Record
+	var headers []*string
+	add := func(site string, tm int64, header *string, fields ...string) {
+		var r record.Record
+		r.SetSite(site)
+		if tm >= 0 {
+			r.SetTime(tm)
+		}
+		for n, f := range fields {
+			i, ok := record.FieldIndex(f)
+			if !ok {
+				t.Fatalf("no field %s", f)
+			}
+			r.SetInt(i, int32(1000+n))
+		}
+		recs, headers = append(recs, r), append(headers, header)
+	}
+	ls := []string{"ls1_t0", "ls2_t0", "ls3_t0", "ls4_t0"}
+	add("X003", base, nil, "re1_t0", "rk1_t0")              // ancillary only, no header: Day
+	add("X003", base+600_000, str("Hour"), "rs1_t0")        // header says Hour, fields Day: Day
+	add("X003", base+1_000, str("Day"), ls...)              // header says Day, fields Hour: Hour
+	add("X003", base+2_250, nil)                            // nothing set, milliseconds: Min
+	add("X003", base+3_000, str("hour"))                    // nothing set, header in lower case: Hour
+	add("X003", base+4_000, str("Week"))                    // unknown header, nothing set: dead letter
+	add("X003", base+5_000, nil)                            // nothing set, whole second: dead letter
+	add("X003", -1, str("Hour"), ls...)                     // null time: dead letter
+	add("X003", base+6_000, str("Min"), "ls1_t0", "bs1_t0") // mixed fields: the header, Min
+	for _, off := range []int64{0, 1_000, 2_500, 5_500, 6_000, 9_250} {
+		add("X002", base+off, str("Hour"), ls...)
+	}
+	for _, d := range processorAgreesWith(t, false, false, func(ctx context.Context, st *embedded.Stack) {
+		publishHeaders(t, ctx, st, recs, headers)
+	}) {
+		if !d.Same() {
+			t.Errorf("%s: the processor and Flink's SQL disagree", d.Query)
 		}
 	}
 }
