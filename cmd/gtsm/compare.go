@@ -204,6 +204,16 @@ func runCompare(ctx context.Context, env *environ, args []string) error {
 	if now, err := applied(ctx); err == nil && !now.Equal(offsets) {
 		fmt.Fprintf(env.stderr, "gtsm compare: note: the processor applied more messages during the comparison (now %s): differences may come from them; run again\n", now)
 	}
+	if runErr != nil {
+		// Flink's avro-confluent format has no ignore-parse-errors: one
+		// message it cannot decode fails every query, where the processor
+		// keeps it in dead_letters and goes on.
+		if t, err := duckSide.Run(ctx, "SELECT count(*), min(kafka_partition), min(kafka_offset) FROM dead_letters WHERE topic = '"+compareTopic+"'"); err == nil &&
+			len(t.Rows) == 1 && t.Rows[0][0] != nil && t.Rows[0][0] != int64(0) {
+			fmt.Fprintf(env.stderr, "gtsm compare: note: the processor dead-lettered %v messages of %s (first: partition %v offset %v; SELECT * FROM dead_letters): "+
+				"a message Flink cannot decode fails every Flink query (flink/README.md)\n", t.Rows[0][0], compareTopic, t.Rows[0][1], t.Rows[0][2])
+		}
+	}
 	differ := 0
 	for _, d := range diffs {
 		if !d.Same() {

@@ -167,6 +167,25 @@ func TestCompareCommandUsage(t *testing.T) {
 
 func TestCompareCommandFlinkError(t *testing.T) {
 	path, _, gw := compareFixture(t)
+	noteFor := "note: the processor dead-lettered 1 messages of gtsm_etl (first: partition 0 offset 1"
+	code, _, errOut := compareCmd(t, nil, "--wait", "0", "--gateway", gw.URL, "--db", path, "gaps")
+	if code != 1 || strings.Contains(errOut, "dead-lettered") {
+		t.Errorf("without dead letters: exit %d, stderr %q", code, errOut)
+	}
+	// A poison message: the processor dead-lettered it; Flink fails on it.
+	db, err := gtsmsql.Open(context.Background(), path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO dead_letters VALUES ('gtsm_etl', 0, 1, 'value: not Confluent-framed Avro', NULL, 'junk', now())`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	code, _, errOut = compareCmd(t, nil, "--wait", "0", "--gateway", gw.URL, "--db", path, "gaps")
+	if code != 1 || !strings.Contains(errOut, noteFor) {
+		t.Errorf("with a dead letter: exit %d, stderr %q lacks %q", code, errOut, noteFor)
+	}
+
 	// "gaps" is not translated by this fake gateway: the error comes back as
 	// Flink's REST error, the command says which query and side, and the
 	// next query still runs.
@@ -177,8 +196,8 @@ func TestCompareCommandFlinkError(t *testing.T) {
 	if !strings.Contains(out, "gaps: ERROR: gaps on flink: flink sql gateway: GET") || !strings.Contains(out, "latest: same (2 rows)") {
 		t.Errorf("stdout %q", out)
 	}
-	if len(gw.Closed) != 1 {
-		t.Errorf("session not closed after the error: %d", len(gw.Closed))
+	if len(gw.Closed) != 3 { // one session per run
+		t.Errorf("sessions not closed after the errors: %d of 3", len(gw.Closed))
 	}
 }
 
