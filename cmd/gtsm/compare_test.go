@@ -95,6 +95,12 @@ func TestCompareCommand(t *testing.T) {
 	if len(gw.Closed) != 1 {
 		t.Errorf("gateway sessions closed: %d, want 1", len(gw.Closed))
 	}
+	// With --db and no --wait: the stopped processor's file is compared as
+	// it is, without asking Kafka (the default localhost:19092 is not ours).
+	code, out, errOut = compareCmd(t, nil, "--gateway", gw.URL, "--db", path, "latest")
+	if code != 0 || !strings.Contains(out, "comparing gtsm_etl partition:next-offset 0:2 (2 messages") {
+		t.Fatalf("--db run: exit %d\nstdout %s\nstderr %s", code, out, errOut)
+	}
 
 	// Through the processor's SQL endpoint (pgwire, pgx on our side), the
 	// gateway from the environment.
