@@ -37,6 +37,12 @@ const latestRows = `('B009', 'Hour', TIMESTAMP '2021-07-01 23:59:59', 86400), ('
 // compareFixture: a processor DuckDB file with site_state rows, and a fake
 // gateway whose Flink "latest" answers from another DuckDB's table.
 func compareFixture(t *testing.T) (path string, flinkDB *sql.DB, gw *gatewaytest.Server) {
+	return compareFixtureHook(t, nil)
+}
+
+// compareFixtureHook is compareFixture calling onQuery (when not nil) as
+// each Flink query arrives.
+func compareFixtureHook(t *testing.T, onQuery func()) (path string, flinkDB *sql.DB, gw *gatewaytest.Server) {
 	t.Helper()
 	ctx := context.Background()
 	path = filepath.Join(t.TempDir(), "gtsm.duckdb")
@@ -71,6 +77,9 @@ func compareFixture(t *testing.T) (path string, flinkDB *sql.DB, gw *gatewaytest
 		case strings.Contains(stmt, "CREATE TABLE IF NOT EXISTS gtsm_etl"), strings.Contains(stmt, "CREATE TEMPORARY VIEW"):
 			return "", nil
 		case strings.Contains(stmt, "AS last_time"):
+			if onQuery != nil {
+				onQuery()
+			}
 			return "SELECT site, session, last_time, records FROM flink_latest", nil
 		}
 		return "", fmt.Errorf("untranslated: %.40s", stmt)
@@ -214,7 +223,12 @@ func TestCompareCommandFlinkError(t *testing.T) {
 // why on stderr, and compares once the processor has caught up, pinned to
 // the offsets it applied.
 func TestCompareWaitsForTheStack(t *testing.T) {
-	path, _, gw := compareFixture(t)
+	var bump func()
+	path, _, gw := compareFixtureHook(t, func() {
+		if bump != nil {
+			bump()
+		}
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	st, err := embedded.Start(embedded.Config{KafkaAddr: "127.0.0.1:0", RegistryAddr: "127.0.0.1:0", Partitions: 1})
@@ -296,6 +310,24 @@ func TestCompareWaitsForTheStack(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("stdout lacks %q:\n%s", want, out.String())
 		}
+	}
+	if strings.Contains(errb.String(), "applied more messages") {
+		t.Errorf("note without cause: %s", errb.String())
+	}
+
+	// The processor applies a third message while Flink runs its query:
+	// the comparison says its side may hold messages Flink did not scan.
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "gtsm_etl", Value: []byte{2}}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	bump = func() {
+		if _, err := db.Exec(`UPDATE kafka_offsets SET next_offset = 3`); err != nil {
+			t.Error(err)
+		}
+	}
+	code, _, errOut = compareCmd(t, vars, "--wait", "0", "latest")
+	if code != 0 || !strings.Contains(errOut, "note: the processor applied more messages during the comparison (now 0:3)") {
+		t.Errorf("exit %d, stderr %q", code, errOut)
 	}
 }
 
