@@ -24,10 +24,20 @@ COPY --from=build /out/gtsm /usr/local/bin/gtsm
 # read-only at /avro_schemas (AVRO_SCHEMAS_ROOT) over the copy.
 COPY testdata /opt/gtsm/testdata
 COPY avro_schemas /avro_schemas
+# Not root: an unprivileged system user owns only /data, where the processor's
+# DuckDB file lives (a new named volume takes this directory's owner).
+RUN useradd --system --uid 10001 --user-group --home-dir /opt/gtsm --no-create-home gtsm \
+ && mkdir -p /data && chown gtsm:gtsm /data
+USER gtsm:gtsm
 WORKDIR /opt/gtsm
 ENV AVRO_SCHEMAS_ROOT=/avro_schemas
-# DuckDB file of the processor lives on a volume.
 VOLUME ["/data"]
-EXPOSE 5433
+# 5433: the SQL endpoint (--sql-addr); 8080: status page, /metrics, /healthz
+# (--http-addr).
+EXPOSE 5433 8080
+# The binary probes the processor's /healthz itself (no curl in the image);
+# a container of another subcommand disables it (docker-compose.yml does for
+# the one-shot producer).
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=4 CMD ["gtsm", "healthcheck"]
 ENTRYPOINT ["gtsm"]
 CMD ["--help"]

@@ -35,7 +35,7 @@ type Gateway struct {
 	Version string
 	HTTP    *http.Client
 	// PollMin and PollMax bound the wait between fetches while a result is
-	// NOT_READY (doubling from PollMin).
+	// NOT_READY or comes as empty PAYLOAD pages (doubling from PollMin).
 	PollMin, PollMax time.Duration
 }
 
@@ -229,6 +229,8 @@ type Result struct {
 	Table   *Table
 	JobID   string
 	Pages   int // result pages fetched (NOT_READY answers included)
+	// EmptyPages counts PAYLOAD pages without rows, each followed by a wait.
+	EmptyPages int
 }
 
 // Fetch pages through an operation's results until EOS, waiting while they
@@ -256,22 +258,35 @@ func (g *Gateway) Fetch(ctx context.Context, session, op string) (*Result, error
 		if p.JobID != "" {
 			res.JobID = p.JobID
 		}
+		// NOT_READY, and a PAYLOAD without rows (what the gateway answers
+		// while the job runs and has produced nothing new), mean "ask again
+		// later": wait, doubling from PollMin to PollMax; rows reset the wait.
+		idle := false
 		switch p.ResultType {
 		case "NOT_READY":
+			idle = true
+		case "PAYLOAD":
+			idle = p.Results == nil || len(p.Results.Data) == 0
+			res.EmptyPages += btoi(idle)
+		case "EOS":
+		default:
+			return nil, fmt.Errorf("flink sql gateway: %s: unknown resultType %q", path, p.ResultType)
+		}
+		if idle {
 			select {
 			case <-ctx.Done():
-				return nil, fmt.Errorf("flink sql gateway: waiting for the results of %s: %w", op, ctx.Err())
+				return nil, fmt.Errorf("flink sql gateway: waiting for the results of %s (%d pages so far): %w", op, res.Pages, ctx.Err())
 			case <-time.After(wait):
 			}
 			wait = min(2*wait, g.PollMax)
+		} else {
+			wait = g.PollMin
+		}
+		if p.ResultType == "NOT_READY" {
 			if p.NextResultURI != "" {
 				path = p.NextResultURI
 			}
 			continue
-		case "PAYLOAD", "EOS":
-			wait = g.PollMin
-		default:
-			return nil, fmt.Errorf("flink sql gateway: %s: unknown resultType %q", path, p.ResultType)
 		}
 		if p.Results != nil {
 			if len(p.Results.Columns) > 0 && res.Columns == nil {
@@ -481,4 +496,11 @@ func parseTimestamp(s string) (time.Time, error) {
 		}
 	}
 	return time.Time{}, fmt.Errorf("not a timestamp: %q", s)
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -9,6 +9,7 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"regexp"
 	"sort"
 	"strings"
 )
@@ -107,4 +108,25 @@ func onlyComments(s string) bool {
 		}
 	}
 	return true
+}
+
+// boundedLatest is the DDL's bounded-scan option that PinOffsets replaces.
+var boundedLatest = regexp.MustCompile(`'scan\.bounded\.mode'\s*=\s*'latest-offset'`)
+
+// PinOffsets returns the DDL with its bounded scan ending at the given
+// offsets ('scan.bounded.mode' = 'specific-offsets', value as the Kafka
+// connector reads it: "partition:0,offset:42;partition:1,offset:7") instead of
+// at the offsets that are the latest when each query starts: then every query
+// of a comparison reads the same messages, the ones the processor has
+// applied. It fails when the DDL has no 'scan.bounded.mode' = 'latest-offset'
+// to replace (a --flink-ddl of one's own).
+func PinOffsets(ddl, specificOffsets string) (string, error) {
+	if !boundedLatest.MatchString(ddl) {
+		return "", fmt.Errorf("the Flink DDL has no 'scan.bounded.mode' = 'latest-offset' option to pin to the offsets %s", specificOffsets)
+	}
+	if strings.ContainsAny(specificOffsets, "'\\") {
+		return "", fmt.Errorf("bad offsets %q", specificOffsets)
+	}
+	return boundedLatest.ReplaceAllLiteralString(ddl,
+		"'scan.bounded.mode' = 'specific-offsets',\n  'scan.bounded.specific-offsets' = '"+specificOffsets+"'"), nil
 }

@@ -273,6 +273,27 @@ func TestDockerfile(t *testing.T) {
 			t.Errorf("Dockerfile lacks %s", s)
 		}
 	}
+	// Not root; both ports; a health probe the image can run (the binary's
+	// own healthcheck subcommand: there is no curl).
+	var user string
+	for _, line := range strings.Split(df, "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "USER" {
+			user = f[1]
+		}
+	}
+	if user == "" || strings.HasPrefix(user, "root") || strings.HasPrefix(user, "0") {
+		t.Errorf("runtime USER %q: runs as root", user)
+	}
+	if !regexp.MustCompile(`(?m)^EXPOSE 5433 8080$`).MatchString(df) {
+		t.Errorf("Dockerfile does not EXPOSE 5433 8080")
+	}
+	if !regexp.MustCompile(`(?m)^HEALTHCHECK .*CMD \["gtsm", "healthcheck"\]$`).MatchString(df) {
+		t.Errorf("no HEALTHCHECK running gtsm healthcheck")
+	}
+	// (cmd/gtsm TestHealthcheck runs the subcommand through the dispatcher.)
+	if src, err := os.ReadFile(filepath.Join(root, "cmd", "gtsm", "healthcheck.go")); err != nil || !strings.Contains(string(src), "func runHealthcheck(") {
+		t.Errorf("cmd/gtsm has no healthcheck subcommand for the HEALTHCHECK (%v)", err)
+	}
 	ignore, err := os.ReadFile(filepath.Join(root, ".dockerignore"))
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,6 @@
 -- The gtsm_etl topic as a Flink SQL table: the original demo's DDL, corrected
 -- (it missed a comma after 'scan.startup.mode') and completed with every value
--- field, the gtsm_session header, Kafka partition/offset, an event-time
+-- field, the session (as the processor decides it), Kafka partition/offset, an event-time
 -- attribute with a watermark, and a bounded scan so a comparison run finishes.
 --
 --   docker compose exec sql-client bin/sql-client.sh -i /opt/gtsm/flink/gtsm_etl.sql
@@ -79,11 +79,61 @@ CREATE TABLE IF NOT EXISTS gtsm_etl (
   `headers` MAP<STRING, BYTES> METADATA VIRTUAL,
   `kafka_partition` INT METADATA FROM 'partition' VIRTUAL,
   `kafka_offset` BIGINT METADATA FROM 'offset' VIRTUAL,
-  -- (records without the header: inferred from which strain channels are set)
-  `session` AS COALESCE(CAST(`headers`['gtsm_session'] AS STRING),
-    CASE WHEN `rs1_t0` IS NOT NULL OR `rs2_t0` IS NOT NULL OR `rs3_t0` IS NOT NULL OR `rs4_t0` IS NOT NULL THEN 'Day'
-         WHEN `ls1_t0` IS NOT NULL OR `ls2_t0` IS NOT NULL OR `ls3_t0` IS NOT NULL OR `ls4_t0` IS NOT NULL THEN 'Hour'
-         WHEN `bs1_t0` IS NOT NULL OR `bs2_t0` IS NOT NULL OR `bs3_t0` IS NOT NULL OR `bs4_t0` IS NOT NULL THEN 'Min' END),
+  -- The session, decided as the processor decides it (processor.sessionOf),
+  -- so both sides put every record in the same session or in none:
+  -- 1. the fields, when they name one session: Day for rs* and the ancillary
+  --    and calibration fields, Hour for ls*, Min for bs*;
+  -- 2. else the gtsm_session header (Day/Hour/Min, any case; another value:
+  --    none);
+  -- 3. else Min when no field is set and the time has milliseconds.
+  -- A record with a null time, or none of these, is a dead letter for the
+  -- processor and has no session here: every query keeps only Day/Hour/Min.
+  -- (compare/e2e_test.go TestSessionAndGapsAgree runs this expression, through
+  -- its DuckDB translation, and the real processor on the same messages.)
+  -- (Computed columns cannot use each other: the three "is any field of the
+  -- session set" tests are spelled out, COALESCE(...) IS NOT NULL each.)
+  `session` AS CASE
+    WHEN `time` IS NULL THEN CAST(NULL AS STRING)
+    WHEN COALESCE(`rs1_t0`, `rs2_t0`, `rs3_t0`, `rs4_t0`, `re1_t0`, `rkd_t0`, `rk1_t0`, `rk2_t0`,
+              `rdo_ts`, `rro_ts`, `reo_t0`, `re2_t0`, `rca_t0`, `rcb_t0`, `rcc_t0`, `rcd_t0`,
+              `rca_t1`, `rca_t2`, `rca_t3`, `rcb_t1`, `rcb_t2`, `rcb_t3`, `rcc_t1`, `rcc_t2`,
+              `rcc_t3`, `rcd_t1`, `rcd_t2`, `rcd_t3`, `rca_t4`, `rca_t5`, `rca_t6`, `rcb_t4`,
+              `rcb_t5`, `rcb_t6`, `rcc_t4`, `rcc_t5`, `rcc_t6`, `rcd_t4`, `rcd_t5`, `rcd_t6`,
+              `rca_t7`, `rcb_t7`, `rcc_t7`, `rcd_t7`, `rca_t8`, `rcb_t8`, `rcc_t8`, `rcd_t8`) IS NOT NULL
+     AND COALESCE(`ls1_t0`, `ls2_t0`, `ls3_t0`, `ls4_t0`) IS NULL
+     AND COALESCE(`bs1_t0`, `bs2_t0`, `bs3_t0`, `bs4_t0`) IS NULL
+      THEN 'Day'
+    WHEN COALESCE(`rs1_t0`, `rs2_t0`, `rs3_t0`, `rs4_t0`, `re1_t0`, `rkd_t0`, `rk1_t0`, `rk2_t0`,
+              `rdo_ts`, `rro_ts`, `reo_t0`, `re2_t0`, `rca_t0`, `rcb_t0`, `rcc_t0`, `rcd_t0`,
+              `rca_t1`, `rca_t2`, `rca_t3`, `rcb_t1`, `rcb_t2`, `rcb_t3`, `rcc_t1`, `rcc_t2`,
+              `rcc_t3`, `rcd_t1`, `rcd_t2`, `rcd_t3`, `rca_t4`, `rca_t5`, `rca_t6`, `rcb_t4`,
+              `rcb_t5`, `rcb_t6`, `rcc_t4`, `rcc_t5`, `rcc_t6`, `rcd_t4`, `rcd_t5`, `rcd_t6`,
+              `rca_t7`, `rcb_t7`, `rcc_t7`, `rcd_t7`, `rca_t8`, `rcb_t8`, `rcc_t8`, `rcd_t8`) IS NULL
+     AND COALESCE(`ls1_t0`, `ls2_t0`, `ls3_t0`, `ls4_t0`) IS NOT NULL
+     AND COALESCE(`bs1_t0`, `bs2_t0`, `bs3_t0`, `bs4_t0`) IS NULL
+      THEN 'Hour'
+    WHEN COALESCE(`rs1_t0`, `rs2_t0`, `rs3_t0`, `rs4_t0`, `re1_t0`, `rkd_t0`, `rk1_t0`, `rk2_t0`,
+              `rdo_ts`, `rro_ts`, `reo_t0`, `re2_t0`, `rca_t0`, `rcb_t0`, `rcc_t0`, `rcd_t0`,
+              `rca_t1`, `rca_t2`, `rca_t3`, `rcb_t1`, `rcb_t2`, `rcb_t3`, `rcc_t1`, `rcc_t2`,
+              `rcc_t3`, `rcd_t1`, `rcd_t2`, `rcd_t3`, `rca_t4`, `rca_t5`, `rca_t6`, `rcb_t4`,
+              `rcb_t5`, `rcb_t6`, `rcc_t4`, `rcc_t5`, `rcc_t6`, `rcd_t4`, `rcd_t5`, `rcd_t6`,
+              `rca_t7`, `rcb_t7`, `rcc_t7`, `rcd_t7`, `rca_t8`, `rcb_t8`, `rcc_t8`, `rcd_t8`) IS NULL
+     AND COALESCE(`ls1_t0`, `ls2_t0`, `ls3_t0`, `ls4_t0`) IS NULL
+     AND COALESCE(`bs1_t0`, `bs2_t0`, `bs3_t0`, `bs4_t0`) IS NOT NULL
+      THEN 'Min'
+    WHEN `headers`['gtsm_session'] IS NOT NULL THEN
+      CASE UPPER(CAST(`headers`['gtsm_session'] AS STRING))
+        WHEN 'DAY' THEN 'Day' WHEN 'HOUR' THEN 'Hour' WHEN 'MIN' THEN 'Min' END
+    WHEN COALESCE(`rs1_t0`, `rs2_t0`, `rs3_t0`, `rs4_t0`, `re1_t0`, `rkd_t0`, `rk1_t0`, `rk2_t0`,
+              `rdo_ts`, `rro_ts`, `reo_t0`, `re2_t0`, `rca_t0`, `rcb_t0`, `rcc_t0`, `rcd_t0`,
+              `rca_t1`, `rca_t2`, `rca_t3`, `rcb_t1`, `rcb_t2`, `rcb_t3`, `rcc_t1`, `rcc_t2`,
+              `rcc_t3`, `rcd_t1`, `rcd_t2`, `rcd_t3`, `rca_t4`, `rca_t5`, `rca_t6`, `rcb_t4`,
+              `rcb_t5`, `rcb_t6`, `rcc_t4`, `rcc_t5`, `rcc_t6`, `rcd_t4`, `rcd_t5`, `rcd_t6`,
+              `rca_t7`, `rcb_t7`, `rcc_t7`, `rcd_t7`, `rca_t8`, `rcb_t8`, `rcc_t8`, `rcd_t8`) IS NULL
+     AND COALESCE(`ls1_t0`, `ls2_t0`, `ls3_t0`, `ls4_t0`) IS NULL
+     AND COALESCE(`bs1_t0`, `bs2_t0`, `bs3_t0`, `bs4_t0`) IS NULL
+     AND MOD(`time`, 1000) <> 0 THEN 'Min'
+  END,
 
   -- event time from the epoch milliseconds; processing time gives arrival
   -- order (one site lives in one partition, read by one subtask, in offset order)

@@ -16,17 +16,20 @@ import (
 )
 
 type composeFile struct {
+	Version  any `yaml:"version"`
 	Services map[string]struct {
-		Image       string `yaml:"image"`
-		Build       any    `yaml:"build"`
-		Hostname    string `yaml:"hostname"`
-		Command     any    `yaml:"command"`
-		Ports       []any  `yaml:"ports"`
-		Environment any    `yaml:"environment"`
-		Volumes     []any  `yaml:"volumes"`
-		Restart     string `yaml:"restart"`
-		DependsOn   any    `yaml:"depends_on"`
-		Entrypoint  any    `yaml:"entrypoint"`
+		ContainerName string `yaml:"container_name"`
+		Healthcheck   any    `yaml:"healthcheck"`
+		Image         string `yaml:"image"`
+		Build         any    `yaml:"build"`
+		Hostname      string `yaml:"hostname"`
+		Command       any    `yaml:"command"`
+		Ports         []any  `yaml:"ports"`
+		Environment   any    `yaml:"environment"`
+		Volumes       []any  `yaml:"volumes"`
+		Restart       string `yaml:"restart"`
+		DependsOn     any    `yaml:"depends_on"`
+		Entrypoint    any    `yaml:"entrypoint"`
 	} `yaml:"services"`
 	Volumes map[string]any `yaml:"volumes"`
 }
@@ -38,9 +41,13 @@ func ports(list []any) []string {
 	for _, p := range list {
 		switch p := p.(type) {
 		case string:
-			out = append(out, p)
+			out = append(out, strings.TrimSuffix(p, "/tcp"))
 		case map[string]any:
-			out = append(out, strings.TrimSpace(yamlScalar(p["published"])+":"+yamlScalar(p["target"])))
+			hp := yamlScalar(p["published"]) + ":" + yamlScalar(p["target"])
+			if ip, ok := p["host_ip"].(string); ok && ip != "" {
+				hp = ip + ":" + hp
+			}
+			out = append(out, strings.TrimSpace(hp))
 		}
 	}
 	return out
@@ -134,7 +141,9 @@ func (r *recorder) Errorf(format string, args ...any) {
 }
 
 // checkStack asserts what flink/README.md and the original's README promise.
-func checkStack(t reporter, c composeFile, root string) {
+// raw is false for the output of docker-compose config, which adds a
+// version key of its own.
+func checkStack(t reporter, c composeFile, root string, raw bool) {
 	t.Helper()
 	want := []struct {
 		service, hostname string
@@ -166,7 +175,7 @@ func checkStack(t reporter, c composeFile, root string) {
 			"SCHEMA_REGISTRY_URL": "http://kafka-schema-registry:8081",
 			"AVRO_SCHEMAS_ROOT":   "/avro_schemas",
 		}, []string{"avro_schemas:/avro_schemas:ro"}},
-		{"gtsm-processor", "", []string{"5433:5433", "8080:8080"}, map[string]string{
+		{"gtsm-processor", "", []string{"127.0.0.1:5433:5433", "127.0.0.1:8080:8080"}, map[string]string{
 			"BOOTSTRAP_SERVERS":   "kafka-broker:9092",
 			"SCHEMA_REGISTRY_URL": "http://kafka-schema-registry:8081",
 			"AVRO_SCHEMAS_ROOT":   "/avro_schemas",
@@ -216,6 +225,29 @@ func checkStack(t reporter, c composeFile, root string) {
 		if cmd := command(s.Command); !strings.Contains(cmd, "/opt/gtsm/flink/install-connectors.sh") {
 			t.Errorf("%s: does not install the connectors first: %q", name, cmd)
 		}
+		// FLINK_PROPERTIES reaches the configuration only through the image's
+		// entrypoint; the sql-client's SELECTs need its rest.address.
+		if cmd := command(s.Command); !strings.Contains(cmd, "&& exec /docker-entrypoint.sh ") {
+			t.Errorf("%s: command %q does not hand over to /docker-entrypoint.sh", name, cmd)
+		}
+		if s.Restart != "unless-stopped" && s.Restart != "on-failure" && s.Restart != "always" {
+			t.Errorf("%s: restart %q: a failed start stays down", name, s.Restart)
+		}
+		if !strings.Contains(env(s.Environment)["FLINK_PROPERTIES"], "rest.address: flink-jobmanager") {
+			t.Errorf("%s: FLINK_PROPERTIES lacks rest.address: flink-jobmanager", name)
+		}
+	}
+	if raw && c.Version != nil {
+		t.Errorf("obsolete top-level version: %v", c.Version)
+	}
+	for name, s := range c.Services {
+		if s.ContainerName != "" {
+			t.Errorf("%s: fixed container_name %q (two projects could not run side by side)", name, s.ContainerName)
+		}
+	}
+	// (docker-compose config writes disable: true as test: [NONE])
+	if hc, _ := c.Services["gtsm-producer"].Healthcheck.(map[string]any); hc["disable"] != true && fmt.Sprint(hc["test"]) != "[NONE]" {
+		t.Errorf("gtsm-producer: the image's /healthz probe is not disabled for the one-shot producer: %v", hc)
 	}
 	// The install script knows a Kafka connector for the Flink in the images.
 	if m := imgRe.FindStringSubmatch(c.Services["jobmanager"].Image); m != nil {
@@ -265,7 +297,7 @@ func TestComposeFile(t *testing.T) {
 		if err := yaml.Unmarshal(raw, &c); err != nil { // resolves anchors and << merges
 			t.Fatalf("docker-compose.yml: %v", err)
 		}
-		checkStack(t, c, root)
+		checkStack(t, c, root, true)
 	})
 	t.Run("docker-compose config", func(t *testing.T) {
 		if _, err := exec.LookPath("docker-compose"); err != nil {
@@ -282,7 +314,7 @@ func TestComposeFile(t *testing.T) {
 		if err := yaml.Unmarshal(out, &c); err != nil {
 			t.Fatalf("docker-compose config output: %v", err)
 		}
-		checkStack(t, c, root)
+		checkStack(t, c, root, false)
 	})
 }
 
@@ -299,6 +331,11 @@ func TestComposeCheckCatchesBreakage(t *testing.T) {
 		{"./avro_schemas:/avro_schemas:ro", "./avro_schemas:/avro_schemas"},
 		{`"8088:8088"`, `"8089:8088"`},
 		{"flink:1.20", "flink:1.15"},
+		{"exec /docker-entrypoint.sh tail", "exec tail"},
+		{"restart: unless-stopped\n", "\n"},
+		{`"127.0.0.1:5433:5433"`, `"5433:5433"`},
+		{"    hostname: flink-sql-client\n", "    hostname: flink-sql-client\n    container_name: flink-sql-client\n"},
+		{"\nservices:\n", "\nversion: \"3.8\"\nservices:\n"},
 	} {
 		broken := strings.Replace(string(raw), tc.from, tc.to, 1)
 		if broken == string(raw) {
@@ -309,7 +346,7 @@ func TestComposeCheckCatchesBreakage(t *testing.T) {
 			t.Fatal(err)
 		}
 		var r recorder
-		checkStack(&r, c, root)
+		checkStack(&r, c, root, true)
 		if len(r.msgs) == 0 {
 			t.Errorf("replacing %s with %s went unnoticed", tc.from, tc.to)
 		}

@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+
 	flag "github.com/spf13/pflag"
 	"os"
 	"path/filepath"
@@ -10,6 +13,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/earthscope/gtsm-stream/compare"
 	"github.com/earthscope/gtsm-stream/flink"
@@ -29,6 +35,14 @@ changelog (UPDATE_BEFORE/UPDATE_AFTER/DELETE) applied. The session is closed at 
 DuckDB side: the same name from sql/queries/, on the processor's SQL endpoint (or on a
 DuckDB file with --db while no processor holds it).
 
+First it waits (--wait, with progress on stderr) until the gateway answers, the
+topic's end offsets (read from Kafka, --bootstrap-servers) stayed the same for two
+polls, and the processor has applied exactly those offsets (its kafka_offsets
+table); then Flink's scan is pinned to them ('scan.bounded.specific-offsets'),
+so both sides read the same messages, and the offsets compared are printed.
+With --wait 0 (the default with --db) it does not wait or ask Kafka: Flink is
+pinned to whatever the processor has applied.
+
 Both results are normalized before comparing: columns matched by name, integers and
 integral floats alike, floats rounded to --precision decimals, timestamps as UTC
 milliseconds, rows sorted. A changed row is shown as its key (site, session, channel,
@@ -41,16 +55,21 @@ processor): there is no Flink in the tests, which run against an in-process gate
 Queries: seed, hourly, daily, gaps, late_duplicates, latest (default: all).
 
 Examples:
-  docker compose up -d && gtsm compare                 # everything, the compose stack
+  export GTSM_SQL_PASSWORD=gtsm && docker compose up -d && gtsm compare   # the compose stack
   gtsm compare hourly gaps                              # two queries
   gtsm compare --precision 3 daily                      # looser float comparison
   gtsm compare --gateway http://flink:8088 --pg postgres://gtsm:secret@proc:5433/gtsm
   gtsm compare --db gtsm.duckdb latest                  # processor stopped: read its file
+  gtsm compare --wait 0 hourly                          # now, up to what the processor applied
   gtsm compare --api v1 latest                          # Flink 1.16 (REST API v1 only)
   gtsm compare --set parallelism.default=2 hourly       # extra Flink session settings
 
-Environment: FLINK_SQL_GATEWAY (--gateway), GTSM_SQL_ADDR (the endpoint's host:port
-when --pg is not given), GTSM_SQL_PASSWORD (its password, if it has one).`
+Environment: FLINK_SQL_GATEWAY (--gateway), BOOTSTRAP_SERVERS (--bootstrap-servers),
+GTSM_SQL_ADDR (the endpoint's host:port when --pg is not given), GTSM_SQL_PASSWORD
+(its password: docker-compose.yml's processor uses the same variable, default gtsm).`
+
+// compareTopic is the topic flink/gtsm_etl.sql declares.
+const compareTopic = "gtsm_etl"
 
 // stringList is a repeatable flag.
 type stringList []string
@@ -61,7 +80,11 @@ func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 func runCompare(ctx context.Context, env *environ, args []string) error {
 	fs := newFlagSet(env, "compare", "compare [flags] [QUERY...]", compareHelp)
 	gateway := fs.String("gateway", envOr(env, "FLINK_SQL_GATEWAY", "http://localhost:8088"), "Flink SQL Gateway REST address (env FLINK_SQL_GATEWAY)")
-	api := fs.String("api", "v2", "SQL Gateway REST API version: v1 (Flink 1.16) or v2, v3, v4 (1.17+)")
+	// Flink 1.20's gateway serves v1 to v3 (v4 arrived with Flink 2.0, and
+	// adds nothing this client uses); v2 is in every Flink since 1.17.
+	api := fs.String("api", "v2", "SQL Gateway REST API version: v1 (Flink 1.16+), v2 (1.17+) or v3 (1.19+)")
+	brokers := fs.String("bootstrap-servers", envOr(env, "BOOTSTRAP_SERVERS", "localhost:19092"), "Kafka bootstrap servers, to read the end offsets of "+compareTopic+" (env BOOTSTRAP_SERVERS)")
+	wait := fs.Duration("wait", 5*time.Minute, "wait at most this long for the gateway, the producer and the processor to be done (0: no wait; the default with --db, whose processor is stopped)")
 	pgURL := fs.String("pg", "", "the processor's SQL endpoint as a postgres:// URL (default from GTSM_SQL_ADDR, "+pgwire.DefaultAddr+")")
 	dbPath := fs.String("db", "", "compare against this DuckDB file, opened read-only, instead of the endpoint")
 	ddlFile := fs.String("flink-ddl", "", "Flink SQL script declaring gtsm_etl (default: the built-in flink/gtsm_etl.sql)")
@@ -74,13 +97,17 @@ func runCompare(ctx context.Context, env *environ, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if *dbPath != "" && !flagGiven(fs, "wait") {
+		// A stopped processor's file will not catch up: compare what it holds.
+		*wait = 0
+	}
 	if *precision < 0 || *precision > 12 {
 		return usageError{fmt.Sprintf("--precision %d: want 0 to 12", *precision)}
 	}
 	switch *api {
-	case "v1", "v2", "v3", "v4":
+	case "v1", "v2", "v3":
 	default:
-		return usageError{fmt.Sprintf("--api %q: want v1, v2, v3 or v4", *api)}
+		return usageError{fmt.Sprintf("--api %q: want v1, v2 or v3 (the versions Flink 1.20 serves)", *api)}
 	}
 	props := compare.DefaultFlinkProperties()
 	for _, s := range sets {
@@ -119,15 +146,6 @@ func runCompare(ctx context.Context, env *environ, args []string) error {
 		return usageError{err.Error()}
 	}
 	g.Version = *api
-	flinkSide := &compare.FlinkSource{Gateway: g, DDL: flink.Statements(ddl), Properties: props}
-	defer func() {
-		// A fresh context: the session must be closed even after a timeout.
-		cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer ccancel()
-		if err := flinkSide.Close(cctx); err != nil {
-			fmt.Fprintf(env.stderr, "gtsm compare: closing the Flink session: %v\n", err)
-		}
-	}()
 
 	var duckSide compare.Source
 	if *dbPath != "" {
@@ -138,15 +156,69 @@ func runCompare(ctx context.Context, env *environ, args []string) error {
 		defer db.Close()
 		duckSide = &compare.DBSource{DB: db, Label: "duckdb"}
 	} else {
-		conn, err := connectEndpoint(ctx, env, *pgURL)
-		if err != nil {
-			return err
-		}
-		defer conn.Close(context.Background())
-		duckSide = &compare.PGSource{Conn: conn, Label: "duckdb"}
+		es := &endpointSource{env: env, url: *pgURL}
+		defer es.close()
+		duckSide = es
+	}
+	applied := func(ctx context.Context) (compare.Offsets, error) {
+		return compare.AppliedOffsets(ctx, duckSide, compareTopic)
 	}
 
+	// The offsets both sides read: what the processor has applied, once it
+	// has applied the whole topic (or right now, with --wait 0).
+	var offsets compare.Offsets
+	if *wait > 0 {
+		seeds := strings.Split(*brokers, ",")
+		r := &compare.Readiness{
+			Gateway:  g,
+			End:      func(ctx context.Context) (compare.Offsets, error) { return endOffsets(ctx, seeds, compareTopic) },
+			Applied:  applied,
+			Progress: prefixWriter{"gtsm compare: ", env.stderr},
+		}
+		wctx, wcancel := context.WithTimeout(ctx, *wait)
+		offsets, err = r.Wait(wctx)
+		wcancel()
+		if err != nil {
+			return fmt.Errorf("waiting for the stack (--wait %s): %w", *wait, err)
+		}
+	} else if offsets, err = applied(ctx); err != nil {
+		return err
+	}
+	if offsets.Total() == 0 {
+		return fmt.Errorf("the processor has applied no message of %s yet: nothing to compare", compareTopic)
+	}
+	if ddl, err = flink.PinOffsets(ddl, offsets.Flink()); err != nil {
+		return usageError{err.Error()}
+	}
+	fmt.Fprintf(env.stdout, "comparing %s partition:next-offset %s (%d messages, every one the processor applied and Flink scans)\n",
+		compareTopic, offsets, offsets.Total())
+
+	flinkSide := &compare.FlinkSource{Gateway: g, DDL: flink.Statements(ddl), Properties: props}
+	defer func() {
+		// A fresh context: the session must be closed even after a timeout.
+		cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer ccancel()
+		if err := flinkSide.Close(cctx); err != nil {
+			fmt.Fprintf(env.stderr, "gtsm compare: closing the Flink session: %v\n", err)
+		}
+	}()
+
 	diffs, runErr := compare.Run(ctx, flinkSide, duckSide, queries, compare.Options{Precision: *precision}, env.stdout, *maxRows)
+	// The processor's tables are read while it runs: if it applied more
+	// meanwhile, its side may hold messages Flink did not scan.
+	if now, err := applied(ctx); err == nil && !now.Equal(offsets) {
+		fmt.Fprintf(env.stderr, "gtsm compare: note: the processor applied more messages during the comparison (now %s): differences may come from them; run again\n", now)
+	}
+	if runErr != nil {
+		// Flink's avro-confluent format has no ignore-parse-errors: one
+		// message it cannot decode fails every query, where the processor
+		// keeps it in dead_letters and goes on.
+		if t, err := duckSide.Run(ctx, "SELECT count(*), min(kafka_partition), min(kafka_offset) FROM dead_letters WHERE topic = '"+compareTopic+"'"); err == nil &&
+			len(t.Rows) == 1 && t.Rows[0][0] != nil && t.Rows[0][0] != int64(0) {
+			fmt.Fprintf(env.stderr, "gtsm compare: note: the processor dead-lettered %v messages of %s (first: partition %v offset %v; SELECT * FROM dead_letters): "+
+				"a message Flink cannot decode fails every Flink query (flink/README.md)\n", t.Rows[0][0], compareTopic, t.Rows[0][1], t.Rows[0][2])
+		}
+	}
 	differ := 0
 	for _, d := range diffs {
 		if !d.Same() {
@@ -163,6 +235,13 @@ func runCompare(ctx context.Context, env *environ, args []string) error {
 	}
 	fmt.Fprintf(env.stdout, "all %d queries agree\n", len(diffs))
 	return nil
+}
+
+// flagGiven says whether the flag was set on the command line.
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
 }
 
 // namedCompareQuery pairs the Flink and DuckDB texts of a named query; the
@@ -206,9 +285,84 @@ func connectEndpoint(ctx context.Context, env *environ, url string) (*pgx.Conn, 
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "28P01" {
+			// Waiting will not fix a wrong password.
+			return nil, compare.Permanent(fmt.Errorf("the processor's SQL endpoint %s:%d refused the password: set GTSM_SQL_PASSWORD to the processor's (docker-compose.yml: ${GTSM_SQL_PASSWORD:-gtsm}): %w", cfg.Host, cfg.Port, err))
+		}
 		return nil, fmt.Errorf("the processor's SQL endpoint %s:%d (is gtsm process running with --sql-addr? or use --db FILE): %w", cfg.Host, cfg.Port, err)
 	}
 	return conn, nil
+}
+
+// endpointSource is the processor's SQL endpoint, connected on first use
+// and again after the connection broke: the readiness wait polls it while
+// the processor starts.
+type endpointSource struct {
+	env  *environ
+	url  string
+	conn *pgx.Conn
+}
+
+func (s *endpointSource) Name() string { return "duckdb" }
+
+func (s *endpointSource) Run(ctx context.Context, query string, args ...any) (*compare.Table, error) {
+	if s.conn == nil {
+		c, err := connectEndpoint(ctx, s.env, s.url)
+		if err != nil {
+			return nil, err
+		}
+		s.conn = c
+	}
+	t, err := (&compare.PGSource{Conn: s.conn}).Run(ctx, query, args...)
+	if err != nil && s.conn.IsClosed() {
+		s.conn = nil
+	}
+	return t, err
+}
+
+func (s *endpointSource) close() {
+	if s.conn != nil {
+		s.conn.Close(context.Background())
+	}
+}
+
+// endOffsets lists the topic's end offsets: where a bounded scan started now
+// stops. A topic that does not exist yet is an error (the producer creates it).
+func endOffsets(ctx context.Context, seeds []string, topic string) (compare.Offsets, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	if err != nil {
+		return nil, compare.Permanent(fmt.Errorf("--bootstrap-servers %q: %w", strings.Join(seeds, ","), err))
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err != nil {
+		return nil, fmt.Errorf("kafka %s: %w", strings.Join(seeds, ","), err)
+	}
+	if err := ends.Error(); err != nil {
+		return nil, fmt.Errorf("topic %s: %w", topic, err)
+	}
+	o := compare.Offsets{}
+	ends.Each(func(l kadm.ListedOffset) { o[l.Partition] = l.Offset })
+	if len(o) == 0 {
+		return nil, fmt.Errorf("topic %s: no partitions (not created yet?)", topic)
+	}
+	return o, nil
+}
+
+// prefixWriter prefixes every write (one progress line each) with p.
+type prefixWriter struct {
+	p string
+	w io.Writer
+}
+
+func (w prefixWriter) Write(b []byte) (int, error) {
+	if _, err := io.WriteString(w.w, w.p+string(b)); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }
 
 var _ flag.Value = (*stringList)(nil)

@@ -71,6 +71,7 @@ func commands() []command {
 		{"produce", "publish bottle files and archives to Kafka (gtsm_etl)", runProduce},
 		{"process", "consume gtsm_etl with the goka processor into a DuckDB file (exactly once)", runProcess},
 		{"sql", "SQL shell on the processor's DuckDB (its SQL endpoint, or the file)", runSQL},
+		{"healthcheck", "exit 0 when a running processor's /healthz says ok (the image's HEALTHCHECK)", runHealthcheck},
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -27,6 +28,10 @@ import (
 type Options struct {
 	PageSize int // changelog rows per PAYLOAD page (default 3)
 	NotReady int // NOT_READY answers before each statement's first page
+	// EmptyPages is the number of PAYLOAD pages without rows sent before
+	// each page with rows: what the gateway answers while a job runs and has
+	// produced nothing new. A client must wait before asking again.
+	EmptyPages int
 	// Changelog sends every result row the way a streaming aggregate does:
 	// first a stale version (numbers off by one), then UPDATE_BEFORE of it
 	// and UPDATE_AFTER with the real row; plus a phantom row INSERTed and
@@ -46,17 +51,37 @@ type Server struct {
 	translate Translate
 	opts      Options
 
-	mu         sync.Mutex
-	sessions   map[string]map[string]*operation // session -> operations
-	Statements []string                         // every statement received, in order
-	Closed     []string                         // sessions closed
+	// Down, while true, answers every request 503, as a gateway that is
+	// still starting (the readiness wait must ride it out).
+	Down atomic.Bool
+
+	mu       sync.Mutex
+	sessions map[string]map[string]*operation // session -> operations
+	// Fetches are the times of every result fetch, in order, with whether
+	// the answer was a PAYLOAD without rows (for the backoff tests).
+	Fetches    []Fetch
+	Statements []string // every statement received, in order
+	Closed     []string // sessions closed
 	Stats      Stats
+}
+
+// FetchLog returns a copy of Fetches.
+func (s *Server) FetchLog() []Fetch {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Fetch(nil), s.Fetches...)
+}
+
+// Fetch is one result fetch served.
+type Fetch struct {
+	At    time.Time
+	Empty bool // an empty PAYLOAD page was answered
 }
 
 // Stats counts what was served, so tests can check paging really happened.
 type Stats struct {
-	NotReady, Payload, EOS int
-	Kinds                  map[string]int // rows sent per kind
+	NotReady, Payload, EmptyPayload, EOS int
+	Kinds                                map[string]int // rows sent per kind
 }
 
 type operation struct {
@@ -113,6 +138,16 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	version := parts[0]
+	if s.Down.Load() {
+		writeErr(w, http.StatusServiceUnavailable, "gateway starting")
+		return
+	}
+	// Flink 1.20's SQL Gateway serves API versions v1 to v3 (v4 came with
+	// Flink 2.0); any other version path is not found.
+	if n, err := strconv.Atoi(version[1:]); err != nil || n < 1 || n > 3 {
+		writeErr(w, http.StatusNotFound, "Not found: "+r.URL.Path)
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
@@ -216,6 +251,9 @@ func (s *Server) execute(stmt string) *operation {
 		return op
 	}
 	for len(changelog) > 0 {
+		for i := 0; i < s.opts.EmptyPages; i++ {
+			op.pages = append(op.pages, []rowData{})
+		}
 		n := min(s.opts.PageSize, len(changelog))
 		op.pages = append(op.pages, changelog[:n])
 		changelog = changelog[n:]
@@ -304,6 +342,11 @@ func (s *Server) fetch(w http.ResponseWriter, r *http.Request, version, session,
 		body["nextResultUri"] = next(tok + 1)
 		op.next = tok + 1
 		s.Stats.Payload++
+		empty := len(op.pages[tok]) == 0
+		if empty {
+			s.Stats.EmptyPayload++
+		}
+		s.Fetches = append(s.Fetches, Fetch{At: time.Now(), Empty: empty})
 	} else {
 		body["resultType"] = "EOS"
 		s.Stats.EOS++

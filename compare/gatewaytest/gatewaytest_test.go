@@ -107,3 +107,26 @@ func TestJavaDouble(t *testing.T) {
 		}
 	}
 }
+
+// Only the API versions of Flink 1.20 (v1-v3) exist; a starting gateway
+// answers 503.
+func TestVersionsAndDown(t *testing.T) {
+	s := New(nil, func(string) (string, error) { return "", nil }, Options{})
+	defer s.Close()
+	for _, tc := range []struct {
+		path string
+		down bool
+		code int
+	}{
+		{"/v1/info", false, 200},
+		{"/v3/info", false, 200},
+		{"/v4/info", false, 404},
+		{"/v0/info", false, 404},
+		{"/v1/info", true, 503},
+	} {
+		s.Down.Store(tc.down)
+		if code, m := call(t, "GET", s.URL+tc.path, ""); code != tc.code {
+			t.Errorf("GET %s (down=%v): %d %v, want %d", tc.path, tc.down, code, m, tc.code)
+		}
+	}
+}

@@ -13,4 +13,7 @@ FROM (
   FROM gtsm_etl
   WHERE `session` IN ('Day', 'Hour', 'Min')
 )
-WHERE `time` - `prev_time` > `step`
+-- A gap is at least one whole missing sample, as in the processor: two samples
+-- 2 steps apart or more (samples off the grid, less than 2 steps apart, are
+-- not a gap of 0 missing samples).
+WHERE `time` - `prev_time` >= 2 * `step`
