@@ -139,7 +139,9 @@ func (f authLogFilter) Enabled(ctx context.Context, l slog.Level) bool { return 
 func (f authLogFilter) WithAttrs(as []slog.Attr) slog.Handler {
 	return authLogFilter{f.next.WithAttrs(as)}
 }
-func (f authLogFilter) WithGroup(name string) slog.Handler { return authLogFilter{f.next.WithGroup(name)} }
+func (f authLogFilter) WithGroup(name string) slog.Handler {
+	return authLogFilter{f.next.WithGroup(name)}
+}
 
 func (f authLogFilter) Handle(ctx context.Context, r slog.Record) error {
 	if r.Level >= slog.LevelError && strings.Contains(r.Message, "unexpected error") {

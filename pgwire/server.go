@@ -176,7 +176,7 @@ func Listen(db *sql.DB, cfg Config) (*Server, error) {
 		own.Close()
 		return nil, err
 	}
-	s := &Server{cfg: cfg, db: own, path: path, parser: p, conns: map[net.Conn]struct{}{}, sessions: newSessions(), }
+	s := &Server{cfg: cfg, db: own, path: path, parser: p, conns: map[net.Conn]struct{}{}, sessions: newSessions()}
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	s.auth = newAuthThrottle(s.stopping)
 	opts := []wire.OptionFn{
