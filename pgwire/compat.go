@@ -29,7 +29,37 @@ var compatMacros = []string{
 	`CREATE OR REPLACE TEMP MACRO pg_table_size(id) AS 0::BIGINT`,
 	`CREATE OR REPLACE TEMP MACRO pg_total_relation_size(id) AS 0::BIGINT`,
 	`CREATE OR REPLACE TEMP MACRO pg_database_size(id) AS 0::BIGINT`,
+	`CREATE OR REPLACE TEMP MACRO pg_get_expr(expr, rel) AS expr::VARCHAR, (expr, rel, pretty) AS expr::VARCHAR`,
+	// Catalog views with the columns psql 15 reads and DuckDB's lack.
+	`CREATE OR REPLACE TEMP VIEW gtsm_pg_class AS SELECT * REPLACE (NULL::VARCHAR[] AS reloptions), false AS relforcerowsecurity FROM pg_catalog.pg_class`,
+	`CREATE OR REPLACE TEMP VIEW gtsm_pg_database AS SELECT *, 6 AS encoding, 'C' AS datcollate, 'C' AS datctype,
+		NULL::VARCHAR AS daticulocale, 'c' AS datlocprovider, NULL::VARCHAR[] AS datacl, 0 AS datdba FROM pg_catalog.pg_database`,
+	// Catalogs DuckDB has not: empty (no policies, statistics objects,
+	// publications, inheritance, triggers, roles).
+	`CREATE OR REPLACE TEMP VIEW gtsm_pg_policy AS SELECT ''::VARCHAR AS polname, true AS polpermissive, []::BIGINT[] AS polroles,
+		''::VARCHAR AS polqual, ''::VARCHAR AS polwithcheck, ''::VARCHAR AS polcmd, 0::BIGINT AS polrelid WHERE false`,
+	`CREATE OR REPLACE TEMP VIEW gtsm_pg_roles AS SELECT 0::BIGINT AS oid, 'gtsm' AS rolname`,
+	`CREATE OR REPLACE TEMP VIEW gtsm_pg_statistic_ext AS SELECT 0::BIGINT AS oid, 0::BIGINT AS stxrelid, 0::BIGINT AS stxnamespace,
+		''::VARCHAR AS stxname, []::VARCHAR[] AS stxkind, 0 AS stxstattarget WHERE false`,
+	`CREATE OR REPLACE TEMP MACRO pg_get_statisticsobjdef_columns(id) AS ''`,
+	`CREATE OR REPLACE TEMP VIEW gtsm_pg_publication AS SELECT 0::BIGINT AS oid, ''::VARCHAR AS pubname, false AS puballtables WHERE false`,
+	`CREATE OR REPLACE TEMP VIEW gtsm_pg_publication_rel AS SELECT 0::BIGINT AS oid, 0::BIGINT AS prpubid, 0::BIGINT AS prrelid,
+		''::VARCHAR AS prqual, []::INTEGER[] AS prattrs WHERE false`,
+	`CREATE OR REPLACE TEMP VIEW gtsm_pg_publication_namespace AS SELECT 0::BIGINT AS oid, 0::BIGINT AS pnpubid, 0::BIGINT AS pnnspid WHERE false`,
+	`CREATE OR REPLACE TEMP VIEW gtsm_pg_inherits AS SELECT 0::BIGINT AS inhrelid, 0::BIGINT AS inhparent, 0 AS inhseqno, false AS inhdetachpending WHERE false`,
+	`CREATE OR REPLACE TEMP VIEW gtsm_pg_trigger AS SELECT 0::BIGINT AS oid, 0::BIGINT AS tgrelid, ''::VARCHAR AS tgname, false AS tgisinternal,
+		''::VARCHAR AS tgenabled, 0::BIGINT AS tgparentid WHERE false`,
+	`CREATE OR REPLACE TEMP MACRO pg_get_triggerdef(id, pretty) AS ''`,
+	`CREATE OR REPLACE TEMP MACRO pg_get_indexdef(id, col, pretty) AS ''`,
+	`CREATE OR REPLACE TEMP MACRO pg_get_constraintdef(id, pretty) AS ''`,
+	`CREATE OR REPLACE TEMP MACRO pg_get_partkeydef(id) AS NULL::VARCHAR`,
+	`CREATE OR REPLACE TEMP MACRO pg_relation_is_publishable(id) AS false`,
+	`CREATE OR REPLACE TEMP MACRO array_upper(arr, dim) AS len(arr)`,
+	`CREATE OR REPLACE TEMP MACRO pg_get_partition_constraintdef(id) AS NULL::VARCHAR`,
 }
+
+// gtsmCatalogRE are the catalog relations replaced by the gtsm_ views above.
+var gtsmCatalogRE = regexp.MustCompile(`(?i)\bpg_catalog\s*\.\s*(pg_class|pg_database|pg_policy|pg_roles|pg_statistic_ext|pg_publication|pg_publication_rel|pg_publication_namespace|pg_inherits|pg_trigger)\b`)
 
 // initConn prepares each new endpoint connection (duckdb.NewConnector's
 // init hook).
@@ -40,6 +70,36 @@ func initConn(ex driver.ExecerContext) error {
 		}
 	}
 	return nil
+}
+
+// Postgres clients qualify catalog functions and operators
+// (pg_catalog.pg_get_userbyid(...), OPERATOR(pg_catalog.~), COLLATE
+// pg_catalog.default) where DuckDB finds them unqualified (its pg_catalog
+// schema holds views, and our macros live in the temp schema).
+var (
+	pgOperatorRE = regexp.MustCompile(`(?i)OPERATOR\s*\(\s*pg_catalog\s*\.\s*([~!<>=*+-]+)\s*\)`)
+	pgCollateRE  = regexp.MustCompile(`(?i)\s+COLLATE\s+pg_catalog\s*\.\s*"?default"?`)
+	pgFuncRE     = regexp.MustCompile(`(?i)\bpg_catalog\s*\.\s*([a-z_][a-z0-9_]*\s*\()`)
+	pgCastRE     = regexp.MustCompile(`(?i)::\s*pg_catalog\s*\.\s*`)
+	// FROM generate_series(...) s: Postgres lets s name the column too.
+	pgSeriesAliasRE = regexp.MustCompile(`(?i)(generate_series\s*\((?:[^()]|\([^()]*\))*\))\s+([a-z_]+)\s*,`)
+	pgRegCastRE     = regexp.MustCompile(`(?i)::\s*(regtype|regclass|regproc|regprocedure|regnamespace)\b`)
+)
+
+// pgRewrite adapts catalog queries of Postgres clients (psql's \d family,
+// pgx, psycopg) to DuckDB. It runs before the statement guard, which checks
+// the rewritten text: the text DuckDB runs.
+func pgRewrite(text string) string {
+	if !strings.Contains(strings.ToLower(text), "pg_catalog") {
+		return text
+	}
+	text = pgOperatorRE.ReplaceAllString(text, " $1 ")
+	text = pgCollateRE.ReplaceAllString(text, "")
+	text = pgFuncRE.ReplaceAllString(text, "$1")
+	text = gtsmCatalogRE.ReplaceAllString(text, "gtsm_$1")
+	text = pgCastRE.ReplaceAllString(text, "::")
+	text = pgSeriesAliasRE.ReplaceAllString(text, "$1 AS $2($2),")
+	return pgRegCastRE.ReplaceAllString(text, "::VARCHAR")
 }
 
 var showRE = regexp.MustCompile(`(?is)^\s*SHOW\s+"?([a-z_]+)"?\s*;?\s*$`)

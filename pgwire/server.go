@@ -164,7 +164,16 @@ func Listen(db *sql.DB, cfg Config) (*Server, error) {
 	// driver's instance cache hands out the open database for the same
 	// path), so they never mix with the processor's pooled connections and
 	// each gets the endpoint's per-connection setup.
-	connector, err := duckdb.NewConnector(path, initConn)
+	// The DSN must repeat the instance's access mode, or the cache refuses.
+	dsn := path
+	var mode string
+	if err := db.QueryRowContext(ctx, `SELECT current_setting('access_mode')::VARCHAR`).Scan(&mode); err != nil {
+		return nil, fmt.Errorf("SQL endpoint: read DuckDB access_mode: %w", err)
+	}
+	if strings.EqualFold(mode, "read_only") {
+		dsn += "?access_mode=read_only"
+	}
+	connector, err := duckdb.NewConnector(dsn, initConn)
 	if err != nil {
 		return nil, fmt.Errorf("SQL endpoint: connect to DuckDB %s: %w", path, err)
 	}

@@ -56,6 +56,7 @@ func (s *Server) prepare(ctx context.Context, text string, clientOIDs []uint32) 
 			return noop(w), nil // PRAGMA name=value is a SET
 		}
 	}
+	text = pgRewrite(text)
 	if st := s.show(text); st != nil {
 		return st, nil
 	}
