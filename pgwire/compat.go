@@ -30,25 +30,7 @@ var compatMacros = []string{
 	`CREATE OR REPLACE TEMP MACRO pg_total_relation_size(id) AS 0::BIGINT`,
 	`CREATE OR REPLACE TEMP MACRO pg_database_size(id) AS 0::BIGINT`,
 	`CREATE OR REPLACE TEMP MACRO pg_get_expr(expr, rel) AS expr::VARCHAR, (expr, rel, pretty) AS expr::VARCHAR`,
-	// Catalog views with the columns psql 15 reads and DuckDB's lack.
-	`CREATE OR REPLACE TEMP VIEW gtsm_pg_class AS SELECT * REPLACE (NULL::VARCHAR[] AS reloptions), false AS relforcerowsecurity FROM pg_catalog.pg_class`,
-	`CREATE OR REPLACE TEMP VIEW gtsm_pg_database AS SELECT *, 6 AS encoding, 'C' AS datcollate, 'C' AS datctype,
-		NULL::VARCHAR AS daticulocale, 'c' AS datlocprovider, NULL::VARCHAR[] AS datacl, 0 AS datdba FROM pg_catalog.pg_database`,
-	// Catalogs DuckDB has not: empty (no policies, statistics objects,
-	// publications, inheritance, triggers, roles).
-	`CREATE OR REPLACE TEMP VIEW gtsm_pg_policy AS SELECT ''::VARCHAR AS polname, true AS polpermissive, []::BIGINT[] AS polroles,
-		''::VARCHAR AS polqual, ''::VARCHAR AS polwithcheck, ''::VARCHAR AS polcmd, 0::BIGINT AS polrelid WHERE false`,
-	`CREATE OR REPLACE TEMP VIEW gtsm_pg_roles AS SELECT 0::BIGINT AS oid, 'gtsm' AS rolname`,
-	`CREATE OR REPLACE TEMP VIEW gtsm_pg_statistic_ext AS SELECT 0::BIGINT AS oid, 0::BIGINT AS stxrelid, 0::BIGINT AS stxnamespace,
-		''::VARCHAR AS stxname, []::VARCHAR[] AS stxkind, 0 AS stxstattarget WHERE false`,
 	`CREATE OR REPLACE TEMP MACRO pg_get_statisticsobjdef_columns(id) AS ''`,
-	`CREATE OR REPLACE TEMP VIEW gtsm_pg_publication AS SELECT 0::BIGINT AS oid, ''::VARCHAR AS pubname, false AS puballtables WHERE false`,
-	`CREATE OR REPLACE TEMP VIEW gtsm_pg_publication_rel AS SELECT 0::BIGINT AS oid, 0::BIGINT AS prpubid, 0::BIGINT AS prrelid,
-		''::VARCHAR AS prqual, []::INTEGER[] AS prattrs WHERE false`,
-	`CREATE OR REPLACE TEMP VIEW gtsm_pg_publication_namespace AS SELECT 0::BIGINT AS oid, 0::BIGINT AS pnpubid, 0::BIGINT AS pnnspid WHERE false`,
-	`CREATE OR REPLACE TEMP VIEW gtsm_pg_inherits AS SELECT 0::BIGINT AS inhrelid, 0::BIGINT AS inhparent, 0 AS inhseqno, false AS inhdetachpending WHERE false`,
-	`CREATE OR REPLACE TEMP VIEW gtsm_pg_trigger AS SELECT 0::BIGINT AS oid, 0::BIGINT AS tgrelid, ''::VARCHAR AS tgname, false AS tgisinternal,
-		''::VARCHAR AS tgenabled, 0::BIGINT AS tgparentid WHERE false`,
 	`CREATE OR REPLACE TEMP MACRO pg_get_triggerdef(id, pretty) AS ''`,
 	`CREATE OR REPLACE TEMP MACRO pg_get_indexdef(id, col, pretty) AS ''`,
 	`CREATE OR REPLACE TEMP MACRO pg_get_constraintdef(id, pretty) AS ''`,
@@ -58,8 +40,42 @@ var compatMacros = []string{
 	`CREATE OR REPLACE TEMP MACRO pg_get_partition_constraintdef(id) AS NULL::VARCHAR`,
 }
 
-// gtsmCatalogRE are the catalog relations replaced by the gtsm_ views above.
-var gtsmCatalogRE = regexp.MustCompile(`(?i)\bpg_catalog\s*\.\s*(pg_class|pg_database|pg_policy|pg_roles|pg_statistic_ext|pg_publication|pg_publication_rel|pg_publication_namespace|pg_inherits|pg_trigger)\b`)
+// catalogSubqueries stand in for pg_catalog relations: DuckDB's with the
+// columns psql 15 reads and DuckDB lacks, and empty ones DuckDB has not (no
+// policies, statistics objects, publications, inheritance, triggers).
+// They are subqueries put into the statement text, not temporary views,
+// which information_schema and SHOW TABLES would list among the user's.
+var catalogSubqueries = map[string]string{
+	"pg_class":                 `SELECT * REPLACE (NULL::VARCHAR[] AS reloptions), false AS relforcerowsecurity FROM pg_catalog.pg_class`,
+	"pg_database":              `SELECT *, 6 AS encoding, 'C' AS datcollate, 'C' AS datctype, NULL::VARCHAR AS daticulocale, 'c' AS datlocprovider, NULL::VARCHAR[] AS datacl, 0 AS datdba FROM pg_catalog.pg_database`,
+	"pg_policy":                `SELECT ''::VARCHAR AS polname, true AS polpermissive, []::BIGINT[] AS polroles, ''::VARCHAR AS polqual, ''::VARCHAR AS polwithcheck, ''::VARCHAR AS polcmd, 0::BIGINT AS polrelid WHERE false`,
+	"pg_roles":                 `SELECT 0::BIGINT AS oid, 'gtsm' AS rolname`,
+	"pg_statistic_ext":         `SELECT 0::BIGINT AS oid, 0::BIGINT AS stxrelid, 0::BIGINT AS stxnamespace, ''::VARCHAR AS stxname, []::VARCHAR[] AS stxkind, 0 AS stxstattarget WHERE false`,
+	"pg_publication":           `SELECT 0::BIGINT AS oid, ''::VARCHAR AS pubname, false AS puballtables WHERE false`,
+	"pg_publication_rel":       `SELECT 0::BIGINT AS oid, 0::BIGINT AS prpubid, 0::BIGINT AS prrelid, ''::VARCHAR AS prqual, []::INTEGER[] AS prattrs WHERE false`,
+	"pg_publication_namespace": `SELECT 0::BIGINT AS oid, 0::BIGINT AS pnpubid, 0::BIGINT AS pnnspid WHERE false`,
+	"pg_inherits":              `SELECT 0::BIGINT AS inhrelid, 0::BIGINT AS inhparent, 0 AS inhseqno, false AS inhdetachpending WHERE false`,
+	"pg_trigger":               `SELECT 0::BIGINT AS oid, 0::BIGINT AS tgrelid, ''::VARCHAR AS tgname, false AS tgisinternal, ''::VARCHAR AS tgenabled, 0::BIGINT AS tgparentid WHERE false`,
+}
+
+// catalogRE matches a qualified catalog relation and what follows it (an
+// alias or the next keyword).
+var catalogRE = regexp.MustCompile(`(?i)\bpg_catalog\s*\.\s*(pg_class|pg_database|pg_policy|pg_roles|pg_statistic_ext|pg_publication|pg_publication_rel|pg_publication_namespace|pg_inherits|pg_trigger)\b(\s+(?:AS\s+)?([a-z_][a-z0-9_]*))?`)
+
+var sqlKeywords = map[string]bool{"WHERE": true, "LEFT": true, "RIGHT": true, "INNER": true, "JOIN": true, "ON": true, "ORDER": true,
+	"GROUP": true, "LIMIT": true, "UNION": true, "CROSS": true, "FULL": true, "NATURAL": true, "HAVING": true, "USING": true,
+	"OFFSET": true, "EXCEPT": true, "INTERSECT": true, "WINDOW": true, "QUALIFY": true, "OUTER": true}
+
+func replaceCatalog(text string) string {
+	return catalogRE.ReplaceAllStringFunc(text, func(m string) string {
+		g := catalogRE.FindStringSubmatch(m)
+		sub := "(" + catalogSubqueries[strings.ToLower(g[1])] + ")"
+		if g[3] != "" && !sqlKeywords[strings.ToUpper(g[3])] {
+			return sub + " AS " + g[3]
+		}
+		return sub + " AS " + strings.ToLower(g[1]) + g[2]
+	})
+}
 
 // initConn prepares each new endpoint connection (duckdb.NewConnector's
 // init hook).
@@ -96,7 +112,7 @@ func pgRewrite(text string) string {
 	text = pgOperatorRE.ReplaceAllString(text, " $1 ")
 	text = pgCollateRE.ReplaceAllString(text, "")
 	text = pgFuncRE.ReplaceAllString(text, "$1")
-	text = gtsmCatalogRE.ReplaceAllString(text, "gtsm_$1")
+	text = replaceCatalog(text)
 	text = pgCastRE.ReplaceAllString(text, "::")
 	text = pgSeriesAliasRE.ReplaceAllString(text, "$1 AS $2($2),")
 	return pgRegCastRE.ReplaceAllString(text, "::VARCHAR")

@@ -33,8 +33,10 @@
 package pgwire
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -309,8 +311,38 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 
 type trackedConn struct {
 	net.Conn
-	s    *Server
-	once sync.Once
+	s      *Server
+	once   sync.Once
+	writes int // Write calls so far (only the handshake's are rewritten)
+}
+
+// psql-wire v0.20 overwrites the server_version parameter with "150000",
+// which libpq reads as version 15000.0 (psycopg2 reports 1500000000): the
+// handshake's ParameterStatus message is rewritten to ours.
+var (
+	wireVersionMsg = paramStatus("server_version", "150000")
+	ourVersionMsg  = paramStatus("server_version", serverVersion)
+)
+
+func paramStatus(k, v string) []byte {
+	body := k + "\x00" + v + "\x00"
+	b := []byte{'S', 0, 0, 0, 0}
+	binary.BigEndian.PutUint32(b[1:], uint32(4+len(body)))
+	return append(b, body...)
+}
+
+func (c *trackedConn) Write(b []byte) (int, error) {
+	if c.writes < 16 {
+		c.writes++
+		if i := bytes.Index(b, wireVersionMsg); i >= 0 {
+			fixed := append(append(append([]byte{}, b[:i]...), ourVersionMsg...), b[i+len(wireVersionMsg):]...)
+			if _, err := c.Conn.Write(fixed); err != nil {
+				return 0, err
+			}
+			return len(b), nil
+		}
+	}
+	return c.Conn.Write(b)
 }
 
 // Read waits at most Config.IdleTimeout for the client: psql-wire reads
