@@ -356,6 +356,10 @@ var wrappers = []string{
 	"SELECT * FROM query('%s')",
 	"EXPLAIN ANALYZE SELECT * FROM query('%s')",
 	"FROM (%s)",
+	"DESCRIBE %s",
+	"SUMMARIZE %s",
+	"SHOW %s",
+	"PIVOT (%s) ON i",
 }
 
 func wrap(w string, i int, stmt string) string {
