@@ -317,3 +317,67 @@ func eventually(t *testing.T, within time.Duration, f func() error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestMemoryLimitBoundsAggregation: a statement whose hash table needs far
+// more than Config.MemoryLimit spills or fails with an out-of-memory error;
+// either way the process RSS stays near the limit, and the writer goes on.
+func TestMemoryLimitBoundsAggregation(t *testing.T) {
+	const limit, rssBound = 200 << 20, 280 << 20 // without the limit: +326 MB
+	e := start(t, pgwire.Config{QueryTimeout: 20 * time.Second, MemoryLimit: "200MB"}, `CREATE TABLE w (batch INTEGER, k INTEGER)`)
+	ctx := context.Background()
+	base := rssBytes(t)
+	var peak atomic.Int64
+	done := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			peak.Store(max(peak.Load(), rssBytes(t)))
+			select {
+			case <-done:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	var committed atomic.Int64
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		for b := 0; ; b++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if err := writeBatch(e.db, b, 1000); err != nil {
+				t.Errorf("writer: %v", err)
+				return
+			}
+			committed.Add(1)
+		}
+	}()
+	c := connect(t, e, pgx.QueryExecModeSimpleProtocol)
+	var n int64
+	t0 := time.Now()
+	err := c.QueryRow(ctx, `SELECT count(DISTINCT range::VARCHAR) FROM range(5000000)`).Scan(&n)
+	took := time.Since(t0)
+	close(done)
+	<-sampled
+	<-writerDone
+	grow := peak.Load() - base
+	t.Logf("count(DISTINCT) of 5M strings under memory_limit 200MB: n=%d err=%v after %v; RSS +%d MB; %d batches committed meanwhile",
+		n, err, took.Round(time.Millisecond), grow>>20, committed.Load())
+	if err != nil && pgCode(err) != "53200" && !strings.Contains(err.Error(), "Out of Memory") {
+		t.Errorf("err = %v: want a result or an out-of-memory error", err)
+	}
+	if err == nil && n != 5000000 {
+		t.Errorf("count = %d", n)
+	}
+	if grow > rssBound {
+		t.Errorf("RSS grew by %d MB under a %d MB memory limit (bound %d MB)", grow>>20, limit>>20, rssBound>>20)
+	}
+	if committed.Load() < 1 {
+		t.Error("no batch committed during the statement")
+	}
+}
