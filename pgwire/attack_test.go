@@ -442,3 +442,32 @@ func TestAllowDir(t *testing.T) {
 		t.Errorf("COPY wrote into the allowed directory: %v", err)
 	}
 }
+
+// TestLockdownIsInstanceWide documents what docs/sql.md says: DuckDB 1.5
+// has these settings per database instance (GLOBAL scope), so the
+// processor's own connections see them, can still write and checkpoint,
+// and can no longer SET anything.
+func TestLockdownIsInstanceWide(t *testing.T) {
+	e := start(t, pgwire.Config{})
+	for name, want := range map[string]string{
+		"enable_external_access": "false", "lock_configuration": "true",
+		"autoinstall_known_extensions": "false", "autoload_known_extensions": "false",
+	} {
+		var v, scope string
+		if err := e.db.QueryRow(`SELECT value, scope FROM duckdb_settings() WHERE name = ?`, name).Scan(&v, &scope); err != nil {
+			t.Fatal(err)
+		}
+		if v != want || scope != "GLOBAL" {
+			t.Errorf("processor connection: %s = %s (scope %s), want %s (GLOBAL)", name, v, scope, want)
+		}
+	}
+	if _, err := e.db.Exec(`SET threads = 1`); err == nil {
+		t.Error("the processor could SET threads after the lockdown")
+	}
+	if _, err := e.db.Exec(`INSERT INTO t (i) VALUES (5)`); err != nil {
+		t.Errorf("processor insert: %v", err)
+	}
+	if _, err := e.db.Exec(`CHECKPOINT`); err != nil {
+		t.Errorf("processor checkpoint: %v", err)
+	}
+}
