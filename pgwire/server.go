@@ -3,17 +3,25 @@
 // DuckDB file while the processor keeps writing it. (DuckDB lets one process
 // open a file, even read-only, so the writer must serve the readers.)
 //
-// Every statement runs on its own pooled connection, in its own
+// Nothing a client sends may change a file, a setting or state. Three locks
+// (docs/sql.md): DuckDB's own (gtsmsql.Lockdown at Listen: no external
+// access except Config.AllowDirs, no extension autoinstall/autoload,
+// configuration locked; instance-wide, so the processor's SETs must come
+// first); the endpoint's own connections on the same DuckDB instance; and a
+// statement guard (guard.go) run before anything is prepared, which lets
+// only queries and EXPLAIN of queries through and refuses state-changing
+// functions, after which DuckDB's statement type must agree.
+//
+// Every statement runs on one of the endpoint's connections, in its own
 // `BEGIN TRANSACTION READ ONLY` transaction: it sees a snapshot of committed
 // data (a batch the processor commits in one transaction is seen whole or
-// not at all), cannot write the database, and is interrupted after
-// Config.QueryTimeout. Results longer than Config.RowCap rows are refused
-// with SQLSTATE 54000 rather than silently cut. Statements that would write
-// outside the database or change the shared DuckDB instance (COPY, EXPORT,
-// ATTACH, LOAD, INSTALL, CHECKPOINT/CALL) are refused with SQLSTATE 25006;
-// SET (and PRAGMA name=value) and BEGIN/COMMIT/ROLLBACK, which Postgres
-// clients send on their own, are acknowledged and not run: DuckDB settings
-// are shared with the processor, and every statement gets its own snapshot.
+// not at all) and is interrupted after Config.QueryTimeout. Results longer
+// than Config.RowCap rows are refused with SQLSTATE 54000 rather than
+// silently cut, and DuckDB itself stops at RowCap+1 rows. SET (and PRAGMA
+// name=value) and BEGIN/COMMIT/ROLLBACK, which Postgres clients send on
+// their own, are acknowledged and not run. Connections are limited
+// (Config.MaxConns), idle ones closed (Config.IdleTimeout), wrong passwords
+// slowed down per host and logged as authentication failures.
 //
 // Wiring (cmd/gtsm/serve.go does this for `gtsm process`): once the DuckDB
 // file is open and migrated (processor.Config.OnDB),
@@ -61,8 +69,8 @@ type Config struct {
 	// QueryTimeout interrupts a statement that runs longer (default 30s).
 	QueryTimeout time.Duration
 	// Password, when set, is required from every client (any user name).
-	// It is mandatory when Addr is not a loopback address: the endpoint can
-	// read any file the process can (DuckDB's read_csv, read_text, ...).
+	// It is mandatory when Addr is not a loopback address: the endpoint
+	// serves the whole database (and AllowDirs).
 	// Note: Postgres cleartext password auth; use it on trusted networks.
 	Password string
 	// Logger receives connection and error logs (default slog.Default()).
