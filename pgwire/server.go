@@ -3,17 +3,25 @@
 // DuckDB file while the processor keeps writing it. (DuckDB lets one process
 // open a file, even read-only, so the writer must serve the readers.)
 //
-// Every statement runs on its own pooled connection, in its own
+// Nothing a client sends may change a file, a setting or state. Three locks
+// (docs/sql.md): DuckDB's own (gtsmsql.Lockdown at Listen: no external
+// access except Config.AllowDirs, no extension autoinstall/autoload,
+// configuration locked; instance-wide, so the processor's SETs must come
+// first); the endpoint's own connections on the same DuckDB instance; and a
+// statement guard (guard.go) run before anything is prepared, which lets
+// only queries and EXPLAIN of queries through and refuses state-changing
+// functions, after which DuckDB's statement type must agree.
+//
+// Every statement runs on one of the endpoint's connections, in its own
 // `BEGIN TRANSACTION READ ONLY` transaction: it sees a snapshot of committed
 // data (a batch the processor commits in one transaction is seen whole or
-// not at all), cannot write the database, and is interrupted after
-// Config.QueryTimeout. Results longer than Config.RowCap rows are refused
-// with SQLSTATE 54000 rather than silently cut. Statements that would write
-// outside the database or change the shared DuckDB instance (COPY, EXPORT,
-// ATTACH, LOAD, INSTALL, CHECKPOINT/CALL) are refused with SQLSTATE 25006;
-// SET (and PRAGMA name=value) and BEGIN/COMMIT/ROLLBACK, which Postgres
-// clients send on their own, are acknowledged and not run: DuckDB settings
-// are shared with the processor, and every statement gets its own snapshot.
+// not at all) and is interrupted after Config.QueryTimeout. Results longer
+// than Config.RowCap rows are refused with SQLSTATE 54000 rather than
+// silently cut, and DuckDB itself stops at RowCap+1 rows. SET (and PRAGMA
+// name=value) and BEGIN/COMMIT/ROLLBACK, which Postgres clients send on
+// their own, are acknowledged and not run. Connections are limited
+// (Config.MaxConns), idle ones closed (Config.IdleTimeout), wrong passwords
+// slowed down per host and logged as authentication failures.
 //
 // Wiring (cmd/gtsm/serve.go does this for `gtsm process`): once the DuckDB
 // file is open and migrated (processor.Config.OnDB),
@@ -33,9 +41,10 @@
 package pgwire
 
 import (
+	"bytes"
 	"context"
-	"crypto/subtle"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -45,7 +54,10 @@ import (
 	"sync"
 	"time"
 
+	duckdb "github.com/duckdb/duckdb-go/v2"
 	wire "github.com/jeroenrinzema/psql-wire"
+
+	gtsmsql "github.com/earthscope/gtsm-stream/sql"
 )
 
 // Config configures the endpoint. The zero value serves 127.0.0.1:5433.
@@ -57,18 +69,32 @@ type Config struct {
 	// QueryTimeout interrupts a statement that runs longer (default 30s).
 	QueryTimeout time.Duration
 	// Password, when set, is required from every client (any user name).
-	// It is mandatory when Addr is not a loopback address: the endpoint can
-	// read any file the process can (DuckDB's read_csv, read_text, ...).
+	// It is mandatory when Addr is not a loopback address: the endpoint
+	// serves the whole database (and AllowDirs).
 	// Note: Postgres cleartext password auth; use it on trusted networks.
 	Password string
 	// Logger receives connection and error logs (default slog.Default()).
 	Logger *slog.Logger
+	// AllowDirs are directories statements may read files from (DuckDB's
+	// allowed_directories); none by default: no file outside the database.
+	AllowDirs []string
+	// MemoryLimit, when set, is DuckDB's memory_limit ("2GB"). DuckDB has
+	// it per instance only, so it bounds the processor too.
+	MemoryLimit string
+	// MaxConns is the most client connections served at once (default 64);
+	// more are answered with SQLSTATE 53300 and closed.
+	MaxConns int
+	// IdleTimeout closes a connection that sends nothing for this long
+	// (default 10m), during the handshake too.
+	IdleTimeout time.Duration
 }
 
 const (
 	DefaultAddr         = "127.0.0.1:5433"
 	DefaultRowCap       = 100000
 	DefaultQueryTimeout = 30 * time.Second
+	DefaultMaxConns     = 64
+	DefaultIdleTimeout  = 10 * time.Minute
 )
 
 func (c Config) withDefaults() Config {
@@ -84,13 +110,20 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.MaxConns <= 0 {
+		c.MaxConns = DefaultMaxConns
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
 	return c
 }
 
 // Server is a listening endpoint; see Listen.
 type Server struct {
 	cfg    Config
-	db     *sql.DB
+	db     *sql.DB // the endpoint's own connections (see Listen)
+	path   string  // the DuckDB file served, absolute
 	ln     net.Listener
 	wire   *wire.Server
 	parser *parser
@@ -103,6 +136,7 @@ type Server struct {
 	closed   bool
 
 	sessions *sessions
+	auth     *authThrottle
 
 	closeOnce sync.Once
 	closeErr  error
@@ -124,15 +158,49 @@ func Listen(db *sql.DB, cfg Config) (*Server, error) {
 	if cfg.Password == "" && !isLoopback(cfg.Addr) {
 		return nil, fmt.Errorf("SQL endpoint %s is not a loopback address: set a password (it can read files of this machine), or bind 127.0.0.1", cfg.Addr)
 	}
+	ctx := context.Background()
+	path, err := gtsmsql.DatabasePath(ctx, db)
+	if err != nil {
+		return nil, fmt.Errorf("SQL endpoint: %w", err)
+	}
+	if path == "" {
+		return nil, errors.New("SQL endpoint: serves a DuckDB file, not an in-memory database")
+	}
+	// DuckDB's protections first: they hold whatever a statement looks like.
+	if err := (gtsmsql.Lockdown{AllowDirs: cfg.AllowDirs, MemoryLimit: cfg.MemoryLimit}).Apply(ctx, db); err != nil {
+		return nil, fmt.Errorf("SQL endpoint: %w", err)
+	}
+	// The endpoint's own connections, on the same DuckDB instance (the
+	// driver's instance cache hands out the open database for the same
+	// path), so they never mix with the processor's pooled connections and
+	// each gets the endpoint's per-connection setup.
+	// The DSN must repeat the instance's access mode, or the cache refuses.
+	dsn := path
+	var mode string
+	if err := db.QueryRowContext(ctx, `SELECT current_setting('access_mode')::VARCHAR`).Scan(&mode); err != nil {
+		return nil, fmt.Errorf("SQL endpoint: read DuckDB access_mode: %w", err)
+	}
+	if strings.EqualFold(mode, "read_only") {
+		dsn += "?access_mode=read_only"
+	}
+	connector, err := duckdb.NewConnector(dsn, initConn)
+	if err != nil {
+		return nil, fmt.Errorf("SQL endpoint: connect to DuckDB %s: %w", path, err)
+	}
+	own := sql.OpenDB(connector)
+	own.SetMaxOpenConns(cfg.MaxConns)
+	own.SetMaxIdleConns(4)
 	p, err := newParser()
 	if err != nil {
+		own.Close()
 		return nil, err
 	}
-	s := &Server{cfg: cfg, db: db, parser: p, conns: map[net.Conn]struct{}{}, sessions: newSessions()}
+	s := &Server{cfg: cfg, db: own, path: path, parser: p, conns: map[net.Conn]struct{}{}, sessions: newSessions()}
 	s.stopping, s.stop = context.WithCancel(context.Background())
+	s.auth = newAuthThrottle(s.stopping)
 	opts := []wire.OptionFn{
-		wire.Logger(cfg.Logger),
-		wire.Version("15.0 (gtsm DuckDB, read-only)"),
+		wire.Logger(slog.New(authLogFilter{cfg.Logger.Handler()})),
+		wire.Version(serverVersion),
 		wire.BackendKeyData(s.sessions.keyData),
 		wire.CancelRequest(s.sessions.cancelRequest),
 		wire.GlobalParameters(wire.Parameters{"DateStyle": "ISO, MDY", "TimeZone": "UTC", "integer_datetimes": "on",
@@ -140,20 +208,18 @@ func Listen(db *sql.DB, cfg Config) (*Server, error) {
 			"standard_conforming_strings": "on"}),
 	}
 	if cfg.Password != "" {
-		want := []byte(cfg.Password)
-		opts = append(opts, wire.SessionAuthStrategy(wire.ClearTextPassword(
-			func(ctx context.Context, database, user, password string) (context.Context, bool, error) {
-				return ctx, subtle.ConstantTimeCompare([]byte(password), want) == 1, nil
-			})))
+		opts = append(opts, wire.SessionAuthStrategy(wire.ClearTextPassword(s.auth.check(cfg.Password, cfg.Logger))))
 	}
 	s.wire, err = wire.NewServer(s.parse, opts...)
 	if err != nil {
 		p.close()
+		own.Close()
 		return nil, fmt.Errorf("SQL endpoint: %w", err)
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		p.close()
+		own.Close()
 		return nil, fmt.Errorf("SQL endpoint: listen on %s: %w", cfg.Addr, err)
 	}
 	s.ln = &trackingListener{Listener: ln, s: s}
@@ -197,6 +263,9 @@ func (s *Server) Close() error {
 		}
 		s.wire.Wait()
 		s.parser.close()
+		if err := s.db.Close(); err != nil && s.closeErr == nil {
+			s.closeErr = fmt.Errorf("SQL endpoint: close its DuckDB connections: %w", err)
+		}
 	})
 	return s.closeErr
 }
@@ -208,26 +277,87 @@ type trackingListener struct {
 	s *Server
 }
 
+// Accept retries temporary failures (EMFILE when file descriptors run out:
+// the clients holding them will close) instead of ending the server, and
+// turns away connections beyond Config.MaxConns.
 func (l *trackingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	var delay time.Duration
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || l.s.stopping.Err() != nil {
+				return nil, net.ErrClosed
+			}
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			l.s.cfg.Logger.Warn("SQL endpoint: accept failed; retrying", "err", err, "retry_in", delay)
+			select {
+			case <-time.After(delay):
+			case <-l.s.stopping.Done():
+				return nil, net.ErrClosed
+			}
+			continue
+		}
+		delay = 0
+		l.s.mu.Lock()
+		if l.s.closed {
+			l.s.mu.Unlock()
+			c.Close()
+			return nil, net.ErrClosed
+		}
+		if len(l.s.conns) >= l.s.cfg.MaxConns {
+			l.s.mu.Unlock()
+			l.s.cfg.Logger.Warn("SQL endpoint: too many connections; refusing one", "remote", c.RemoteAddr().String(), "max", l.s.cfg.MaxConns)
+			go refuseConn(c, l.s.cfg.MaxConns)
+			continue
+		}
+		tc := &trackedConn{Conn: c, s: l.s}
+		l.s.conns[tc] = struct{}{}
+		l.s.mu.Unlock()
+		return tc, nil
 	}
-	l.s.mu.Lock()
-	defer l.s.mu.Unlock()
-	if l.s.closed {
-		c.Close()
-		return nil, net.ErrClosed
-	}
-	tc := &trackedConn{Conn: c, s: l.s}
-	l.s.conns[tc] = struct{}{}
-	return tc, nil
 }
 
 type trackedConn struct {
 	net.Conn
-	s    *Server
-	once sync.Once
+	s      *Server
+	once   sync.Once
+	writes int // Write calls so far (only the handshake's are rewritten)
+}
+
+// psql-wire v0.20 overwrites the server_version parameter with "150000",
+// which libpq reads as version 15000.0 (psycopg2 reports 1500000000): the
+// handshake's ParameterStatus message is rewritten to ours.
+var (
+	wireVersionMsg = paramStatus("server_version", "150000")
+	ourVersionMsg  = paramStatus("server_version", serverVersion)
+)
+
+func paramStatus(k, v string) []byte {
+	body := k + "\x00" + v + "\x00"
+	b := []byte{'S', 0, 0, 0, 0}
+	binary.BigEndian.PutUint32(b[1:], uint32(4+len(body)))
+	return append(b, body...)
+}
+
+func (c *trackedConn) Write(b []byte) (int, error) {
+	if c.writes < 16 {
+		c.writes++
+		if i := bytes.Index(b, wireVersionMsg); i >= 0 {
+			fixed := append(append(append([]byte{}, b[:i]...), ourVersionMsg...), b[i+len(wireVersionMsg):]...)
+			if _, err := c.Conn.Write(fixed); err != nil {
+				return 0, err
+			}
+			return len(b), nil
+		}
+	}
+	return c.Conn.Write(b)
+}
+
+// Read waits at most Config.IdleTimeout for the client: psql-wire reads
+// only between statements, so this bounds idle time, not statements.
+func (c *trackedConn) Read(b []byte) (int, error) {
+	c.Conn.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
+	return c.Conn.Read(b)
 }
 
 func (c *trackedConn) Close() error {

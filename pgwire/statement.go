@@ -46,8 +46,19 @@ func (s *Server) prepare(ctx context.Context, text string, clientOIDs []uint32) 
 			return w.Complete(tag)
 		})
 	}
-	if w := firstWord(text); w == "SET" || w == "RESET" {
+	switch w := firstWord(text); w {
+	case "SET", "RESET":
 		return noop(w), nil
+	case "BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT":
+		return noop(w), nil
+	case "PRAGMA":
+		if strings.Contains(text, "=") {
+			return noop(w), nil // PRAGMA name=value is a SET
+		}
+	}
+	text = pgRewrite(text)
+	if st := s.show(text); st != nil {
+		return st, nil
 	}
 	if commentDepth(text) > maxCommentDepth {
 		// DuckDB's parser takes time quadratic in comment nesting (10 KB of
@@ -57,14 +68,25 @@ func (s *Server) prepare(ctx context.Context, text string, clientOIDs []uint32) 
 	if err := s.parser.single(text); err != nil {
 		return nil, err
 	}
+	// Before DuckDB prepares anything (preparing EXPORT DATABASE creates its
+	// directory): only queries, EXPLAIN of queries, no state-changing calls.
+	if err := guard(text); err != nil {
+		return nil, err
+	}
 	d, err := s.describe(ctx, text)
 	if err != nil {
 		return nil, err
 	}
 	switch d.kind {
-	case duckdb.STATEMENT_TYPE_SELECT, duckdb.STATEMENT_TYPE_EXPLAIN, duckdb.STATEMENT_TYPE_RELATION:
-	case duckdb.STATEMENT_TYPE_SET, duckdb.STATEMENT_TYPE_VARIABLE_SET, duckdb.STATEMENT_TYPE_TRANSACTION:
-		return noop(firstWord(text)), nil
+	case duckdb.STATEMENT_TYPE_SELECT:
+	case duckdb.STATEMENT_TYPE_EXPLAIN:
+		// EXPLAIN ANALYZE runs its statement: DuckDB must agree that what
+		// the guard took for the explained statement is a query.
+		inner, _ := explainInner(text)
+		id, err := s.describe(ctx, inner)
+		if err != nil || id.kind != duckdb.STATEMENT_TYPE_SELECT {
+			return nil, pgError(fmt.Errorf("read-only SQL endpoint: only queries may be explained"), codeReadOnly, "")
+		}
 	default:
 		return nil, refused(text)
 	}
@@ -211,7 +233,14 @@ func (s *Server) execute(ctx context.Context, w wire.DataWriter, text string, d 
 	}
 	// Nothing to commit: a read-only transaction only ever rolls back.
 	defer conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
-	rows, err := conn.QueryContext(ctx, text, args...)
+	run := text
+	if d.kind == duckdb.STATEMENT_TYPE_SELECT {
+		// The driver materialises the whole result before the first row is
+		// read, so the row cap must be DuckDB's: it stops after cap+1 rows
+		// (one more, to tell "exactly cap" from "too many").
+		run = fmt.Sprintf("SELECT * FROM (%s\n) AS gtsm_capped LIMIT %d", text, s.cfg.RowCap+1)
+	}
+	rows, err := conn.QueryContext(ctx, run, args...)
 	if err != nil {
 		return s.execError(ctx, err)
 	}

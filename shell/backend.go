@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -193,11 +194,22 @@ type Local struct {
 }
 
 // OpenLocal opens path read-only; it fails when another process (a running
-// processor) holds the file, naming that process.
-func OpenLocal(ctx context.Context, path string) (*Local, error) {
+// processor) holds the file, naming that process. The DuckDB instance is
+// locked down (gtsmsql.Lockdown): no file, URL, ATTACH or extension outside
+// the database except under allowDirs, where COPY ... TO may write (the
+// export path), and no configuration change.
+func OpenLocal(ctx context.Context, path string, allowDirs ...string) (*Local, error) {
+	if _, err := os.Stat(path); err != nil {
+		// A missing file is named here, before DuckDB's vaguer message.
+		return nil, fmt.Errorf("open DuckDB %s: %w", path, err)
+	}
 	db, err := gtsmsql.Open(ctx, path, true)
 	if err != nil {
 		return nil, err
+	}
+	if err := (gtsmsql.Lockdown{AllowDirs: allowDirs}).Apply(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open DuckDB %s: %w", path, err)
 	}
 	// One connection for the whole session, so SET and temp objects persist
 	// between statements as in any SQL shell.
@@ -283,28 +295,89 @@ func duckText(typeName string, v any) string {
 	return pgwire.Text(v)
 }
 
-// Open picks the backend the way `gtsm sql` does: the SQL endpoint at addr
-// when something listens there (a running processor), otherwise the DuckDB
-// file at dbPath, read-only. An endpoint that listens but refuses us (wrong
-// password) is an error, not a reason to try the file, which that processor
-// holds anyway.
-func Open(ctx context.Context, addr, password, dbPath string) (Backend, error) {
-	if addr != "" {
+// ServedDatabase asks the endpoint which DuckDB file it serves (SHOW
+// gtsm_database, a gtsm endpoint's own answer).
+func (p *PG) ServedDatabase(ctx context.Context) (string, error) {
+	var path string
+	if err := p.conn.QueryRow(ctx, "SHOW gtsm_database").Scan(&path); err != nil {
+		return "", fmt.Errorf("ask the SQL endpoint %s which database it serves: %w", p.addr, pgErr(err))
+	}
+	return path, nil
+}
+
+// Options says where `gtsm sql` looks for data.
+type Options struct {
+	Addr, Password string
+	// DBPath is the DuckDB file; DBExplicit says the user named it (--db or
+	// GTSM_DB) rather than taking the default.
+	DBPath     string
+	DBExplicit bool
+	// AllowDirs are passed to OpenLocal.
+	AllowDirs []string
+}
+
+// Open picks the backend the way `gtsm sql` does.
+//
+// With an explicit DuckDB file, the answers must come from that file: it is
+// opened read-only; if a process holds it (a running processor), the SQL
+// endpoint at Addr is used only if it proves it serves that very file
+// (SHOW gtsm_database), otherwise Open fails naming both files.
+//
+// Without one, the SQL endpoint at Addr is used when something listens
+// there (a running processor), otherwise the default file, read-only. An
+// endpoint that listens but refuses us (wrong password) is an error, not a
+// reason to try the file, which that processor holds anyway.
+func Open(ctx context.Context, o Options) (Backend, error) {
+	if o.DBExplicit && o.DBPath != "" {
+		return openExplicit(ctx, o)
+	}
+	if o.Addr != "" {
 		d := net.Dialer{Timeout: 500 * time.Millisecond}
-		if c, err := d.DialContext(ctx, "tcp", addr); err == nil {
+		if c, err := d.DialContext(ctx, "tcp", o.Addr); err == nil {
 			c.Close()
-			return DialPG(ctx, addr, password, 5*time.Second)
+			return DialPG(ctx, o.Addr, o.Password, 5*time.Second)
 		}
 	}
-	if dbPath == "" {
-		return nil, fmt.Errorf("no SQL endpoint answers at %s and no --db file was given", addr)
+	if o.DBPath == "" {
+		return nil, fmt.Errorf("no SQL endpoint answers at %s and no --db file was given", o.Addr)
 	}
-	l, err := OpenLocal(ctx, dbPath)
+	l, err := OpenLocal(ctx, o.DBPath, o.AllowDirs...)
 	if err != nil {
 		if errors.Is(err, gtsmsql.ErrLocked) {
-			return nil, fmt.Errorf("no SQL endpoint answers at %s, and %w: if a processor holds the file, point --addr (or GTSM_SQL_ADDR) at its SQL endpoint", addr, err)
+			return nil, fmt.Errorf("no SQL endpoint answers at %s, and %w: if a processor holds the file, point --addr (or GTSM_SQL_ADDR) at its SQL endpoint", o.Addr, err)
 		}
-		return nil, fmt.Errorf("no SQL endpoint answers at %s (is a processor running?), and the file fallback failed: %w", addr, err)
+		return nil, fmt.Errorf("no SQL endpoint answers at %s (is a processor running?), and the file fallback failed: %w", o.Addr, err)
 	}
 	return l, nil
+}
+
+func openExplicit(ctx context.Context, o Options) (Backend, error) {
+	l, err := OpenLocal(ctx, o.DBPath, o.AllowDirs...)
+	if err == nil {
+		return l, nil
+	}
+	if !errors.Is(err, gtsmsql.ErrLocked) || o.Addr == "" {
+		return nil, err
+	}
+	pg, perr := DialPG(ctx, o.Addr, o.Password, 5*time.Second)
+	if perr != nil {
+		return nil, fmt.Errorf("%w; and the SQL endpoint at %s (which would have to serve it) failed: %v", err, o.Addr, perr)
+	}
+	served, serr := pg.ServedDatabase(ctx)
+	if serr != nil {
+		pg.Close()
+		return nil, fmt.Errorf("%w; the listener at %s cannot say which database it serves (not a gtsm endpoint?): %v", err, o.Addr, serr)
+	}
+	if !sameFile(served, o.DBPath) {
+		pg.Close()
+		return nil, fmt.Errorf("--db %s is held by another process, and the SQL endpoint at %s serves %s, not that file: point --addr (or GTSM_SQL_ADDR) at the processor that holds %s",
+			o.DBPath, o.Addr, served, o.DBPath)
+	}
+	return pg, nil
+}
+
+func sameFile(a, b string) bool {
+	sa, err1 := os.Stat(a)
+	sb, err2 := os.Stat(b)
+	return err1 == nil && err2 == nil && os.SameFile(sa, sb)
 }

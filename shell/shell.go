@@ -98,6 +98,14 @@ func (s *Shell) Flush(ctx context.Context) {
 // Line takes one input line: a dot command (at the start of a statement) or
 // SQL text; complete statements run as soon as their ';' arrives.
 func (s *Shell) Line(ctx context.Context, line string) {
+	if !s.Pending() {
+		// psql's \q, and exit / quit as psql and duckdb take them.
+		switch strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(line), ";")) {
+		case `\q`, "exit", "quit", "EXIT", "QUIT":
+			s.quit = true
+			return
+		}
+	}
 	if !s.Pending() && strings.HasPrefix(strings.TrimSpace(line), ".") {
 		s.dot(ctx, strings.TrimSpace(line))
 		return
@@ -151,7 +159,7 @@ const help = `Statements end with ';' and may span lines. Dot commands (at the s
   .q                   list the named demo queries
   .q NAME [ARGS]       run a named query, e.g. .q hourly B009 (no argument = all sites)
   .help                this text
-  .quit                leave (Ctrl-D works too)
+  .quit                leave (so do \q, exit, quit and Ctrl-D)
 Export: COPY (SELECT ...) TO 'out.parquet' (FORMAT parquet); works when the shell opened the
 DuckDB file itself (gtsm sql --db FILE, processor stopped). The processor's endpoint is
 read-only and refuses COPY; there, use csv mode and redirect: gtsm sql --mode csv -c "..." > out.csv`

@@ -71,7 +71,7 @@ func backends(t *testing.T) map[string]shell.Backend {
 	sctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(sctx) }()
-	pg, err := shell.Open(ctx, srv.Addr().String(), "", "")
+	pg, err := shell.Open(ctx, shell.Options{Addr: srv.Addr().String()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,9 +213,15 @@ func TestDotCommands(t *testing.T) {
 func TestExportAndWrites(t *testing.T) {
 	bs := backends(t)
 	dir := t.TempDir()
-	// The file backend exports with COPY ... TO (the database stays read-only).
+	// The file backend exports with COPY ... TO into an allowed directory
+	// (the database stays read-only).
+	exporter, err := shell.OpenLocal(context.Background(), demoFile(t), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer exporter.Close()
 	pq := filepath.Join(dir, "latest.parquet")
-	out, errOut, _ := runScript(t, bs["file"], "COPY (SELECT site, records FROM site_state ORDER BY site) TO '"+pq+"' (FORMAT parquet);\nSELECT * FROM '"+pq+"';\n")
+	out, errOut, _ := runScript(t, exporter, "COPY (SELECT site, records FROM site_state ORDER BY site) TO '"+pq+"' (FORMAT parquet);\nSELECT * FROM '"+pq+"';\n")
 	if want := "Count\n-----\n    2\n(1 row)\nsite | records\n-----+--------\nA001 |     144\nB009 |   86400\n(2 rows)\n"; out != want || errOut != "" {
 		t.Errorf("export: stdout\n%s\nstderr %s", out, errOut)
 	}
@@ -232,6 +238,40 @@ func TestExportAndWrites(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "x.csv")); !os.IsNotExist(err) {
 		t.Errorf("COPY through the endpoint wrote a file (stat err %v)", err)
+	}
+}
+
+// TestLocalShellWritesNothing: `gtsm sql --db FILE` is read-only for every
+// file, not only FILE: ATTACH ... (READ_WRITE) then INSERT (the reported
+// bypass), COPY outside an allowed directory, reading /etc, and switching
+// the protection back on all fail, and no file appears.
+func TestLocalShellWritesNothing(t *testing.T) {
+	dir := t.TempDir()
+	other := filepath.Join(dir, "other.duckdb")
+	for _, allow := range [][]string{nil, {t.TempDir()}} {
+		local, err := shell.OpenLocal(context.Background(), demoFile(t), allow...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range []string{
+			"ATTACH '" + other + "' AS w (READ_WRITE)",
+			"INSERT INTO w.main.x VALUES (1)",
+			"CREATE TABLE w.main.x AS SELECT 1",
+			"COPY (SELECT 1) TO '" + filepath.Join(dir, "x.csv") + "'",
+			"SELECT * FROM read_csv('/etc/passwd')",
+			"SET enable_external_access = true",
+			"SET lock_configuration = false",
+			"INSTALL httpfs",
+			"SELECT * FROM read_parquet('http://127.0.0.1:1/x.parquet')",
+		} {
+			if _, err := local.Exec(context.Background(), q); err == nil {
+				t.Errorf("allow %v: %s: no error", allow, q)
+			}
+		}
+		local.Close()
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("files appeared: %v", entries)
 	}
 }
 

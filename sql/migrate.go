@@ -198,6 +198,11 @@ func Open(ctx context.Context, path string, readOnly bool) (*sql.DB, error) {
 
 func openError(path string, err error) error {
 	msg := err.Error()
+	if strings.Contains(msg, "different configuration") {
+		// This process already has the file open read-write (a processor
+		// in the same process): DuckDB will not open it read-only too.
+		return fmt.Errorf("open DuckDB %s: %w (by this process, read-write): %v", path, ErrLocked, err)
+	}
 	if strings.Contains(msg, "Could not set lock") || strings.Contains(msg, "Conflicting lock") {
 		pid := "unknown"
 		if m := lockPID.FindStringSubmatch(msg); m != nil {

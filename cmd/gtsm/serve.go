@@ -24,6 +24,10 @@ type endpointConfig struct {
 	rowCap               int
 	queryTimeout         time.Duration
 	httpAddr             string
+	sqlAllowDirs         stringList
+	sqlMemoryLimit       string
+	sqlMaxConns          int
+	sqlIdleTimeout       time.Duration
 }
 
 // register adds the endpoint flags (shared by process and demo).
@@ -31,6 +35,10 @@ func (c *endpointConfig) register(fs *pflag.FlagSet, env *environ) {
 	fs.StringVar(&c.sqlAddr, "sql-addr", envOr(env, "GTSM_SQL_ADDR", pgwire.DefaultAddr), "SQL endpoint (Postgres wire, read-only) address; empty: off (env GTSM_SQL_ADDR)")
 	fs.IntVar(&c.rowCap, "sql-row-cap", pgwire.DefaultRowCap, "most rows one SQL statement may return through the endpoint")
 	fs.DurationVar(&c.queryTimeout, "sql-timeout", pgwire.DefaultQueryTimeout, "SQL statements running longer are interrupted")
+	fs.Var(&c.sqlAllowDirs, "sql-allow-dir", "directory SQL clients may read files from (repeatable; default: none, only the database)")
+	fs.StringVar(&c.sqlMemoryLimit, "sql-memory-limit", "", "DuckDB memory_limit, e.g. 2GB (DuckDB has it per database, so it bounds the processor too; default: DuckDB's)")
+	fs.IntVar(&c.sqlMaxConns, "sql-max-conns", pgwire.DefaultMaxConns, "most SQL client connections at once")
+	fs.DurationVar(&c.sqlIdleTimeout, "sql-idle-timeout", pgwire.DefaultIdleTimeout, "SQL connections idle this long are closed")
 	fs.StringVar(&c.httpAddr, "http-addr", "127.0.0.1:8080", "monitoring address: status page /, /metrics, /healthz; empty: off")
 }
 
@@ -49,7 +57,8 @@ type endpoints struct {
 func startEndpoints(ctx context.Context, db *sql.DB, c endpointConfig, m *monitor.Metrics, health func() error, log *slog.Logger) (*endpoints, error) {
 	e := &endpoints{}
 	if c.sqlAddr != "" {
-		s, err := pgwire.Listen(db, pgwire.Config{Addr: c.sqlAddr, Password: c.sqlPassword, RowCap: c.rowCap, QueryTimeout: c.queryTimeout, Logger: log})
+		s, err := pgwire.Listen(db, pgwire.Config{Addr: c.sqlAddr, Password: c.sqlPassword, RowCap: c.rowCap, QueryTimeout: c.queryTimeout, Logger: log,
+			AllowDirs: c.sqlAllowDirs, MemoryLimit: c.sqlMemoryLimit, MaxConns: c.sqlMaxConns, IdleTimeout: c.sqlIdleTimeout})
 		if err != nil {
 			return nil, fmt.Errorf("SQL endpoint (--sql-addr %s): %w", c.sqlAddr, err)
 		}

@@ -1,0 +1,164 @@
+package pgwire
+
+import (
+	"context"
+	"database/sql/driver"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgtype"
+	wire "github.com/jeroenrinzema/psql-wire"
+)
+
+// serverVersion is what clients see as the Postgres version (ParameterStatus
+// server_version and SHOW server_version): psql and pgx pick their catalog
+// queries by it.
+const serverVersion = "15.0 (gtsm DuckDB, read-only)"
+
+// compatMacros are created on each of the endpoint's own connections, as
+// TEMPORARY macros: they live in that connection's temp schema only, so
+// nothing is written to the database file and the processor never sees
+// them. They fill the pg_catalog functions Postgres clients' introspection
+// calls and DuckDB lacks.
+var compatMacros = []string{
+	`CREATE OR REPLACE TEMP MACRO pg_get_userbyid(id) AS 'gtsm'`,
+	`CREATE OR REPLACE TEMP MACRO pg_encoding_to_char(enc) AS 'UTF8'`,
+	`CREATE OR REPLACE TEMP MACRO pg_tablespace_location(id) AS ''`,
+	`CREATE OR REPLACE TEMP MACRO pg_relation_size(id) AS 0::BIGINT`,
+	`CREATE OR REPLACE TEMP MACRO pg_table_size(id) AS 0::BIGINT`,
+	`CREATE OR REPLACE TEMP MACRO pg_total_relation_size(id) AS 0::BIGINT`,
+	`CREATE OR REPLACE TEMP MACRO pg_database_size(id) AS 0::BIGINT`,
+	`CREATE OR REPLACE TEMP MACRO pg_get_expr(expr, rel) AS expr::VARCHAR, (expr, rel, pretty) AS expr::VARCHAR`,
+	`CREATE OR REPLACE TEMP MACRO pg_get_statisticsobjdef_columns(id) AS ''`,
+	`CREATE OR REPLACE TEMP MACRO pg_get_triggerdef(id, pretty) AS ''`,
+	`CREATE OR REPLACE TEMP MACRO pg_get_indexdef(id, col, pretty) AS ''`,
+	`CREATE OR REPLACE TEMP MACRO pg_get_constraintdef(id, pretty) AS ''`,
+	`CREATE OR REPLACE TEMP MACRO pg_get_partkeydef(id) AS NULL::VARCHAR`,
+	`CREATE OR REPLACE TEMP MACRO pg_relation_is_publishable(id) AS false`,
+	`CREATE OR REPLACE TEMP MACRO array_upper(arr, dim) AS len(arr)`,
+	`CREATE OR REPLACE TEMP MACRO pg_get_partition_constraintdef(id) AS NULL::VARCHAR`,
+}
+
+// catalogSubqueries stand in for pg_catalog relations: DuckDB's with the
+// columns psql 15 reads and DuckDB lacks, and empty ones DuckDB has not (no
+// policies, statistics objects, publications, inheritance, triggers).
+// They are subqueries put into the statement text, not temporary views,
+// which information_schema and SHOW TABLES would list among the user's.
+var catalogSubqueries = map[string]string{
+	"pg_class":                 `SELECT * REPLACE (NULL::VARCHAR[] AS reloptions), false AS relforcerowsecurity FROM pg_catalog.pg_class`,
+	"pg_database":              `SELECT *, 6 AS encoding, 'C' AS datcollate, 'C' AS datctype, NULL::VARCHAR AS daticulocale, 'c' AS datlocprovider, NULL::VARCHAR[] AS datacl, 0 AS datdba FROM pg_catalog.pg_database`,
+	"pg_policy":                `SELECT ''::VARCHAR AS polname, true AS polpermissive, []::BIGINT[] AS polroles, ''::VARCHAR AS polqual, ''::VARCHAR AS polwithcheck, ''::VARCHAR AS polcmd, 0::BIGINT AS polrelid WHERE false`,
+	"pg_roles":                 `SELECT 0::BIGINT AS oid, 'gtsm' AS rolname`,
+	"pg_statistic_ext":         `SELECT 0::BIGINT AS oid, 0::BIGINT AS stxrelid, 0::BIGINT AS stxnamespace, ''::VARCHAR AS stxname, []::VARCHAR[] AS stxkind, 0 AS stxstattarget WHERE false`,
+	"pg_publication":           `SELECT 0::BIGINT AS oid, ''::VARCHAR AS pubname, false AS puballtables WHERE false`,
+	"pg_publication_rel":       `SELECT 0::BIGINT AS oid, 0::BIGINT AS prpubid, 0::BIGINT AS prrelid, ''::VARCHAR AS prqual, []::INTEGER[] AS prattrs WHERE false`,
+	"pg_publication_namespace": `SELECT 0::BIGINT AS oid, 0::BIGINT AS pnpubid, 0::BIGINT AS pnnspid WHERE false`,
+	"pg_inherits":              `SELECT 0::BIGINT AS inhrelid, 0::BIGINT AS inhparent, 0 AS inhseqno, false AS inhdetachpending WHERE false`,
+	"pg_trigger":               `SELECT 0::BIGINT AS oid, 0::BIGINT AS tgrelid, ''::VARCHAR AS tgname, false AS tgisinternal, ''::VARCHAR AS tgenabled, 0::BIGINT AS tgparentid WHERE false`,
+}
+
+// catalogRE matches a qualified catalog relation and what follows it (an
+// alias or the next keyword).
+var catalogRE = regexp.MustCompile(`(?i)\bpg_catalog\s*\.\s*(pg_class|pg_database|pg_policy|pg_roles|pg_statistic_ext|pg_publication|pg_publication_rel|pg_publication_namespace|pg_inherits|pg_trigger)\b(\s+(?:AS\s+)?([a-z_][a-z0-9_]*))?`)
+
+var sqlKeywords = map[string]bool{"WHERE": true, "LEFT": true, "RIGHT": true, "INNER": true, "JOIN": true, "ON": true, "ORDER": true,
+	"GROUP": true, "LIMIT": true, "UNION": true, "CROSS": true, "FULL": true, "NATURAL": true, "HAVING": true, "USING": true,
+	"OFFSET": true, "EXCEPT": true, "INTERSECT": true, "WINDOW": true, "QUALIFY": true, "OUTER": true}
+
+func replaceCatalog(text string) string {
+	return catalogRE.ReplaceAllStringFunc(text, func(m string) string {
+		g := catalogRE.FindStringSubmatch(m)
+		sub := "(" + catalogSubqueries[strings.ToLower(g[1])] + ")"
+		if g[3] != "" && !sqlKeywords[strings.ToUpper(g[3])] {
+			return sub + " AS " + g[3]
+		}
+		return sub + " AS " + strings.ToLower(g[1]) + g[2]
+	})
+}
+
+// initConn prepares each new endpoint connection (duckdb.NewConnector's
+// init hook).
+func initConn(ex driver.ExecerContext) error {
+	for _, m := range compatMacros {
+		if _, err := ex.ExecContext(context.Background(), m, nil); err != nil {
+			return fmt.Errorf("SQL endpoint connection setup: %s: %w", m, err)
+		}
+	}
+	return nil
+}
+
+// Postgres clients qualify catalog functions and operators
+// (pg_catalog.pg_get_userbyid(...), OPERATOR(pg_catalog.~), COLLATE
+// pg_catalog.default) where DuckDB finds them unqualified (its pg_catalog
+// schema holds views, and our macros live in the temp schema).
+var (
+	pgOperatorRE = regexp.MustCompile(`(?i)OPERATOR\s*\(\s*pg_catalog\s*\.\s*([~!<>=*+-]+)\s*\)`)
+	pgCollateRE  = regexp.MustCompile(`(?i)\s+COLLATE\s+pg_catalog\s*\.\s*"?default"?`)
+	pgFuncRE     = regexp.MustCompile(`(?i)\bpg_catalog\s*\.\s*([a-z_][a-z0-9_]*\s*\()`)
+	pgCastRE     = regexp.MustCompile(`(?i)::\s*pg_catalog\s*\.\s*`)
+	// FROM generate_series(...) s: Postgres lets s name the column too.
+	pgSeriesAliasRE = regexp.MustCompile(`(?i)(generate_series\s*\((?:[^()]|\([^()]*\))*\))\s+([a-z_]+)\s*,`)
+	pgRegCastRE     = regexp.MustCompile(`(?i)::\s*(regtype|regclass|regproc|regprocedure|regnamespace)\b`)
+)
+
+// pgRewrite adapts catalog queries of Postgres clients (psql's \d family,
+// pgx, psycopg) to DuckDB. It runs before the statement guard, which checks
+// the rewritten text: the text DuckDB runs.
+func pgRewrite(text string) string {
+	if !strings.Contains(strings.ToLower(text), "pg_catalog") {
+		return text
+	}
+	text = pgOperatorRE.ReplaceAllString(text, " $1 ")
+	text = pgCollateRE.ReplaceAllString(text, "")
+	text = pgFuncRE.ReplaceAllString(text, "$1")
+	text = replaceCatalog(text)
+	text = pgCastRE.ReplaceAllString(text, "::")
+	text = pgSeriesAliasRE.ReplaceAllString(text, "$1 AS $2($2),")
+	return pgRegCastRE.ReplaceAllString(text, "::VARCHAR")
+}
+
+var showRE = regexp.MustCompile(`(?is)^\s*SHOW\s+"?([a-z_]+)"?\s*;?\s*$`)
+
+// show answers SHOW of the Postgres parameters clients ask for, and
+// gtsm_database: the absolute path of the DuckDB file this endpoint serves
+// (`gtsm sql --db FILE` checks it before trusting the endpoint with FILE).
+func (s *Server) show(text string) *wire.PreparedStatement {
+	m := showRE.FindStringSubmatch(stripLeadingComments(text))
+	if m == nil {
+		return nil
+	}
+	name := strings.ToLower(m[1])
+	var v string
+	switch name {
+	case "server_version":
+		v = serverVersion
+	case "server_version_num":
+		v = "150000"
+	case "gtsm_database":
+		v = s.path
+	case "transaction_isolation":
+		v = "serializable"
+	case "standard_conforming_strings":
+		v = "on"
+	case "client_encoding", "server_encoding":
+		v = "UTF8"
+	case "datestyle":
+		v = "ISO, MDY"
+	case "timezone":
+		v = "UTC"
+	case "integer_datetimes":
+		v = "on"
+	case "max_identifier_length":
+		v = "63"
+	default:
+		return nil
+	}
+	cols := wire.Columns{{Name: name, Oid: pgtype.TextOID, Width: -1}}
+	return wire.NewStatement(func(ctx context.Context, w wire.DataWriter, _ []wire.Parameter) error {
+		if err := w.Row([]any{v}); err != nil {
+			return err
+		}
+		return w.Complete("SHOW")
+	}, wire.WithColumns(cols))
+}

@@ -1,0 +1,104 @@
+package pgwire_test
+
+import (
+	"context"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/earthscope/gtsm-stream/pgwire"
+)
+
+// TestPsqlMetaCommands: psql's catalog commands work against the endpoint
+// (Debian's psql 15 sends pg_catalog queries DuckDB needs help with).
+func TestPsqlMetaCommands(t *testing.T) {
+	e := start(t, pgwire.Config{}, `CREATE VIEW v AS SELECT i, s FROM t`)
+	for _, tc := range []struct {
+		cmd  string
+		want []string
+	}{
+		{`\dt`, []string{"main|t|table|gtsm"}},
+		{`\d`, []string{"main|t|table|gtsm", "main|v|view|gtsm"}},
+		{`\d t`, []string{"i|int8||", "s|varchar||", "ts|timestamp||"}},
+		{`\d+ t`, []string{"i|int8|", "dec|numeric(18,3)|"}},
+		{`\d v`, []string{"i|int8||", "s|varchar||"}},
+		{`\l`, []string{"e|gtsm|UTF8"}},
+		{`\dn`, []string{"main|gtsm"}},
+		{`SHOW server_version`, []string{"15.0 (gtsm DuckDB, read-only)"}},
+		{`SHOW gtsm_database`, []string{e.dir + "/e.duckdb"}},
+	} {
+		out, err := psql(t, e, nil, "-c", tc.cmd)
+		if err != nil || strings.Contains(out, "ERROR") {
+			t.Errorf("%s: %v\n%s", tc.cmd, err, out)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%s: output lacks %q:\n%s", tc.cmd, w, out)
+			}
+		}
+	}
+}
+
+// TestClientIntrospection: what pgx users and psycopg2 (Python) ask on
+// connecting and for table metadata.
+func TestClientIntrospection(t *testing.T) {
+	e := start(t, pgwire.Config{})
+	ctx := context.Background()
+	for _, m := range modes {
+		c := connect(t, e, m.mode)
+		if v := c.PgConn().ParameterStatus("server_version"); v != "15.0 (gtsm DuckDB, read-only)" {
+			t.Errorf("%s: server_version parameter %q", m.name, v)
+		}
+		for _, q := range []struct{ sql, want string }{
+			{`SELECT version()`, ""},
+			{`SELECT current_schema()`, "main"},
+			{`SHOW server_version`, "15.0 (gtsm DuckDB, read-only)"},
+			{`SHOW transaction_isolation`, "serializable"},
+			{`SELECT string_agg(column_name, ',' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_name = 't'`, "i,n,d,s,ts,b,dec,day,h,l"},
+			{`SELECT count(*)::VARCHAR FROM pg_catalog.pg_type WHERE typname = 'int8'`, "1"},
+			{`SELECT pg_catalog.pg_get_userbyid(10)`, "gtsm"},
+			{`SELECT n.nspname FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.~) '^(main)$' COLLATE pg_catalog.default`, "main"},
+		} {
+			var got string
+			if err := c.QueryRow(ctx, q.sql).Scan(&got); err != nil {
+				t.Errorf("%s: %s: %v", m.name, q.sql, err)
+			} else if q.want != "" && got != q.want {
+				t.Errorf("%s: %s = %q, want %q", m.name, q.sql, got, q.want)
+			}
+		}
+	}
+	// psycopg2 (Debian python3-psycopg2): connect, server version, a query
+	// in its implicit transaction, cursor.description, information_schema.
+	// Debian's python3 has the package; a python3 earlier on PATH may not.
+	python := ""
+	for _, p := range []string{"python3", "/usr/bin/python3"} {
+		if exec.Command(p, "-c", "import psycopg2").Run() == nil {
+			python = p
+			break
+		}
+	}
+	if python == "" {
+		t.Skip("python3-psycopg2 not installed (apt-get install -y python3-psycopg2)")
+	}
+	host, port, _ := strings.Cut(e.addr, ":")
+	script := `
+import psycopg2
+c = psycopg2.connect(host="` + host + `", port=` + port + `, user="x", dbname="gtsm")
+print(c.server_version)
+cur = c.cursor()
+cur.execute("SELECT i, s FROM t WHERE i = %s", (1,))
+print([d.name for d in cur.description], cur.fetchall())
+cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY 1")
+print(cur.fetchall())
+c.rollback()
+c.close()
+`
+	out, err := exec.Command(python, "-c", script).CombinedOutput()
+	if want := "150000\n['i', 's'] [(1, 'one')]\n[('t',)]\n"; err != nil || string(out) != want {
+		t.Errorf("psycopg2: %v\n%s\nwant\n%s", err, out, want)
+	}
+	_ = pgx.QueryExecModeSimpleProtocol
+}
