@@ -57,9 +57,14 @@ func TestMigrateNewFile(t *testing.T) {
 	if err := Migrate(ctx, db); err != nil {
 		t.Fatalf("second migrate: %v", err)
 	}
+	ms, err := readMigrations(DDL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	newest := ms[len(ms)-1].version
 	v, err := Version(ctx, db)
-	if err != nil || v != 1 {
-		t.Fatalf("version = %d, %v; want 1", v, err)
+	if err != nil || v != newest {
+		t.Fatalf("version = %d, %v; want %d (the newest ddl file)", v, err, newest)
 	}
 	cols := columns(t, db, "gtsm_etl")
 	want := append([]string{"key_site"}, record.FieldNames[:]...)
@@ -90,8 +95,8 @@ func TestMigrateNewFile(t *testing.T) {
 	}
 }
 
-// TestMigrateUpgradesOldFile builds a version-1 file, closes it, and opens it
-// with a program that knows a version 2: the data stays, the new DDL applies
+// TestMigrateUpgradesOldFile builds a file at the embedded newest version, closes it, and opens it
+// with a program that knows a version 999: the data stays, the new DDL applies
 // once, and the views are re-created.
 func TestMigrateUpgradesOldFile(t *testing.T) {
 	ctx := context.Background()
@@ -113,7 +118,7 @@ func TestMigrateUpgradesOldFile(t *testing.T) {
 	for k, v := range v1 {
 		ddl[k] = &fstest.MapFile{Data: v}
 	}
-	ddl["0002_notes.sql"] = &fstest.MapFile{Data: []byte(`ALTER TABLE kafka_offsets ADD COLUMN note VARCHAR DEFAULT 'upgraded';`)}
+	ddl["0999_notes.sql"] = &fstest.MapFile{Data: []byte(`ALTER TABLE kafka_offsets ADD COLUMN note VARCHAR DEFAULT 'upgraded';`)}
 	views := fstest.MapFS{"v.sql": &fstest.MapFile{Data: []byte(`CREATE OR REPLACE VIEW offsets_note AS SELECT note FROM kafka_offsets;`)}}
 
 	db = openT(t, path)
@@ -132,8 +137,8 @@ func TestMigrateUpgradesOldFile(t *testing.T) {
 	if next != 42 || note != "upgraded" {
 		t.Fatalf("after upgrade: next_offset=%d note=%q", next, note)
 	}
-	if v, _ := Version(ctx, db); v != 2 {
-		t.Fatalf("version %d, want 2", v)
+	if v, _ := Version(ctx, db); v != 999 {
+		t.Fatalf("version %d, want 999", v)
 	}
 	if err := db.QueryRow(`SELECT note FROM offsets_note`).Scan(&note); err != nil {
 		t.Fatal(err)
