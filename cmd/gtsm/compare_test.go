@@ -370,7 +370,8 @@ func TestComposeOneLiner(t *testing.T) {
 		t.Fatalf("compare -h: %d %s", code, errb.String())
 	}
 	def := func(flag string) string {
-		m := regexp.MustCompile(`(?s)\n  -` + flag + ` [^\n]*\n[^\n]*\(default "([^"]*)"\)`).FindStringSubmatch(errb.String())
+		// pflag's help: one line per flag, "  --name type   usage (default "v")".
+		m := regexp.MustCompile(`(?m)^\s+(?:-\w, )?--` + flag + ` [^\n]*\(default "([^"]*)"\)$`).FindStringSubmatch(errb.String() + out.String())
 		if m == nil {
 			t.Fatalf("no default for -%s in:\n%s", flag, errb.String())
 		}
