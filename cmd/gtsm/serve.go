@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/jeroenrinzema/psql-wire/codes"
+	pgerror "github.com/jeroenrinzema/psql-wire/errors"
 	"github.com/spf13/pflag"
 
 	"github.com/earthscope/gtsm-stream/monitor"
@@ -49,7 +51,8 @@ type endpoints struct {
 func startEndpoints(ctx context.Context, db *sql.DB, c endpointConfig, m *monitor.Metrics, health func() error, log *slog.Logger) (*endpoints, error) {
 	e := &endpoints{}
 	if c.sqlAddr != "" {
-		s, err := pgwire.Listen(db, pgwire.Config{Addr: c.sqlAddr, Password: c.sqlPassword, RowCap: c.rowCap, QueryTimeout: c.queryTimeout, Logger: log})
+		s, err := pgwire.Listen(db, pgwire.Config{Addr: c.sqlAddr, Password: c.sqlPassword, RowCap: c.rowCap, QueryTimeout: c.queryTimeout,
+			Logger: slog.New(authFailures{log.Handler()})})
 		if err != nil {
 			return nil, fmt.Errorf("SQL endpoint (--sql-addr %s): %w", c.sqlAddr, err)
 		}
@@ -168,3 +171,32 @@ func (r *runningProcessor) stop() error {
 // hostOf and portOf split a bound host:port for printing client commands.
 func hostOf(addr string) string { h, _, _ := net.SplitHostPort(addr); return h }
 func portOf(addr string) string { _, p, _ := net.SplitHostPort(addr); return p }
+
+// authFailures is a log handler for the SQL endpoint: psql-wire logs a
+// client that gave a wrong password as "an unexpected error got returned
+// while serving a client connection" at ERROR; this says what it is, at
+// WARN (a client's mistake, or someone guessing: not the server failing).
+type authFailures struct{ slog.Handler }
+
+func (h authFailures) Handle(ctx context.Context, r slog.Record) error {
+	auth := false
+	r.Attrs(func(a slog.Attr) bool {
+		if err, ok := a.Value.Any().(error); ok && pgerror.GetCode(err) == codes.InvalidPassword {
+			auth = true
+		}
+		return !auth
+	})
+	if !auth {
+		return h.Handler.Handle(ctx, r)
+	}
+	nr := slog.NewRecord(r.Time, slog.LevelWarn, "SQL client authentication failed: wrong password", r.PC)
+	r.Attrs(func(a slog.Attr) bool { nr.AddAttrs(a); return true })
+	return h.Handler.Handle(ctx, nr)
+}
+
+func (h authFailures) WithAttrs(as []slog.Attr) slog.Handler {
+	return authFailures{h.Handler.WithAttrs(as)}
+}
+func (h authFailures) WithGroup(name string) slog.Handler {
+	return authFailures{h.Handler.WithGroup(name)}
+}
