@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -220,7 +221,9 @@ http-addr: 127.0.0.1:%[4]s
 	}
 
 	var script strings.Builder
-	script.WriteString("set -eu\n")
+	// Whatever the README left running is stopped at the end, and so is
+	// everything when a line fails.
+	script.WriteString("set -eu\ntrap 'for p in $(jobs -p); do kill $p 2>/dev/null; done; wait' EXIT\n")
 	ran, bg := 0, 0
 	for _, block := range readmeBlocks(t, "sh") {
 		if len(block) > 0 && strings.HasPrefix(block[0], "# illustration") || slices.ContainsFunc(block, func(l string) bool {
@@ -255,14 +258,16 @@ http-addr: 127.0.0.1:%[4]s
 	if ran < 15 {
 		t.Fatalf("only %d README lines to run:\n%s", ran, script.String())
 	}
-	// Whatever the README left running is stopped at the end.
-	script.WriteString("for p in $(jobs -p); do kill $p; done; wait\n")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	sh := exec.CommandContext(ctx, "bash", "-c", script.String())
 	sh.Dir = work
 	sh.WaitDelay = 10 * time.Second
+	// Its own process group, so that a timeout kills the background
+	// commands too, not only bash.
+	sh.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	sh.Cancel = func() error { return syscall.Kill(-sh.Process.Pid, syscall.SIGKILL) }
 	var env []string
 	for _, kv := range os.Environ() {
 		if k, _, _ := strings.Cut(kv, "="); !slices.Contains(readmeEnv, k) {
