@@ -51,6 +51,16 @@ func TestProduceMemoryBounded(t *testing.T) {
 		}
 	}
 	bin := buildGtsm(t)
+	// The bound is stated where users look: --help (text and flag).
+	if MemoryConstantText != fmt.Sprintf("%d MiB", MemoryConstant>>20) {
+		t.Fatalf("MemoryConstantText %q disagrees with MemoryConstant %d", MemoryConstantText, MemoryConstant)
+	}
+	help, _ := exec.Command(bin, "produce", "-h").CombinedOutput()
+	for _, want := range []string{"stays within --buffer-mb + " + MemoryConstantText + " (RSS)", "stays within this + " + MemoryConstantText} {
+		if !strings.Contains(string(help), want) {
+			t.Errorf("gtsm produce -h does not say %q", want)
+		}
+	}
 	st := startStack(t)
 	dir := t.TempDir()
 	t0 := time.Date(2021, 7, 1, 0, 0, 0, 0, time.UTC)
