@@ -51,6 +51,16 @@ func TestProduceMemoryBounded(t *testing.T) {
 		}
 	}
 	bin := buildGtsm(t)
+	// The bound is stated where users look: --help (text and flag).
+	if MemoryConstantText != fmt.Sprintf("%d MiB", MemoryConstant>>20) {
+		t.Fatalf("MemoryConstantText %q disagrees with MemoryConstant %d", MemoryConstantText, MemoryConstant)
+	}
+	help, _ := exec.Command(bin, "produce", "-h").CombinedOutput()
+	for _, want := range []string{"stays within --buffer-mb + " + MemoryConstantText + " (RSS)", "stays within this + " + MemoryConstantText} {
+		if !strings.Contains(string(help), want) {
+			t.Errorf("gtsm produce -h does not say %q", want)
+		}
+	}
 	st := startStack(t)
 	dir := t.TempDir()
 	t0 := time.Date(2021, 7, 1, 0, 0, 0, 0, time.UTC)
@@ -119,10 +129,13 @@ func TestProduceMemoryBounded(t *testing.T) {
 			// its ru_maxrss starts at this test process's peak.)
 			peak := make(chan int64)
 			stop := make(chan struct{})
-			go func() { peak <- pollHWM(cmd.Process.Pid, stop) }()
+			go func() { peak <- pollHWM(cmd.Process.Pid, bin, stop) }()
 			err := cmd.Wait()
 			close(stop)
 			rss := <-peak
+			if err == nil && rss < 8<<20 {
+				t.Fatalf("peak RSS of gtsm not measured (%d bytes)", rss)
+			}
 			if err != nil {
 				t.Fatalf("gtsm produce under prlimit --as=%d MiB: %v\n%s", (bound+addressReserve)>>20, err, tail(stderr.String()))
 			}
@@ -144,14 +157,21 @@ func TestProduceMemoryBounded(t *testing.T) {
 }
 
 // pollHWM returns the largest VmHWM (peak resident set) seen in
-// /proc/pid/status, read every 5 ms until stop is closed. prlimit execs the
-// command, so pid is gtsm's once it runs; VmHWM is per address space, so
-// the exec resets it.
-func pollHWM(pid int, stop <-chan struct{}) int64 {
+// /proc/pid/status, read every 5 ms until stop is closed, counting only
+// while the process runs exe: prlimit execs gtsm, and VmHWM is per address
+// space, so the exec resets it. Before the exec the child may still share
+// this test process's address space (os/exec starts it with CLONE_VM), and
+// its VmHWM is then this process's: found as a 197 MiB outlier in 1 of 20
+// runs before the exe check.
+func pollHWM(pid int, exe string, stop <-chan struct{}) int64 {
 	var peak int64
-	path := fmt.Sprintf("/proc/%d/status", pid)
+	dir := fmt.Sprintf("/proc/%d", pid)
 	for {
-		if b, err := os.ReadFile(path); err == nil {
+		// exe is read before status: once it is gtsm, it stays gtsm (a pid
+		// is not reused before Wait reaps it), so the status read next is
+		// gtsm's.
+		if target, err := os.Readlink(dir + "/exe"); err == nil && target == exe {
+			b, _ := os.ReadFile(dir + "/status")
 			for _, line := range strings.Split(string(b), "\n") {
 				if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
 					kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)

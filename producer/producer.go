@@ -210,7 +210,7 @@ type job struct {
 //     dry-run JSON lines with every field set.
 //   - jobBatches: encoded chunks a job may hold before the sender takes
 //     them; with queue capacity 2×workers, at most (2×workers+1)×jobBatches
-//   - workers chunks exist at once.
+//     chunks wait, plus one being built by each worker.
 //   - inFlightBytes: samples of the groups handed to the workers (queued or
 //     being merged) and not yet finished; a group larger than this waits
 //     until it is alone. Files left on disk count only their header.
