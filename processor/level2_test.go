@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -195,6 +196,7 @@ func l2Oracle(t testing.TB, recs []record.Record, meta map[string]l2Meta2, switc
 	}
 	for site, ss := range strain {
 		sort.Slice(ss, func(i, j int) bool { return ss[i].t < ss[j].t })
+		ss = dedupSecs(ss, func(x sec) int64 { return x.t })
 		md := meta[site]
 		cfgOf := func(md l2Meta2) level2.Config { return level2.ConfigFrom(md.st) }
 		m := level2.New(cfgOf(md))
@@ -217,6 +219,7 @@ func l2Oracle(t testing.TB, recs []record.Record, meta map[string]l2Meta2, switc
 		}
 		ps := press[site]
 		sort.Slice(ps, func(i, j int) bool { return ps[i][0] < ps[j][0] })
+		ps = dedupSecs(ps, func(x [2]float64) int64 { return int64(x[0]) })
 		atmp := map[int64][4]float64{}
 		pm := level2.New(cfgOf(md))
 		if switchAt[site] > 0 {
@@ -256,6 +259,19 @@ func l2Oracle(t testing.TB, recs []record.Record, meta map[string]l2Meta2, switc
 	sort.Strings(gauge)
 	sort.Strings(regional)
 	return gauge, regional
+}
+
+// dedupSecs keeps the first of equal seconds of a sorted slice (the
+// processor stores a resent record once).
+func dedupSecs[T any](s []T, t func(T) int64) []T {
+	out := s[:0]
+	for i, x := range s {
+		if i > 0 && t(x) == t(s[i-1]) {
+			continue
+		}
+		out = append(out, x)
+	}
+	return out
 }
 
 // publishMeta writes station records to the gtsm_metadata topic (compacted,
@@ -390,4 +406,185 @@ func TestLevel2Oracle(t *testing.T) {
 	testutil.DiffLines(t, "level2_regional_data (shuffled vs oracle)", l2Lines(t, db2, qL2Reg), wantR)
 	testutil.DiffLines(t, "level2_state (shuffled vs in order)", l2Lines(t, db2, qL2State), inState)
 	testutil.DiffLines(t, "level2_checkpoint (shuffled vs in order)", l2Lines(t, db2, qL2Ck), inCk)
+}
+
+// TestLevel2MetadataSwitch: a new metadata version published while the
+// processor runs applies from the next sample, without a restart: rows
+// before carry the old version, rows after the new one, and both equal the
+// oracle that switches the machine's configuration at that second.
+func TestLevel2MetadataSwitch(t *testing.T) {
+	stations := l2Stations(t)
+	a := stations["TSM5"]
+	b := *a
+	b.Reference = [4]int64{a.Reference[0] + 2500, a.Reference[1] - 700, a.Reference[2], a.Reference[3] + 90}
+	recs := l2SiteData("TSM5", a.Reference, 6, 9)
+	const switchAt = l2Start + 3*3600 - 7 // 03:00:00, between two samples of no hole
+	var before, after []record.Record
+	for _, r := range recs {
+		if r.Time/1000 < switchAt {
+			before = append(before, r)
+		} else {
+			after = append(after, r)
+		}
+	}
+	st := startStack(t, 3)
+	va := publishMeta(t, st, a)["TSM5"]
+	st.publish(t, before)
+	path := filepath.Join(t.TempDir(), "switch.duckdb")
+	run := startProc(t, st.config(path, "switch"))
+	run.wait(t)
+	vb := publishMeta(t, st, &b)["TSM5"]
+	if va == vb {
+		t.Fatal("same version for different references")
+	}
+	// The processor's lookup table follows the topic within its fetch wait
+	// (100 ms); the next samples come well after.
+	time.Sleep(2 * time.Second)
+	st.publish(t, after)
+	run.wait(t)
+	run.stop(t)
+	db := openRO(t, path)
+	defer db.Close()
+
+	wantG, wantR := l2Oracle(t, recs, map[string]l2Meta2{"TSM5": {a, va}}, map[string]int64{"TSM5": switchAt}, map[string]l2Meta2{"TSM5": {&b, vb}})
+	gotG := l2Lines(t, db, qL2Gauge)
+	testutil.DiffLines(t, "level2_gauge_data (vs oracle switching at 03:00)", gotG, wantG)
+	testutil.DiffLines(t, "level2_regional_data (vs oracle switching at 03:00)", l2Lines(t, db, qL2Reg), wantR)
+	n := map[string]int{}
+	for _, l := range gotG {
+		f := strings.Split(l, "|")
+		ts, _ := strconv.ParseInt(f[1], 10, 64)
+		if (ts < switchAt) != (f[8] == va) {
+			t.Errorf("row at %d carries version %s (switch at %d, old %s, new %s)", ts, f[8], switchAt, va, vb)
+		}
+		n[f[8]]++
+	}
+	if n[va] < 4*30 || n[vb] < 4*30 {
+		t.Errorf("rows per version: %v", n)
+	}
+	want := []string{"TSM5|" + va, "TSM5|" + vb}
+	sort.Strings(want)
+	testutil.DiffLines(t, "station_metadata", l2Lines(t, db, qL2Meta), want)
+}
+
+// l2KillStream: the Level-2 test data as hour files, mostly in order, with
+// some hour files held back and sent hours later (late: recomputed from
+// checkpoints) and one sent twice (duplicates).
+func l2KillStream(t testing.TB) ([]record.Record, map[string]*metadata.Station) {
+	recs, _, stations := l2Streams(t, 6)
+	chunks := hourChunks(recs)
+	var out []record.Record
+	var held [][]record.Record
+	for i, c := range chunks {
+		switch {
+		case i%7 == 3:
+			held = append(held, c)
+		case i%11 == 5:
+			out = append(out, c...)
+			out = append(out, c[:len(c)/2]...)
+		default:
+			out = append(out, c...)
+		}
+		if i%9 == 8 && len(held) > 0 {
+			out = append(out, held[0]...)
+			held = held[1:]
+		}
+	}
+	for _, c := range held {
+		out = append(out, c...)
+	}
+	return out, stations
+}
+
+// TestLevel2KillNine SIGKILLs the processor (a real child process) 10 times
+// while it computes Level-2 from a stream with late hour files and
+// duplicates, and requires every table, Level-2 ones included, to equal a
+// crash-free run's, and the Level-2 rows to equal the oracle's.
+func TestLevel2KillNine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kill test")
+	}
+	st := startStack(t, 3)
+	stream, stations := l2KillStream(t)
+	vers := publishMeta(t, st, stations["TSM5"], stations["B004"])
+	dir := t.TempDir()
+	killedDB := filepath.Join(dir, "killed.duckdb")
+	published := make(chan struct{})
+	go func() {
+		defer close(published)
+		for i := 0; i < len(stream); i += 3000 {
+			if err := st.publishErr(stream[i:min(i+3000, len(stream))]); err != nil {
+				t.Error(err)
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	const want = 10
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d, %d messages", seed, len(stream))
+	rng := rand.New(rand.NewSource(seed))
+	step := int64(len(stream) / (2 * want))
+	kills, last := 0, int64(0)
+	for kills < want {
+		cmd, lines := startHelper(t, st, killedDB, "l2kill", false)
+		target := last + 1 + rng.Int63n(step)
+		deadline := time.After(90 * time.Second)
+		for killed := false; !killed; {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("helper exited before being killed (run %d)", kills+1)
+				}
+				if n, ok := parseCommitted(l); ok && n >= target {
+					time.Sleep(time.Duration(rng.Intn(30)) * time.Millisecond)
+					cmd.Process.Signal(syscall.SIGKILL)
+					cmd.Wait()
+					killed, last = true, n
+				}
+			case <-deadline:
+				cmd.Process.Kill()
+				cmd.Wait()
+				t.Fatalf("run %d: no progress to %d", kills+1, target)
+			}
+		}
+		kills++
+		if last >= int64(len(stream))-1000 {
+			break
+		}
+	}
+	if kills < want {
+		t.Fatalf("only %d mid-stream kills before the end", kills)
+	}
+	<-published
+	cmd, lines := startHelper(t, st, killedDB, "l2kill", false)
+	stopped := false
+	for l := range lines {
+		if n, ok := parseCommitted(l); ok && n == int64(len(stream)) && !stopped {
+			cmd.Process.Signal(syscall.SIGTERM)
+			stopped = true
+		}
+	}
+	if err := cmd.Wait(); err != nil || !stopped {
+		t.Fatalf("final run: %v (SIGTERM sent: %v)", err, stopped)
+	}
+	cleanDB := filepath.Join(dir, "clean.duckdb")
+	run := startProc(t, st.config(cleanDB, "l2clean"))
+	run.wait(t)
+	run.stop(t)
+	k, c := openRO(t, killedDB), openRO(t, cleanDB)
+	defer k.Close()
+	defer c.Close()
+	for name, q := range map[string]string{"level2_gauge_data": qL2Gauge, "level2_regional_data": qL2Reg, "level2_state": qL2State,
+		"level2_checkpoint": qL2Ck, "station_metadata": qL2Meta} {
+		testutil.DiffLines(t, name+" (killed vs clean)", l2Lines(t, k, q), l2Lines(t, c, q))
+	}
+	kd, cd := dumpAll(t, k), dumpAll(t, c)
+	for _, table := range []string{"gtsm_etl", "windows", "gaps", "site_state"} {
+		testutil.DiffLines(t, table+" (killed vs clean)", kd[table], cd[table])
+	}
+	meta := map[string]l2Meta2{"TSM5": {stations["TSM5"], vers["TSM5"]}, "B004": {stations["B004"], vers["B004"]}, "NOMD": {}}
+	wantG, wantR := l2Oracle(t, stream, meta, nil, nil)
+	testutil.DiffLines(t, "level2_gauge_data (killed vs oracle)", l2Lines(t, k, qL2Gauge), wantG)
+	testutil.DiffLines(t, "level2_regional_data (killed vs oracle)", l2Lines(t, k, qL2Reg), wantR)
 }
