@@ -339,14 +339,33 @@ func hourChunks(recs []record.Record) [][]record.Record {
 	return out
 }
 
+// l2Config: batches of up to 5000 messages (the tests' usual 700 makes
+// every part of a late hour file its own recompute).
+func l2Config(st *stack, path, group string) Config {
+	cfg := st.config(path, group)
+	cfg.BatchRows = 5000
+	return cfg
+}
+
+// waitL2 waits for the processor to catch up; the bound is generous
+// because the shared test machine runs at load 15-20.
+func waitL2(t testing.TB, r *running) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := r.p.WaitCaughtUp(ctx); err != nil {
+		t.Fatalf("wait caught up: %v", err)
+	}
+}
+
 func runL2(t *testing.T, st *stack, chunks [][]record.Record, group string) *sql.DB {
 	t.Helper()
 	for _, c := range chunks {
 		st.publish(t, c)
 	}
 	path := filepath.Join(t.TempDir(), group+".duckdb")
-	run := startProc(t, st.config(path, group))
-	run.wait(t)
+	run := startProc(t, l2Config(st, path, group))
+	waitL2(t, run)
 	run.stop(t)
 	db := openRO(t, path)
 	t.Cleanup(func() { db.Close() })
@@ -431,8 +450,8 @@ func TestLevel2MetadataSwitch(t *testing.T) {
 	va := publishMeta(t, st, a)["TSM5"]
 	st.publish(t, before)
 	path := filepath.Join(t.TempDir(), "switch.duckdb")
-	run := startProc(t, st.config(path, "switch"))
-	run.wait(t)
+	run := startProc(t, l2Config(st, path, "switch"))
+	waitL2(t, run)
 	vb := publishMeta(t, st, &b)["TSM5"]
 	if va == vb {
 		t.Fatal("same version for different references")
@@ -441,7 +460,7 @@ func TestLevel2MetadataSwitch(t *testing.T) {
 	// (100 ms); the next samples come well after.
 	time.Sleep(2 * time.Second)
 	st.publish(t, after)
-	run.wait(t)
+	waitL2(t, run)
 	run.stop(t)
 	db := openRO(t, path)
 	defer db.Close()
@@ -471,7 +490,7 @@ func TestLevel2MetadataSwitch(t *testing.T) {
 // some hour files held back and sent hours later (late: recomputed from
 // checkpoints) and one sent twice (duplicates).
 func l2KillStream(t testing.TB) ([]record.Record, map[string]*metadata.Station) {
-	recs, _, stations := l2Streams(t, 6)
+	recs, _, stations := l2Streams(t, 4)
 	chunks := hourChunks(recs)
 	var out []record.Record
 	var held [][]record.Record
@@ -504,6 +523,7 @@ func TestLevel2KillNine(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kill test")
 	}
+	t.Setenv("GTSM_PROC_BATCH_ROWS", "1000")
 	st := startStack(t, 3)
 	stream, stations := l2KillStream(t)
 	vers := publishMeta(t, st, stations["TSM5"], stations["B004"])
@@ -524,12 +544,12 @@ func TestLevel2KillNine(t *testing.T) {
 	seed := time.Now().UnixNano()
 	t.Logf("seed %d, %d messages", seed, len(stream))
 	rng := rand.New(rand.NewSource(seed))
-	step := int64(len(stream) / (2 * want))
+	step := int64(len(stream) / (3 * want))
 	kills, last := 0, int64(0)
 	for kills < want {
 		cmd, lines := startHelper(t, st, killedDB, "l2kill", false)
 		target := last + 1 + rng.Int63n(step)
-		deadline := time.After(90 * time.Second)
+		deadline := time.After(4 * time.Minute)
 		for killed := false; !killed; {
 			select {
 			case l, ok := <-lines:
@@ -569,8 +589,8 @@ func TestLevel2KillNine(t *testing.T) {
 		t.Fatalf("final run: %v (SIGTERM sent: %v)", err, stopped)
 	}
 	cleanDB := filepath.Join(dir, "clean.duckdb")
-	run := startProc(t, st.config(cleanDB, "l2clean"))
-	run.wait(t)
+	run := startProc(t, l2Config(st, cleanDB, "l2clean"))
+	waitL2(t, run)
 	run.stop(t)
 	k, c := openRO(t, killedDB), openRO(t, cleanDB)
 	defer k.Close()
