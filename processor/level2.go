@@ -339,6 +339,15 @@ func (l *l2proc) site(ctx context.Context, conn *sql.Conn, site string, w *l2Wor
 			return err
 		}
 	}
+	if st.version != w.last.version {
+		// The machine takes the metadata of the site's last sample, also
+		// when that is a pressure sample: configuration only matters when a
+		// strain push emits a point, so this is the same as switching at
+		// the next strain sample, and a restarted processor (version
+		// unknown until a sample) stores the same level2_state.
+		st.m.SetConfig(w.last.cfg)
+		st.version = w.last.version
+	}
 	if err := o.flush(ctx, conn); err != nil {
 		return err
 	}

@@ -608,3 +608,46 @@ func TestLevel2KillNine(t *testing.T) {
 	testutil.DiffLines(t, "level2_gauge_data (killed vs oracle)", l2Lines(t, k, qL2Gauge), wantG)
 	testutil.DiffLines(t, "level2_regional_data (killed vs oracle)", l2Lines(t, k, qL2Reg), wantR)
 }
+
+// TestLevel2RestartPressureOnly: after a restart, a site whose first
+// transaction holds only pressure samples stores the same level2_state
+// (machine and metadata version) as a run without the restart. Before the
+// fix the restarted machine's version was still unknown and level2_state
+// got a placeholder version (found by TestLevel2KillNine, 1 run in 4).
+func TestLevel2RestartPressureOnly(t *testing.T) {
+	stations := l2Stations(t)
+	s := stations["TSM5"]
+	recs := l2SiteData("TSM5", s.Reference, 2, 3)
+	var first, second []record.Record
+	for _, r := range recs {
+		if r.Session == bottle.Day && r.Time/1000 > l2Start+2*3600-1800 {
+			second = append(second, r)
+		} else {
+			first = append(first, r)
+		}
+	}
+	if len(second) == 0 {
+		t.Fatal("no pressure-only tail")
+	}
+	st := startStack(t, 1)
+	publishMeta(t, st, s)
+	st.publish(t, first)
+	path := filepath.Join(t.TempDir(), "restart.duckdb")
+	run := startProc(t, l2Config(st, path, "restart"))
+	waitL2(t, run)
+	run.stop(t)
+	st.publish(t, second)
+	run = startProc(t, l2Config(st, path, "restart"))
+	waitL2(t, run)
+	run.stop(t)
+	cleanPath := filepath.Join(t.TempDir(), "clean.duckdb")
+	run = startProc(t, l2Config(st, cleanPath, "clean"))
+	waitL2(t, run)
+	run.stop(t)
+	a, b := openRO(t, path), openRO(t, cleanPath)
+	defer a.Close()
+	defer b.Close()
+	for _, q := range []string{qL2State, qL2Gauge, qL2Reg, qL2Ck} {
+		testutil.DiffLines(t, q, l2Lines(t, a, q), l2Lines(t, b, q))
+	}
+}
