@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/earthscope/gtsm-stream/bottle"
+	"github.com/earthscope/gtsm-stream/metadata"
 	"github.com/earthscope/gtsm-stream/record"
 	gtsmsql "github.com/earthscope/gtsm-stream/sql"
 )
@@ -55,6 +56,16 @@ func benchStack(b *testing.B) (*stack, int) {
 				return
 			}
 		}
+		ms, err := metadata.LoadFiles([]string{"../testdata/metadata/bsm_metadata.txt"})
+		if err != nil {
+			benchOnce.err = err
+			return
+		}
+		for i := range ms {
+			if ms[i].Site == "B009" {
+				publishMeta(b, st, &ms[i])
+			}
+		}
 		benchOnce.st, benchOnce.n = st, len(recs)
 	})
 	if benchOnce.err != nil {
@@ -70,30 +81,49 @@ func benchStack(b *testing.B) (*stack, int) {
 // -benchtime=1x -count=3; compare records/s.
 func BenchmarkDrainSiteDay(b *testing.B) {
 	st, n := benchStack(b)
-	b.Run("processor", func(b *testing.B) {
-		for i := 0; i < b.N; i++ {
-			db := filepath.Join(b.TempDir(), "bench.duckdb")
-			cfg := st.config(db, fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), i))
-			cfg.BatchRows, cfg.FlushInterval, cfg.SessionTimeout = 50000, time.Second, 0
-			t0, c0 := time.Now(), cpuTime()
-			r := startProc(b, cfg)
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-			err := r.p.WaitCaughtUp(ctx)
-			cancel()
-			el, cpu := time.Since(t0), cpuTime()-c0
-			if err != nil {
-				b.Fatal(err)
+	// "processor" computes Level-2 (the default; B009's metadata is on the
+	// gtsm_metadata topic); "processor-level2-off" is --level2=false.
+	for _, mode := range []struct {
+		name string
+		off  bool
+	}{{"processor", false}, {"processor-level2-off", true}} {
+		b.Run(mode.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				db := filepath.Join(b.TempDir(), "bench.duckdb")
+				cfg := st.config(db, fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), i))
+				cfg.BatchRows, cfg.FlushInterval, cfg.SessionTimeout = 50000, time.Second, 0
+				cfg.NoLevel2 = mode.off
+				t0, c0 := time.Now(), cpuTime()
+				r := startProc(b, cfg)
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+				err := r.p.WaitCaughtUp(ctx)
+				cancel()
+				el, cpu := time.Since(t0), cpuTime()-c0
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(n)/cpu.Seconds(), "records/cpu-s")
+				var rows int
+				if err := r.p.DB().QueryRow(`SELECT count(*) FROM gtsm_etl`).Scan(&rows); err != nil || rows != n {
+					b.Fatalf("%d rows, %v; want %d", rows, err, n)
+				}
+				if !mode.off {
+					// Level-2 state per site: the machine (level2_state) and its
+					// hourly checkpoints (level2_checkpoint).
+					var state, ck, pts int64
+					if err := r.p.DB().QueryRow(`SELECT (SELECT sum(octet_length(state)) FROM level2_state),
+					(SELECT sum(octet_length(state)) FROM level2_checkpoint), (SELECT count(*) FROM level2_gauge_data WHERE microstrain IS NOT NULL)`).Scan(&state, &ck, &pts); err != nil || pts < 4*280 {
+						b.Fatalf("level2: %d gauge rows with microstrain, %v", pts, err)
+					}
+					b.ReportMetric(float64(state), "l2-state-B")
+					b.ReportMetric(float64(ck), "l2-checkpoints-B")
+				}
+				r.stop(b)
+				b.ReportMetric(float64(n)/el.Seconds(), "records/s")
+				b.ReportMetric(el.Seconds(), "s/drain")
 			}
-			b.ReportMetric(float64(n)/cpu.Seconds(), "records/cpu-s")
-			var rows int
-			if err := r.p.DB().QueryRow(`SELECT count(*) FROM gtsm_etl`).Scan(&rows); err != nil || rows != n {
-				b.Fatalf("%d rows, %v; want %d", rows, err, n)
-			}
-			r.stop(b)
-			b.ReportMetric(float64(n)/el.Seconds(), "records/s")
-			b.ReportMetric(el.Seconds(), "s/drain")
-		}
-	})
+		})
+	}
 	b.Run("baseline", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			db := filepath.Join(b.TempDir(), "base.duckdb")

@@ -94,6 +94,17 @@ type Config struct {
 	// demand. Default 8 MiB. See docs/processor.md, "Memory".
 	SiteStateBytes int
 
+	// Level-2 strain (issue 13, docs/level2.md "Processor"): NoLevel2 turns
+	// it off (gtsm process --level2=false); by default the processor joins
+	// MetadataTopic (default gtsm_metadata) as a goka lookup table and
+	// computes Level-2 per site from the Hour 1-sps gauge channels.
+	// Level2Window bounds the recomputation of late samples (default 48h):
+	// a sample later than that behind the site's newest second is stored
+	// but its Level-2 outputs are not recomputed.
+	NoLevel2      bool
+	MetadataTopic string
+	Level2Window  time.Duration
+
 	Logger *slog.Logger // default slog.Default()
 
 	// OnDB is called once the DuckDB file is open and migrated, before any
@@ -117,6 +128,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Topic == "" {
 		c.Topic = "gtsm_etl"
+	}
+	if c.MetadataTopic == "" {
+		c.MetadataTopic = "gtsm_metadata"
+	}
+	if c.Level2Window <= 0 {
+		c.Level2Window = 48 * time.Hour
 	}
 	if c.Group == "" {
 		c.Group = "gtsm-processor"

@@ -40,6 +40,9 @@ func TestHelperProcess(t *testing.T) {
 		BatchRows: 300, FlushInterval: 30 * time.Millisecond, SessionTimeout: 1500 * time.Millisecond, RebalanceTimeout: 3 * time.Second,
 		TableEvery: 50, Logger: quietLogger(),
 	}
+	if n, err := strconv.Atoi(os.Getenv("GTSM_PROC_BATCH_ROWS")); err == nil && n > 0 {
+		cfg.BatchRows = n // TestLevel2KillNine: fewer recomputes of late hour files
+	}
 	cfg.OnStart = func(p *Processor) {
 		go func() {
 			last := int64(-1)

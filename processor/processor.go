@@ -71,6 +71,7 @@ type Processor struct {
 	loaded   map[string]*[3]*sessState // state from DuckDB at start; read-only
 	startOff map[int32]int64           // kafka_offsets at start; read-only
 	refs     atomic.Pointer[map[string]*[4]refGauge]
+	l2       *l2proc // Level-2 (level2.go); nil when Config.NoLevel2
 
 	accMu sync.Mutex
 	accs  map[int32]*partAcc
@@ -217,6 +218,12 @@ func (p *Processor) init(ctx context.Context) error {
 	var err error
 	if p.sink, err = openSink(ctx, p.db, p.cfg.Topic); err != nil {
 		return err
+	}
+	if !p.cfg.NoLevel2 { // Level-2 hook (level2.go)
+		if p.l2, err = newL2proc(p.log, p.cfg.MetadataTopic, p.cfg.Level2Window); err != nil {
+			return err
+		}
+		p.sink.level2 = p.l2
 	}
 	return nil
 }
@@ -647,11 +654,19 @@ func (p *Processor) ensureTopic() error {
 	for _, t := range []struct {
 		name, what string
 		parts      int
-	}{{p.cfg.Topic, "input", p.cfg.Partitions}, {p.cfg.Topic + ".dlq", "dead-letter", 1}} {
-		if _, ok := topics[t.name]; ok {
+		compact    bool
+	}{{p.cfg.Topic, "input", p.cfg.Partitions, false}, {p.cfg.Topic + ".dlq", "dead-letter", 1, false},
+		// Level-2's station metadata table (level2.go): compacted, keyed by site.
+		{p.cfg.MetadataTopic, "station metadata", 1, true}} {
+		if _, ok := topics[t.name]; ok || (t.compact && p.l2 == nil) {
 			continue
 		}
-		err = admin.CreateTopic(t.name, &sarama.TopicDetail{NumPartitions: int32(t.parts), ReplicationFactor: int16(p.cfg.Replication)}, false)
+		td := &sarama.TopicDetail{NumPartitions: int32(t.parts), ReplicationFactor: int16(p.cfg.Replication)}
+		if t.compact {
+			compact := "compact"
+			td.ConfigEntries = map[string]*string{"cleanup.policy": &compact}
+		}
+		err = admin.CreateTopic(t.name, td, false)
 		if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
 			return fmt.Errorf("create %s topic %s: %w", t.what, t.name, err)
 		}
@@ -700,10 +715,16 @@ func (p *Processor) gokaProcessor() (*goka.Processor, error) {
 	if p.cfg.StorageDir != "" {
 		sb = storage.DefaultBuilder(p.cfg.StorageDir)
 	}
-	g := goka.DefineGroup(goka.Group(p.cfg.Group),
+	edges := []goka.Edge{
 		goka.Input(goka.Stream(p.cfg.Topic), new(codec.Bytes), p.consume),
 		goka.Persist(tableCodec{}),
-	)
+	}
+	if p.l2 != nil {
+		// Level-2 hook (level2.go): the station metadata table, read per
+		// record; goka waits for it to be recovered before consuming.
+		edges = append(edges, goka.Lookup(p.l2.table, new(codec.Bytes)))
+	}
+	g := goka.DefineGroup(goka.Group(p.cfg.Group), edges...)
 	gp, err := goka.NewProcessor(p.cfg.Brokers, g,
 		goka.WithHasher(partition.NewHasher),
 		goka.WithClientID(p.cfg.ClientID),
@@ -908,6 +929,7 @@ func (p *Processor) apply(gctx goka.Context, a *partAcc, msg any, part int32, of
 	default:
 		r.keySite, r.partition, r.offset, r.late = keySite, part, off, out == storedLate
 		a.b.rows = append(a.b.rows, r)
+		p.level2Sample(gctx, a.b, keySite, &r.rec) // Level-2 hook (level2.go)
 		p.stats.rows.Add(1)
 		if out == storedLate {
 			p.stats.late.Add(1)

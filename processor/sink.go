@@ -49,6 +49,7 @@ type batch struct {
 	dups      int
 	late      int
 	firstAt   time.Time // when the first message of the batch was applied
+	l2        l2Batch   // Level-2 inputs (level2.go)
 }
 
 // sink writes batches to DuckDB on one dedicated connection, with appenders
@@ -63,6 +64,8 @@ type sink struct {
 	states  *duckdb.Appender    // INSERT OR REPLACE INTO site_state
 	gapsUp  *duckdb.Appender    // INSERT OR REPLACE INTO gaps
 	gapsDel *duckdb.Appender    // DELETE FROM gaps USING ...
+
+	level2 *l2proc // Level-2, written in the same transaction (level2.go); nil: off
 
 	args  []driver.Value // reused argument vector for gtsm_etl rows
 	nargs []driver.Value
@@ -192,6 +195,11 @@ func (k *sink) write(ctx context.Context, bs []*batch) (err error) {
 				k.topic, d.partition, d.offset, d.err, nullBytes(d.key), nullBytes(d.value), now); err != nil {
 				return fmt.Errorf("dead letter (partition %d offset %d): %w", d.partition, d.offset, err)
 			}
+		}
+	}
+	if k.level2 != nil { // Level-2 hook: after the rows, before the offsets
+		if err := k.level2.write(ctx, k.conn, bs); err != nil {
+			return err
 		}
 	}
 	var sb strings.Builder

@@ -118,6 +118,7 @@ func runProcess(ctx context.Context, env *environ, args []string) error {
 	kp.register(fs)
 	exitAtEnd := fs.BoolP("exit-at-end", "e", false, "stop once every record in the topic when it started is committed to DuckDB (like kcat -e): for batch runs and scripts")
 	progressEvery := fs.Duration("progress-interval", 30*time.Second, "log progress (records/s, lag per partition) this often; 0: only at start and stop")
+	level2On := fs.Bool("level2", true, "compute Level-2 strain per site (docs/level2.md); --level2=false: counts only")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -125,6 +126,7 @@ func runProcess(ctx context.Context, env *environ, args []string) error {
 		return usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
 	}
 	cfg.Logger = env.log
+	cfg.NoLevel2 = !*level2On
 	for _, b := range strings.Split(brokers, ",") {
 		if b = strings.TrimSpace(b); b != "" {
 			cfg.Brokers = append(cfg.Brokers, b)

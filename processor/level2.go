@@ -1,0 +1,584 @@
+package processor
+
+// Level-2 strain in the processor (issue 13; docs/level2.md, "Processor").
+//
+// apply (a goka partition goroutine) hands every stored Hour 1-sps record and
+// every Day record with a pressure value to the batch, with the station
+// metadata in effect for it (a goka lookup table on the gtsm_metadata topic,
+// read per record, so a new version applies from the next sample). The sink,
+// inside the batch's DuckDB transaction and after the batch's rows are in
+// gtsm_etl, runs each site's level2.Machine and writes the 300 s outputs,
+// the machine state (level2_state), hourly checkpoints (level2_checkpoint)
+// and the new metadata versions (station_metadata), so they commit with the
+// rows and kafka_offsets or not at all.
+//
+// Late data: a sample at or before the site's last pushed second restores
+// the newest checkpoint at or before it and replays the site's stored counts
+// from there (the tables then equal the in-order result). The barometric
+// correction is a pure function of the stored pressure samples around each
+// 300 s time, recomputed for every range a batch touches.
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lovoo/goka"
+
+	"github.com/earthscope/gtsm-stream/bottle"
+	"github.com/earthscope/gtsm-stream/level2"
+	"github.com/earthscope/gtsm-stream/metadata"
+	"github.com/earthscope/gtsm-stream/record"
+)
+
+// checkpointEvery is the spacing of the machine checkpoints (s): a late
+// sample replays at most this much more than the data after it.
+const checkpointEvery = 3600
+
+// pressureField is the Day session's barometric pressure (PressureKPa,
+// 0.001 hPa per count, record.FloatScale).
+var pressureField = func() int {
+	i, ok := record.FieldIndex("rdo_ts")
+	if !ok {
+		panic("record has no rdo_ts field")
+	}
+	return i
+}()
+
+// l2Meta is one site's station metadata as the processor last saw it on the
+// table (version "" and the zero-metadata config when it has none).
+type l2Meta struct {
+	raw     []byte
+	version string
+	cfg     level2.Config
+	json    string
+}
+
+// l2Sample is a stored record's Level-2 input.
+type l2Sample struct {
+	site     string
+	t        int64 // unix seconds
+	pressure bool
+	counts   [4]int32 // Hour gauge counts, level2.FillValue where null
+	hPa      float64  // Day pressure; NaN for a fill value
+	meta     *l2Meta
+}
+
+// l2Batch is a batch's Level-2 part.
+type l2Batch struct {
+	samples []l2Sample
+	metas   []*l2Meta // versions first seen in this batch
+	sites   []string  // site of each metas entry
+}
+
+// l2proc is the processor's Level-2 part.
+type l2proc struct {
+	log    *slog.Logger
+	codec  *metadata.Codec
+	table  goka.Table
+	window int64 // recompute window, s
+
+	mu  sync.Mutex
+	cur map[string]*l2Meta // apply side: last metadata seen per site
+
+	sites map[string]*l2Site // sink side only (one goroutine)
+}
+
+// l2Site is a site's machine as of the last committed (or being committed)
+// transaction.
+type l2Site struct {
+	m       *level2.Machine
+	version string // metadata version of m's config; "\x00" before the first sample
+	last    int64  // last pushed second; -1: none
+	lastCk  int64  // newest checkpoint time; -1: none
+}
+
+func newL2proc(log *slog.Logger, topic string, window time.Duration) (*l2proc, error) {
+	c, err := metadata.NewCodec()
+	if err != nil {
+		return nil, err
+	}
+	return &l2proc{log: log, codec: c, table: goka.Table(topic), window: int64(window / time.Second),
+		cur: map[string]*l2Meta{}, sites: map[string]*l2Site{}}, nil
+}
+
+// level2Sample is apply's hook: it queues a stored record's Level-2 input.
+func (p *Processor) level2Sample(gctx goka.Context, b *batch, site string, r *record.Record) {
+	if p.l2 == nil {
+		return
+	}
+	s := l2Sample{site: site}
+	switch r.Session {
+	case bottle.Hour:
+		if r.Time%1000 != 0 {
+			return // not a 1 s sample
+		}
+		s.t = r.Time / 1000
+		for g, f := range record.StrainFields(bottle.Hour) {
+			if v, ok := r.Int(f); ok {
+				s.counts[g] = v
+			} else {
+				s.counts[g] = level2.FillValue
+			}
+		}
+	case bottle.Day:
+		v, ok := r.Int(pressureField)
+		if !ok || r.Time%1000 != 0 {
+			return
+		}
+		s.t, s.pressure, s.hPa = r.Time/1000, true, float64(v)*0.001
+		if v == level2.FillValue {
+			s.hPa = math.NaN()
+		}
+	default:
+		return
+	}
+	raw, _ := gctx.Lookup(p.l2.table, site).([]byte)
+	s.meta = p.l2.meta(site, raw, b)
+	b.l2.samples = append(b.l2.samples, s)
+}
+
+// meta returns the site's metadata for raw, the table's current value,
+// decoding it only when it changed.
+func (l *l2proc) meta(site string, raw []byte, b *batch) *l2Meta {
+	l.mu.Lock()
+	c := l.cur[site]
+	l.mu.Unlock()
+	if c != nil && bytes.Equal(c.raw, raw) {
+		return c
+	}
+	m := &l2Meta{raw: bytes.Clone(raw), cfg: level2.ConfigFrom(nil)}
+	if len(raw) > 0 {
+		st, v, err := l.codec.Decode(raw)
+		switch {
+		case err != nil:
+			l.log.Warn("station metadata not usable; Level-2 without metadata", "topic", string(l.table), "site", site, "err", err)
+		case st.Site != site:
+			l.log.Warn("station metadata names another site; Level-2 without metadata", "topic", string(l.table), "key", site, "site", st.Site)
+		default:
+			j, err := json.Marshal(st)
+			if err != nil {
+				l.log.Warn("station metadata as JSON", "site", site, "err", err)
+			}
+			m.version, m.cfg, m.json = v, level2.ConfigFrom(st), string(j)
+			b.l2.metas, b.l2.sites = append(b.l2.metas, m), append(b.l2.sites, site)
+			l.log.Info("station metadata", "site", site, "version", v)
+		}
+	}
+	l.mu.Lock()
+	l.cur[site] = m
+	l.mu.Unlock()
+	return m
+}
+
+// l2Work is one site's Level-2 input of a transaction.
+type l2Work struct {
+	strain, press []l2Sample
+	last          *l2Meta // metadata of the site's last sample in arrival order
+	offset        int64   // Kafka offset of the last batch message
+}
+
+// write is the sink's hook, inside the transaction, after the batches' rows
+// are appended to gtsm_etl.
+func (l *l2proc) write(ctx context.Context, conn *sql.Conn, bs []*batch) error {
+	now := time.Now().UTC()
+	work := map[string]*l2Work{}
+	for _, b := range bs {
+		for i, m := range b.l2.metas {
+			if _, err := conn.ExecContext(ctx, `INSERT OR IGNORE INTO station_metadata VALUES (?, ?, ?, ?)`,
+				b.l2.sites[i], m.version, now, m.json); err != nil {
+				return fmt.Errorf("station_metadata %s version %s: %w", b.l2.sites[i], m.version, err)
+			}
+		}
+		for _, s := range b.l2.samples {
+			w := work[s.site]
+			if w == nil {
+				w = &l2Work{}
+				work[s.site] = w
+			}
+			if s.pressure {
+				w.press = append(w.press, s)
+			} else {
+				w.strain = append(w.strain, s)
+			}
+			w.last, w.offset = s.meta, b.next-1
+		}
+	}
+	sites := make([]string, 0, len(work))
+	for s := range work {
+		sites = append(sites, s)
+	}
+	sort.Strings(sites)
+	for _, site := range sites {
+		if err := l.site(ctx, conn, site, work[site]); err != nil {
+			return fmt.Errorf("level2 site %s: %w", site, err)
+		}
+	}
+	return nil
+}
+
+func (l *l2proc) load(ctx context.Context, conn *sql.Conn, site string) (*l2Site, error) {
+	if st := l.sites[site]; st != nil {
+		return st, nil
+	}
+	st := &l2Site{m: level2.New(level2.ConfigFrom(nil)), version: "\x00", last: -1, lastCk: -1}
+	var state []byte
+	var last sql.NullInt64
+	err := conn.QueryRowContext(ctx, `SELECT state, last_second FROM level2_state WHERE site = ?`, site).Scan(&state, &last)
+	switch {
+	case err == sql.ErrNoRows:
+	case err != nil:
+		return nil, fmt.Errorf("read level2_state: %w", err)
+	default:
+		if err := st.m.UnmarshalBinary(state); err != nil {
+			return nil, fmt.Errorf("level2_state: %w", err)
+		}
+		if last.Valid {
+			st.last = last.Int64
+		}
+	}
+	var ck sql.NullInt64
+	if err := conn.QueryRowContext(ctx, `SELECT max("time") FROM level2_checkpoint WHERE site = ?`, site).Scan(&ck); err != nil {
+		return nil, fmt.Errorf("read level2_checkpoint: %w", err)
+	}
+	if ck.Valid {
+		st.lastCk = ck.Int64
+	}
+	l.sites[site] = st
+	return st, nil
+}
+
+// out collects a site's rows of one transaction.
+type l2Out struct {
+	gauge, regional []any
+	ngauge, nreg    int
+	lo, hi          int64 // range of the 300 s times written; lo > hi: none
+}
+
+func nullF(v float64) any {
+	if math.IsNaN(v) {
+		return nil
+	}
+	return v
+}
+
+func nullS(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func (o *l2Out) add(site string, st *l2Site, p *level2.Point) {
+	ts := time.Unix(p.Time, 0).UTC()
+	ver := nullS(st.version)
+	for g := range p.Counts {
+		o.gauge = append(o.gauge, site, ts, g, p.Counts[g], nullF(p.Microstrain[g]), nullF(p.Offset[g]), ver)
+		o.ngauge++
+	}
+	for i, r := range p.Regional {
+		name := st.m.Config().Matrices[i].Name
+		o.regional = append(o.regional, site, ts, name, r[0], r[1], r[2], ver)
+		o.nreg++
+	}
+	o.lo, o.hi = min(o.lo, p.Time), max(o.hi, p.Time)
+}
+
+// flush writes the collected rows. atmp_c is left NULL here and set by
+// atmpRange for the written range.
+func (o *l2Out) flush(ctx context.Context, conn *sql.Conn) error {
+	const chunk = 400
+	ins := func(table, cols string, n int, args []any) error {
+		for i := 0; i < n; i += chunk {
+			k := min(chunk, n-i)
+			var sb strings.Builder
+			sb.WriteString(`INSERT OR REPLACE INTO ` + table + ` (` + cols + `) VALUES `)
+			for j := 0; j < k; j++ {
+				if j > 0 {
+					sb.WriteString(", ")
+				}
+				sb.WriteString("(?, ?, ?, ?, ?, ?, ?)")
+			}
+			if _, err := conn.ExecContext(ctx, sb.String(), args[i*7:(i+k)*7]...); err != nil {
+				return fmt.Errorf("write %s: %w", table, err)
+			}
+		}
+		return nil
+	}
+	if err := ins("level2_gauge_data", `site, "time", gauge, counts, microstrain, offset_c, metadata_version`, o.ngauge, o.gauge); err != nil {
+		return err
+	}
+	return ins("level2_regional_data", `site, "time", matrix, eee_plus_enn, eee_minus_enn, two_ene, metadata_version`, o.nreg, o.regional)
+}
+
+// site runs one site's Level-2 for the samples of a transaction.
+func (l *l2proc) site(ctx context.Context, conn *sql.Conn, site string, w *l2Work) error {
+	st, err := l.load(ctx, conn, site)
+	if err != nil {
+		return err
+	}
+	o := &l2Out{lo: math.MaxInt64, hi: math.MinInt64}
+	if st.last < 0 && st.lastCk < 0 {
+		// A new site: checkpoint 0 is the fresh machine, so a late sample
+		// before the first one replays everything from the start.
+		if err := l.checkpoint(ctx, conn, site, st, 0); err != nil {
+			return err
+		}
+	}
+	if len(w.strain) > 0 {
+		sort.SliceStable(w.strain, func(i, j int) bool { return w.strain[i].t < w.strain[j].t })
+		if err := l.strain(ctx, conn, site, st, w, o); err != nil {
+			return err
+		}
+	}
+	if st.version != w.last.version {
+		// The machine takes the metadata of the site's last sample, also
+		// when that is a pressure sample: configuration only matters when a
+		// strain push emits a point, so this is the same as switching at
+		// the next strain sample, and a restarted processor (version
+		// unknown until a sample) stores the same level2_state.
+		st.m.SetConfig(w.last.cfg)
+		st.version = w.last.version
+	}
+	if err := o.flush(ctx, conn); err != nil {
+		return err
+	}
+	if o.lo <= o.hi {
+		if err := l.atmpRange(ctx, conn, site, w.last.cfg, o.lo, o.hi); err != nil {
+			return err
+		}
+	}
+	if len(w.press) > 0 {
+		lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
+		for _, s := range w.press {
+			lo, hi = min(lo, s.t), max(hi, s.t)
+		}
+		gap := w.last.cfg.MaxPressureGap
+		if err := l.atmpRange(ctx, conn, site, w.last.cfg, lo-gap, hi+gap); err != nil {
+			return err
+		}
+	}
+	state, err := st.m.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	if _, err := conn.ExecContext(ctx, `INSERT OR REPLACE INTO level2_state (site, state, metadata_version, updated_offset, last_second)
+		VALUES (?, ?, ?, ?, ?)`, site, state, nullS(st.version), w.offset, st.last); err != nil {
+		return fmt.Errorf("write level2_state: %w", err)
+	}
+	// Keep the newest checkpoint at or before the window's start and every
+	// later one: any sample inside the window finds one at or before it.
+	if _, err := conn.ExecContext(ctx, `DELETE FROM level2_checkpoint WHERE site = ? AND "time" <
+		(SELECT coalesce(max("time"), 0) FROM level2_checkpoint WHERE site = ? AND "time" <= ?)`, site, site, st.last-l.window); err != nil {
+		return fmt.Errorf("prune level2_checkpoint: %w", err)
+	}
+	return nil
+}
+
+func (l *l2proc) checkpoint(ctx context.Context, conn *sql.Conn, site string, st *l2Site, t int64) error {
+	b, err := st.m.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	if _, err := conn.ExecContext(ctx, `INSERT OR REPLACE INTO level2_checkpoint VALUES (?, ?, ?)`, site, t, b); err != nil {
+		return fmt.Errorf("write level2_checkpoint %d: %w", t, err)
+	}
+	st.lastCk = t
+	return nil
+}
+
+// push feeds one second to the machine, checkpointing at hour boundaries
+// first (the checkpoint at B is the state after every second before B).
+func (l *l2proc) push(ctx context.Context, conn *sql.Conn, site string, st *l2Site, t int64, counts [4]int32, meta *l2Meta, o *l2Out) error {
+	if b := t - t%checkpointEvery; b > st.lastCk {
+		if err := l.checkpoint(ctx, conn, site, st, b); err != nil {
+			return err
+		}
+	}
+	if meta != nil && meta.version != st.version {
+		st.m.SetConfig(meta.cfg)
+		st.version = meta.version
+	}
+	pts, err := st.m.PushStrain(t, counts, nil)
+	if err != nil {
+		return err
+	}
+	for i := range pts {
+		o.add(site, st, &pts[i])
+	}
+	st.last = t
+	return nil
+}
+
+func (l *l2proc) strain(ctx context.Context, conn *sql.Conn, site string, st *l2Site, w *l2Work, o *l2Out) error {
+	first := w.strain[0].t
+	if first > st.last {
+		// In order: straight from the batch.
+		for _, s := range w.strain {
+			if s.t <= st.last {
+				continue // the same second twice (cannot pass dedup; defensive)
+			}
+			if err := l.push(ctx, conn, site, st, s.t, s.counts, s.meta, o); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var ck int64
+	var state []byte
+	err := conn.QueryRowContext(ctx, `SELECT "time", state FROM level2_checkpoint WHERE site = ? AND "time" <= ? ORDER BY "time" DESC LIMIT 1`,
+		site, first).Scan(&ck, &state)
+	if err == sql.ErrNoRows {
+		// Beyond the recompute window: stored in gtsm_etl, Level-2 not
+		// recomputed; the in-order rest of the batch goes on.
+		l.log.Warn("late 1-sps sample beyond the Level-2 recompute window; not recomputed", "site", site,
+			"time", time.Unix(first, 0).UTC(), "last", time.Unix(st.last, 0).UTC(), "window_s", l.window)
+		for _, s := range w.strain {
+			if s.t > st.last {
+				if err := l.push(ctx, conn, site, st, s.t, s.counts, s.meta, o); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read level2_checkpoint: %w", err)
+	}
+	// Recompute from the checkpoint: its outputs and later checkpoints go,
+	// and the stored counts (this transaction's included) are replayed with
+	// the metadata of the site's latest sample.
+	m := level2.New(w.last.cfg)
+	if err := m.UnmarshalBinary(state); err != nil {
+		return fmt.Errorf("level2_checkpoint %d: %w", ck, err)
+	}
+	st.m, st.version, st.lastCk, st.last = m, w.last.version, ck, -1
+	for _, q := range []string{`DELETE FROM level2_gauge_data WHERE site = ? AND "time" >= ?`,
+		`DELETE FROM level2_regional_data WHERE site = ? AND "time" >= ?`} {
+		if _, err := conn.ExecContext(ctx, q, site, time.Unix(ck, 0).UTC()); err != nil {
+			return fmt.Errorf("recompute from %d: %w", ck, err)
+		}
+	}
+	if _, err := conn.ExecContext(ctx, `DELETE FROM level2_checkpoint WHERE site = ? AND "time" > ?`, site, ck); err != nil {
+		return fmt.Errorf("recompute from %d: %w", ck, err)
+	}
+	rows, err := conn.QueryContext(ctx, `SELECT "time" // 1000, coalesce(ls1_t0, ?), coalesce(ls2_t0, ?), coalesce(ls3_t0, ?), coalesce(ls4_t0, ?)
+		FROM gtsm_etl WHERE key_site = ? AND session = 'Hour' AND "time" >= ? AND "time" % 1000 = 0 ORDER BY "time"`,
+		level2.FillValue, level2.FillValue, level2.FillValue, level2.FillValue, site, ck*1000)
+	if err != nil {
+		return fmt.Errorf("read stored counts from %d: %w", ck, err)
+	}
+	type sec struct {
+		t int64
+		c [4]int32
+	}
+	var secs []sec
+	for rows.Next() {
+		var s sec
+		if err := rows.Scan(&s.t, &s.c[0], &s.c[1], &s.c[2], &s.c[3]); err != nil {
+			rows.Close()
+			return fmt.Errorf("read stored counts from %d: %w", ck, err)
+		}
+		secs = append(secs, s)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read stored counts from %d: %w", ck, err)
+	}
+	l.log.Debug("level2 recompute", "site", site, "from", ck, "late", first, "seconds", len(secs))
+	for _, s := range secs {
+		if s.t <= st.last {
+			continue
+		}
+		if err := l.push(ctx, conn, site, st, s.t, s.c, nil, o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// atmpRange recomputes atmp_c of the site's gauge rows with 300 s times in
+// [lo, hi] from the stored pressure samples: each correction depends only
+// on the two samples around its time (level2.Machine.PushPressure), so a
+// fresh machine over the samples from lo-MaxPressureGap to hi+MaxPressureGap
+// gives it whatever order they arrived in.
+func (l *l2proc) atmpRange(ctx context.Context, conn *sql.Conn, site string, cfg level2.Config, lo, hi int64) error {
+	from, to := time.Unix(lo, 0).UTC(), time.Unix(hi, 0).UTC()
+	if _, err := conn.ExecContext(ctx, `UPDATE level2_gauge_data SET atmp_c = NULL WHERE site = ? AND "time" BETWEEN ? AND ? AND atmp_c IS NOT NULL`,
+		site, from, to); err != nil {
+		return fmt.Errorf("clear atmp_c: %w", err)
+	}
+	if cfg.Atmp == nil {
+		return nil
+	}
+	gap := cfg.MaxPressureGap
+	rows, err := conn.QueryContext(ctx, `SELECT "time" // 1000, rdo_ts FROM gtsm_etl WHERE key_site = ? AND session = 'Day'
+		AND rdo_ts IS NOT NULL AND "time" % 1000 = 0 AND "time" BETWEEN ? AND ? ORDER BY "time"`, site, (lo-gap)*1000, (hi+gap)*1000)
+	if err != nil {
+		return fmt.Errorf("read pressure: %w", err)
+	}
+	m := level2.New(cfg)
+	var pts []level2.AtmpPoint
+	last := int64(math.MinInt64)
+	for rows.Next() {
+		var t int64
+		var v int32
+		if err := rows.Scan(&t, &v); err != nil {
+			rows.Close()
+			return fmt.Errorf("read pressure: %w", err)
+		}
+		if t <= last {
+			continue
+		}
+		last = t
+		hPa := float64(v) * 0.001
+		if v == level2.FillValue {
+			hPa = math.NaN()
+		}
+		if pts, err = m.PushPressure(t, hPa, pts); err != nil {
+			rows.Close()
+			return err
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read pressure: %w", err)
+	}
+	var args []any
+	n := 0
+	for _, p := range pts {
+		if p.Time < lo || p.Time > hi {
+			continue
+		}
+		for g, c := range p.Correction {
+			args = append(args, time.Unix(p.Time, 0).UTC(), g, c)
+			n++
+		}
+	}
+	const chunk = 500
+	for i := 0; i < n; i += chunk {
+		k := min(chunk, n-i)
+		var sb strings.Builder
+		sb.WriteString(`UPDATE level2_gauge_data SET atmp_c = v.c FROM (VALUES `)
+		for j := 0; j < k; j++ {
+			if j > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteString("(?::TIMESTAMP, ?::UTINYINT, ?::DOUBLE)")
+		}
+		sb.WriteString(`) v(t, g, c) WHERE level2_gauge_data.site = ? AND level2_gauge_data."time" = v.t AND level2_gauge_data.gauge = v.g`)
+		a := append(args[i*3:(i+k)*3:(i+k)*3], site)
+		if _, err := conn.ExecContext(ctx, sb.String(), a...); err != nil {
+			return fmt.Errorf("write atmp_c: %w", err)
+		}
+	}
+	return nil
+}
