@@ -168,7 +168,7 @@ func TestDotCommands(t *testing.T) {
 		errors       int
 	}{
 		// Tables and views, sorted, one per line (the DDL may grow: check ours in order).
-		{"tables", ".tables\n", "re:(?s)^([a-z_]+\n)*gaps\n([a-z_]+\n)*gtsm_etl\n([a-z_]+\n)*kinds\n([a-z_]+\n)*site_state\n([a-z_]+\n)*strain\n([a-z_]+\n)*windows\n$", "", 0},
+		{"tables", ".tables\n", "re:(?s)^([a-z0-9_]+\n)*gaps\n([a-z0-9_]+\n)*gtsm_etl\n([a-z0-9_]+\n)*kinds\n([a-z0-9_]+\n)*site_state\n([a-z0-9_]+\n)*strain\n([a-z0-9_]+\n)*windows\n$", "", 0},
 		{"schema one", ".schema kinds\n", "CREATE TABLE kinds(i BIGINT, d DOUBLE, s VARCHAR, b BOOLEAN, \"dec\" DECIMAL(9,2), \"day\" DATE, ts TIMESTAMP);\n", "", 0},
 		{"schema all", ".schema\n", "re:(?s)^CREATE TABLE dead_letters.*CREATE VIEW strain AS .*CREATE TABLE windows", "", 0},
 		{"schema missing", ".schema nope\n", "", `no table or view named "nope"`, 1},
