@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 
 	"github.com/linkedin/goavro/v2"
@@ -122,8 +123,16 @@ func Publish(ctx context.Context, stations []metadata.Station, o Options) (*Summ
 		recs = append(recs, &kgo.Record{Topic: o.Topic, Key: key, Value: val, Partition: partition.For(key, sum.Partitions)})
 		versions = append(versions, v)
 	}
+	// ProduceSync returns results in completion order, not in the order
+	// given: find each record's station by the record itself.
+	index := make(map[*kgo.Record]int, len(recs))
+	for i, r := range recs {
+		index[r] = i
+	}
 	res := cl.ProduceSync(ctx, recs...)
-	for i, r := range res {
+	sort.Slice(res, func(a, b int) bool { return index[res[a].Record] < index[res[b].Record] })
+	for _, r := range res {
+		i := index[r.Record]
 		if r.Err != nil {
 			return sum, fmt.Errorf("station %s: produce to %s: %w", stations[i].Site, o.Topic, r.Err)
 		}
