@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -224,8 +226,13 @@ func TestMetadataLoadEmbedded(t *testing.T) {
 	}
 	// The registry holds one version of each subject after two loads.
 	for _, subj := range []string{"gtsm_metadata-key", "gtsm_metadata-value"} {
-		out, err := exec.Command("curl", "-sf", st.RegistryURL+"/subjects/"+subj+"/versions").Output()
-		if err != nil || strings.TrimSpace(string(out)) != "[1]" {
+		resp, err := http.Get(st.RegistryURL + "/subjects/" + subj + "/versions")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 || strings.TrimSpace(string(out)) != "[1]" {
 			t.Errorf("%s versions: %q %v", subj, out, err)
 		}
 	}
