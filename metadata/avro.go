@@ -54,6 +54,18 @@ func (c *Codec) Encode(s *Station) ([]byte, string, error) {
 	return b, v, nil
 }
 
+// DecodeMessage decodes a gtsm_metadata Kafka value: Confluent-framed (magic
+// byte 0 and a 4-byte schema id, as gtsm metadata load writes it) or bare
+// Avro. The frame's schema id is not resolved: gtsm_metadata-value has one
+// schema, this package's. A bare record cannot start with byte 0: its first
+// field is the 16-character version string (Avro length byte 0x20).
+func (c *Codec) DecodeMessage(b []byte) (*Station, string, error) {
+	if len(b) >= 5 && b[0] == 0 {
+		b = b[5:]
+	}
+	return c.Decode(b)
+}
+
 // Decode parses an Avro binary record; it returns the station and the
 // version it carries. Trailing bytes are an error.
 func (c *Codec) Decode(b []byte) (*Station, string, error) {

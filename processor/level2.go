@@ -157,7 +157,7 @@ func (l *l2proc) meta(site string, raw []byte, b *batch) *l2Meta {
 	}
 	m := &l2Meta{raw: bytes.Clone(raw), cfg: level2.ConfigFrom(nil)}
 	if len(raw) > 0 {
-		st, v, err := l.codec.Decode(raw)
+		st, v, err := l.codec.DecodeMessage(raw)
 		switch {
 		case err != nil:
 			l.log.Warn("station metadata not usable; Level-2 without metadata", "topic", string(l.table), "site", site, "err", err)

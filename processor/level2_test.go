@@ -14,14 +14,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/earthscope/gtsm-stream/bottle"
 	"github.com/earthscope/gtsm-stream/internal/testutil"
 	"github.com/earthscope/gtsm-stream/level2"
 	"github.com/earthscope/gtsm-stream/metadata"
+	"github.com/earthscope/gtsm-stream/metadata/publish"
+	"github.com/earthscope/gtsm-stream/producer"
 	"github.com/earthscope/gtsm-stream/record"
+	"github.com/earthscope/gtsm-stream/registry"
 )
 
 // l2Start is 2022-06-01 00:00:07 UTC: not on a 300 s boundary, so the
@@ -274,35 +274,29 @@ func dedupSecs[T any](s []T, t func(T) int64) []T {
 	return out
 }
 
-// publishMeta writes station records to the gtsm_metadata topic (compacted,
-// keyed by site, Avro via metadata.Codec), creating it first if needed.
+// publishMeta writes station records to the gtsm_metadata topic exactly as
+// `gtsm metadata load` does (metadata/publish: plain site keys on partition
+// murmur2(site), Confluent-framed values, the schema registered), creating the
+// compacted topic with 3 partitions when missing, so the processor's Lookup
+// has to find each site on its own partition.
 func publishMeta(t testing.TB, st *stack, stations ...*metadata.Station) map[string]string {
 	t.Helper()
-	ctx := context.Background()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(st.BootstrapServers))
-	if err != nil {
-		t.Fatal(err)
+	list := make([]metadata.Station, 0, len(stations))
+	for _, s := range stations {
+		list = append(list, *s)
 	}
-	defer cl.Close()
-	compact := "compact"
-	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, map[string]*string{"cleanup.policy": &compact}, "gtsm_metadata"); err != nil &&
-		!strings.Contains(err.Error(), "TOPIC_ALREADY_EXISTS") {
-		t.Fatal(err)
-	}
-	c, err := metadata.NewCodec()
+	sum, err := publish.Publish(context.Background(), list, publish.Options{
+		Kafka:       producer.Kafka{Brokers: []string{st.BootstrapServers}},
+		Registry:    registry.Config{URL: st.RegistryURL},
+		Partitions:  3,
+		Replication: 1,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	vers := map[string]string{}
-	for _, s := range stations {
-		b, v, err := c.Encode(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		vers[s.Site] = v
-		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "gtsm_metadata", Key: []byte(s.Site), Value: b}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
+	for _, r := range sum.Records {
+		vers[r.Site] = r.Version
 	}
 	return vers
 }

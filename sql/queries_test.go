@@ -14,7 +14,7 @@ import (
 )
 
 func TestQueriesCatalog(t *testing.T) {
-	want := []string{"daily", "gaps", "hourly", "late_duplicates", "latest", "seed"}
+	want := []string{"daily", "gaps", "hourly", "late_duplicates", "latest", "level2", "regional", "seed"}
 	var got []string
 	for _, q := range gtsmsql.Queries() {
 		got = append(got, q.Name)
@@ -46,7 +46,7 @@ func TestQueriesCatalog(t *testing.T) {
 		t.Errorf("two args: err = %v", err)
 	}
 	_, err = gtsmsql.QueryByName("nope")
-	if err == nil || !strings.Contains(err.Error(), "daily, gaps, hourly, late_duplicates, latest, seed") {
+	if err == nil || !strings.Contains(err.Error(), "daily, gaps, hourly, late_duplicates, latest, level2, regional, seed") {
 		t.Errorf("unknown name: err = %v, want the list of names", err)
 	}
 }

@@ -1,0 +1,288 @@
+package gtsmsql_test
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/earthscope/gtsm-stream/pgwire"
+	gtsmsql "github.com/earthscope/gtsm-stream/sql"
+)
+
+// trendOracle is numpy's answer for the same series: polyfit slope and the
+// MIDAS steps (pairs exactly one year apart, median, 2-sigma trim, median).
+const trendOracle = `
+import sys, json, numpy as np
+d = np.loadtxt(sys.argv[1], delimiter=',', ndmin=2)
+out = {}
+for g in range(4):
+    x = d[d[:, 0] == g]
+    t, v = x[:, 1], x[:, 2]
+    lin = np.polyfit(t, v, 1)[0] * 31557600
+    pos = {int(tt): vv for tt, vv in zip(t, v)}
+    s = np.array([(pos[int(tt) + 31557600] - vv) / 31557600 * 31557600 for tt, vv in zip(t, v) if int(tt) + 31557600 in pos])
+    m0 = np.median(s)
+    sig = 1.4826 * np.median(np.abs(s - m0))
+    k = s[np.abs(s - m0) <= 2 * sig]
+    m = np.median(k)
+    out[g] = {"linear": lin, "midas": m, "n": int(len(k)), "sigma": 1.4826 * np.median(np.abs(k - m))}
+print(json.dumps(out))
+`
+
+// trendFixture fills level2_gauge_data for site TRND at 300 s steps over
+// 1.4 years: per gauge a known trend, an annual and a semidiurnal cycle,
+// noise, a step of 5 µε (after 2000 rows, 7 days, half of it known as an
+// offset correction) and a 10-day hole; site FLAT is an exact line (closed
+// form: the slope itself, both estimators). The rows go in by COPY from a CSV
+// (row-by-row inserts of 1.2 M rows take minutes). It returns the corrected
+// TRND series as CSV (gauge, epoch s, v) for the oracle.
+func trendFixture(t *testing.T, db *sql.DB, dir string, slopes [4]float64) string {
+	t.Helper()
+	start := time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
+	n := 147268 // 1.4 years of 300 s rows
+	rng := rand.New(rand.NewPCG(13, 1))
+	var csv, rows strings.Builder
+	for i := 0; i < n; i++ {
+		if i > n/2 && i < n/2+10*288 {
+			continue // a hole
+		}
+		ts := start + int64(i)*300
+		yr := float64(ts-start) / 31557600
+		for g := 0; g < 4; g++ {
+			v := 10*float64(g) + slopes[g]*yr + 3*math.Sin(2*math.Pi*yr+float64(g)) + 0.5*math.Sin(2*math.Pi*float64(ts)/44714) + rng.NormFloat64()*0.2
+			off := ""
+			corr := v
+			if i >= 2000 { // early: MIDAS is robust to a step only few one-year pairs straddle
+				v += 5
+				off = "2.5"
+				corr = v - 2.5
+			}
+			atmp := 0.1 * math.Cos(float64(i))
+			corr -= atmp
+			fmt.Fprintf(&rows, "TRND,%d,%d,%.17g,%.17g,%s\n", ts, g, v, atmp, off)
+			fmt.Fprintf(&csv, "%d,%d,%.17g\n", g, ts, corr)
+			fmt.Fprintf(&rows, "FLAT,%d,%d,%.17g,,\n", ts, g, 1+slopes[g]*yr)
+		}
+	}
+	rp := filepath.Join(dir, "rows.csv")
+	if err := os.WriteFile(rp, []byte(rows.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO level2_gauge_data (site, "time", gauge, counts, microstrain, atmp_c, tide_c, offset_c, metadata_version)
+		SELECT site, to_timestamp(ts)::TIMESTAMP, gauge, NULL, v, atmp, NULL, off, 'v1'
+		FROM read_csv('` + rp + `', header = false, columns = {'site': 'VARCHAR', 'ts': 'BIGINT', 'gauge': 'UTINYINT', 'v': 'DOUBLE', 'atmp': 'DOUBLE', 'off': 'DOUBLE'})`); err != nil {
+		t.Fatal(err)
+	}
+	return csv.String()
+}
+
+// TestLevel2TrendsAndQueriesThroughEndpoint checks the trend macros against
+// numpy and a closed form, and the named queries level2 and regional, all
+// through the read-only SQL endpoint (statement guard and lockdown on).
+func TestLevel2TrendsAndQueriesThroughEndpoint(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "trend.duckdb")
+	db, err := gtsmsql.Open(ctx, path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := gtsmsql.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	slopes := [4]float64{1.5, -2.25, 0.125, 7}
+	dir := t.TempDir()
+	csv := trendFixture(t, db, dir, slopes)
+	if _, err := db.Exec(`INSERT INTO level2_regional_data VALUES ('TRND', TIMESTAMP '2021-01-01 00:05:00', 'lab', 1.5, -0.5, 0.25, 'v1'),
+		('TRND', TIMESTAMP '2021-01-01 00:00:00', 'lab', 1, 2, 3, 'v1'), ('FLAT', TIMESTAMP '2021-01-01 00:00:00', 'CH2024', 4, 5, 6, 'v1')`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO level2_gauge_data SELECT 'SMALL', TIMESTAMP '2021-01-01' + to_seconds(300 * (i // 4)), i % 4, NULL, 1 + i, NULL, NULL, NULL, NULL FROM range(8) r(i)`); err != nil {
+		t.Fatal(err)
+	}
+	csvPath := filepath.Join(dir, "trnd.csv")
+	if err := os.WriteFile(csvPath, []byte(csv), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("/usr/bin/python3", "-c", trendOracle, csvPath).Output()
+	if err != nil {
+		t.Fatalf("python oracle: %v", err)
+	}
+	var oracle map[string]struct {
+		Linear, Midas, Sigma float64
+		N                    int64
+	}
+	if err := json.Unmarshal(out, &oracle); err != nil {
+		t.Fatal(err)
+	}
+
+	srv, err := pgwire.Listen(db, pgwire.Config{Addr: "127.0.0.1:0", Logger: pgwire.Quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(sctx) }()
+	defer func() { cancel(); <-errc }()
+	conn, err := pgx.Connect(ctx, "postgres://gtsm@"+srv.Addr().String()+"/gtsm?sslmode=disable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+
+	type trend struct {
+		site  string
+		gauge int
+		n     int64
+		slope float64
+		sigma float64
+	}
+	query := func(q string, args ...any) []trend {
+		t.Helper()
+		rows, err := conn.Query(ctx, q, args...)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		defer rows.Close()
+		var got []trend
+		for rows.Next() {
+			var r trend
+			var gauge int32
+			if strings.Contains(q, "midas") {
+				var unc float64
+				err = rows.Scan(&r.site, &gauge, &r.n, &r.slope, &r.sigma, &unc)
+			} else {
+				var first, last time.Time
+				var icpt float64
+				err = rows.Scan(&r.site, &gauge, &r.n, &first, &last, &r.slope, &icpt)
+			}
+			if err != nil {
+				t.Fatalf("%s: scan: %v", q, err)
+			}
+			r.gauge = int(gauge)
+			got = append(got, r)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		return got
+	}
+	near := func(what string, got, want, tol float64) {
+		t.Helper()
+		if math.Abs(got-want) > tol {
+			t.Errorf("%s = %.12g, want %.12g (±%g)", what, got, want, tol)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		q    string
+	}{
+		{"linear", "SELECT * FROM level2_trend_linear('TRND')"},
+		{"midas", "SELECT * FROM level2_trend_midas('TRND')"},
+		{"midas", "SELECT * FROM level2_trend_midas(site_ := 'TRND', tol_s := 0)"},
+	} {
+		got := query(tc.q)
+		if len(got) != 4 {
+			t.Fatalf("%s: %d rows, want 4", tc.q, len(got))
+		}
+		for _, r := range got {
+			o := oracle[fmt.Sprint(r.gauge)]
+			if tc.name == "linear" {
+				near(fmt.Sprintf("%s gauge %d", tc.q, r.gauge), r.slope, o.Linear, 1e-9*math.Max(1, math.Abs(o.Linear)))
+			} else {
+				near(fmt.Sprintf("%s gauge %d", tc.q, r.gauge), r.slope, o.Midas, 1e-9)
+				near(fmt.Sprintf("%s gauge %d sigma", tc.q, r.gauge), r.sigma, o.Sigma, 1e-9)
+				if r.n != o.N {
+					t.Errorf("%s gauge %d: %d pairs, numpy %d", tc.q, r.gauge, r.n, o.N)
+				}
+				// The estimator is what it is for: the known trend despite
+				// the annual cycle and the step.
+				near(fmt.Sprintf("%s gauge %d vs the true trend", tc.q, r.gauge), r.slope, slopes[r.gauge], 0.05)
+			}
+		}
+	}
+	// Closed form: an exact line gives its slope with both, every site when
+	// site_ is NULL.
+	// (SMALL, 2 rows a gauge, has a linear fit but no one-year pair.)
+	for q, want := range map[string]int{"SELECT * FROM level2_trend_linear()": 12, "SELECT * FROM level2_trend_midas()": 8} {
+		got := query(q)
+		if len(got) != want {
+			t.Fatalf("%s: %d rows, want %d (sites × 4 gauges)", q, len(got), want)
+		}
+		for _, r := range got {
+			if r.site == "FLAT" {
+				near(fmt.Sprintf("%s FLAT gauge %d", q, r.gauge), r.slope, slopes[r.gauge], 1e-9)
+			}
+		}
+	}
+
+	// Named queries through the endpoint, with and without the site.
+	for _, tc := range []struct {
+		name string
+		args []any
+		want int64
+	}{
+		{"regional", []any{"TRND"}, 2},
+		{"regional", []any{nil}, 3},
+		{"level2", []any{"SMALL"}, 8},
+	} {
+		q, err := gtsmsql.QueryByName(tc.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := conn.Query(ctx, q.SQL, tc.args...)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		var n int64
+		var firstRow []any
+		for rows.Next() {
+			if n == 0 {
+				firstRow, _ = rows.Values()
+			}
+			n++
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		want := tc.want
+		if n != want {
+			t.Errorf("%s %v: %d rows, want %d", tc.name, tc.args, n, want)
+		}
+		if tc.name == "regional" && tc.args[0] == "TRND" && fmt.Sprint(firstRow[3:6]) != "[1 2 3]" {
+			t.Errorf("regional first row %v, want strains 1 2 3 (time order)", firstRow)
+		}
+		if tc.name == "level2" && (fmt.Sprint(firstRow[2]) != "0" || fmt.Sprint(firstRow[3]) != "1" || fmt.Sprint(firstRow[7]) != "1") {
+			t.Errorf("level2 first row %v, want gauge 0, microstrain 1, corrected 1", firstRow)
+		}
+	}
+	// corrected = microstrain - atmp_c - offset_c (tide_c NULL counts 0).
+	var bad int64
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM (`+mustQuery(t, "level2")+`) q JOIN level2_gauge g USING (site, "time", gauge)
+		WHERE abs(q.corrected - (g.microstrain - coalesce(g.atmp_c, 0) - coalesce(g.offset_c, 0))) > 1e-12`, "TRND").Scan(&bad); err != nil {
+		t.Fatal(err)
+	}
+	if bad != 0 {
+		t.Errorf("%d level2 rows with a wrong corrected value", bad)
+	}
+}
+
+func mustQuery(t *testing.T, name string) string {
+	q, err := gtsmsql.QueryByName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q.SQL
+}
