@@ -37,8 +37,8 @@ type gauge struct {
 func fillLevel2(t *testing.T, db *sql.DB) map[int64][4]gauge {
 	t.Helper()
 	root := testutil.RepoRoot(t)
-	sts, err := metadata.LoadFiles([]string{filepath.Join(root, "testdata", "metadata", "bsm_metadata.txt"),
-		filepath.Join(root, "testdata", "metadata", "TSM5.README.txt")})
+	sts, err := metadata.LoadFiles([]string{filepath.Join(root, "metadata", "testdata", "bsm_metadata.txt"),
+		filepath.Join(root, "metadata", "testdata", "TSM5.README.txt")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,7 +28,7 @@ type synth struct {
 
 func tsm5(t testing.TB) metadata.Station {
 	t.Helper()
-	st, err := metadata.LoadFiles([]string{"../testdata/metadata/bsm_metadata.txt", "../testdata/metadata/TSM5.README.txt"})
+	st, err := metadata.LoadFiles([]string{"../metadata/testdata/bsm_metadata.txt", "../metadata/testdata/TSM5.README.txt"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-const td = "../testdata/metadata"
+const td = "testdata"
 
 func loadTestStations(t *testing.T) map[string]Station {
 	t.Helper()

@@ -56,7 +56,7 @@ func benchStack(b *testing.B) (*stack, int) {
 				return
 			}
 		}
-		ms, err := metadata.LoadFiles([]string{"../testdata/metadata/bsm_metadata.txt"})
+		ms, err := metadata.LoadFiles([]string{"../metadata/testdata/bsm_metadata.txt"})
 		if err != nil {
 			benchOnce.err = err
 			return

@@ -28,11 +28,11 @@ import (
 // first segment's alignment drops 293 s.
 const l2Start = 1654041607
 
-// l2Stations loads the test metadata (testdata/metadata): TSM5 (lab, CH2024
+// l2Stations loads the test metadata (metadata/testdata): TSM5 (lab, CH2024
 // and EM2024 matrices, barometric response) and B004.
 func l2Stations(t testing.TB) map[string]*metadata.Station {
 	t.Helper()
-	td := "../testdata/metadata/"
+	td := "../metadata/testdata/"
 	st, err := metadata.LoadFiles([]string{td + "bsm_metadata.txt", td + "TSM5.README.txt", td + "B004.README.txt"})
 	if err != nil {
 		t.Fatal(err)

@@ -32,7 +32,7 @@ that is not compacted is refused. Loading the same files again publishes
 records with the same versions (the version is a hash of the content).
 
 Examples:
-  gtsm metadata load --dry-run testdata/metadata/bsm_metadata.txt testdata/metadata/TSM5.README.txt
+  gtsm metadata load --dry-run metadata/testdata/bsm_metadata.txt metadata/testdata/TSM5.README.txt
   gtsm metadata load bsm_metadata.txt *.README.txt
   kcat -C -b localhost:19092 -t gtsm_metadata -e -q -s key='>bIbs' -f '%k %S\n'`
 

@@ -23,7 +23,7 @@ import (
 )
 
 func metadataFiles(t *testing.T) []string {
-	d := filepath.Join(testutil.RepoRoot(t), "testdata", "metadata")
+	d := filepath.Join(testutil.RepoRoot(t), "metadata", "testdata")
 	return []string{filepath.Join(d, "bsm_metadata.txt"), filepath.Join(d, "TSM5.README.txt"), filepath.Join(d, "B004.README.txt")}
 }
 
@@ -54,7 +54,7 @@ func TestMetadataLoadDryRunAndErrors(t *testing.T) {
 	if !strings.Contains(out, `"reference_counts":[50858593,53668101,53904388,49946112]`) {
 		t.Errorf("TSM5 references missing from dry run:\n%s", out)
 	}
-	bad := filepath.Join(testutil.RepoRoot(t), "testdata", "metadata", "bad")
+	bad := filepath.Join(testutil.RepoRoot(t), "metadata", "testdata", "bad")
 	for _, tc := range []struct {
 		args []string
 		code int
