@@ -102,8 +102,10 @@ func TestPoisonAttacks(t *testing.T) {
 		for range gp.lines {
 		}
 	}()
+	// Not gtsm_records_in_total: it also counts redeliveries after a
+	// rebalance (skipped by offset), which a loaded machine can cause.
 	want := []string{
-		"gtsm_records_in_total " + itoa(total), "gtsm_rows_written_total " + itoa(good),
+		"gtsm_rows_written_total " + itoa(good),
 		`gtsm_dead_letters_total{reason="tombstone"} 1`, `gtsm_dead_letters_total{reason="time_out_of_range"} 3`,
 		`gtsm_dead_letters_total{reason="site_mismatch"} 1`, `gtsm_dead_letters_total{reason="value_bad_magic"} 1`,
 	}
