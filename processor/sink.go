@@ -100,7 +100,13 @@ func newSinkArgs() *sink {
 	return &sink{args: make([]driver.Value, 4+record.NumInts+4), nargs: make([]driver.Value, 4+4+4)}
 }
 
-func openSink(ctx context.Context, db *sql.DB, topic string) (*sink, error) {
+func openSink(ctx context.Context, db *sql.DB, topic, memoryLimit string) (*sink, error) {
+	if !sizeRE.MatchString(memoryLimit) {
+		return nil, fmt.Errorf("DuckDB memory limit %q: want a size like 512MB or 1GB", memoryLimit)
+	}
+	if _, err := db.ExecContext(ctx, "SET memory_limit = '"+memoryLimit+"'"); err != nil {
+		return nil, fmt.Errorf("SET memory_limit = %s: %w", memoryLimit, err)
+	}
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("DuckDB connection: %w", err)
