@@ -166,7 +166,7 @@ func New(ctx context.Context, cfg Config) (*Processor, error) {
 	p := &Processor{
 		cfg: cfg, log: cfg.Logger, sarama: sc, lateness: cfg.AllowedLateness.Milliseconds(),
 		minTime: cfg.MinEventTime.UnixMilli(), future: cfg.MaxFuture.Milliseconds(),
-		accs: map[int32]*partAcc{}, batches: make(chan *batch, 4), rowPool: make(chan []row, 2), failed: make(chan struct{}),
+		accs: map[int32]*partAcc{}, batches: make(chan *batch, 1), rowPool: make(chan []row, 2), failed: make(chan struct{}),
 		committed: map[int32]int64{}, progress: make(chan struct{}),
 	}
 	p.dec = cfg.Decoder
