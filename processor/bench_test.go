@@ -93,7 +93,11 @@ func BenchmarkDrainSiteDay(b *testing.B) {
 	res := map[string]childResult{}
 	dir := b.TempDir()
 	procDB := filepath.Join(dir, "proc.duckdb")
-	for _, mode := range []string{"processor", "baseline", "duckdb"} {
+	modes := []string{"processor", "baseline", "duckdb"}
+	if m := os.Getenv("GTSM_BENCH_MODES"); m != "" { // e.g. "processor" alone for a 4x RSS check
+		modes = strings.Split(m, ",")
+	}
+	for _, mode := range modes {
 		b.Run(mode, func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				db := filepath.Join(dir, fmt.Sprintf("%s-%d.duckdb", mode, i))

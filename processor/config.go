@@ -39,7 +39,7 @@ type Config struct {
 	// WAL replay after a crash. A clean shutdown always checkpoints.
 	CheckpointThreshold string
 
-	// MemoryLimit is DuckDB's memory_limit, default 512MB: table data not
+	// MemoryLimit is DuckDB's memory_limit, default 256MB: table data not
 	// yet checkpointed is written to the file in row groups by large
 	// transactions and can then be evicted, which keeps the process within
 	// about 1 GB while it drains a backlog (docs/performance.md).
@@ -131,7 +131,7 @@ func (c Config) withDefaults() Config {
 		c.CheckpointThreshold = "1GB"
 	}
 	if c.MemoryLimit == "" {
-		c.MemoryLimit = "512MB"
+		c.MemoryLimit = "256MB"
 	}
 	if c.BatchRows <= 0 {
 		c.BatchRows = 131072
