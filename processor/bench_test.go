@@ -412,3 +412,45 @@ func cpuTime() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkLand compares the two ways the sink lands narrow rows, alone:
+// 262,144 Min rows in one transaction into a fresh DuckDB file, through the
+// row appender or through the data-chunk table function (land.go).
+func BenchmarkLand(b *testing.B) {
+	recs := synth("B009", bottle.Min, 1625097600000, 262_144)
+	rows := make([]row, len(recs))
+	for i := range recs {
+		rows[i] = row{keySite: "B009", rec: recs[i], partition: 0, offset: int64(i)}
+	}
+	for _, way := range []string{"appender", "chunks"} {
+		b.Run(way, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				ctx := context.Background()
+				db, err := gtsmsql.Open(ctx, filepath.Join(b.TempDir(), "land.duckdb"), false)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := gtsmsql.Migrate(ctx, db); err != nil {
+					b.Fatal(err)
+				}
+				k, err := openSink(ctx, db, testTopic, "256MB")
+				if err != nil {
+					b.Fatal(err)
+				}
+				if way == "appender" {
+					k.land = "" // isNarrow rows go to the narrow appender
+				}
+				bt := &batch{partition: 0, next: int64(len(rows)), rows: rows}
+				t0, c0 := time.Now(), cpuTime()
+				if err := k.write(ctx, []*batch{bt}); err != nil {
+					b.Fatal(err)
+				}
+				el, cpu := time.Since(t0), cpuTime()-c0
+				b.ReportMetric(float64(len(rows))/el.Seconds(), "rows/s")
+				b.ReportMetric(float64(len(rows))/cpu.Seconds(), "rows/cpu-s")
+				k.close()
+				db.Close()
+			}
+		})
+	}
+}
