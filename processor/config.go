@@ -39,10 +39,10 @@ type Config struct {
 	// WAL replay after a crash. A clean shutdown always checkpoints.
 	CheckpointThreshold string
 
-	// MemoryLimit is DuckDB's memory_limit, default 256MB: table data not
-	// yet checkpointed is written to the file in row groups by large
-	// transactions and can then be evicted, which keeps the process within
-	// about 1 GB while it drains a backlog (docs/performance.md).
+	// MemoryLimit is DuckDB's memory_limit, default 256MB: large
+	// transactions write row groups straight to the file, where the buffer
+	// pool can evict them, so DuckDB need not hold a backlog's table data
+	// (peak RSS measured in docs/performance.md, issue 16).
 	MemoryLimit string
 
 	BatchRows       int           // rows per partition batch (DuckDB transaction), default 131072: ≥ 122,880 rows lets DuckDB write row groups straight to the file
