@@ -5,9 +5,11 @@ import (
 	"database/sql/driver"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -17,8 +19,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/earthscope/gtsm-stream/bottle"
+	"github.com/earthscope/gtsm-stream/embedded"
 	"github.com/earthscope/gtsm-stream/metadata"
 	"github.com/earthscope/gtsm-stream/record"
+	"github.com/earthscope/gtsm-stream/registry"
 	gtsmsql "github.com/earthscope/gtsm-stream/sql"
 )
 
@@ -32,9 +36,15 @@ func siteDay() []record.Record {
 	if v, err := strconv.Atoi(os.Getenv("GTSM_BENCH_MIN_RECORDS")); err == nil && v > 0 {
 		nMin = v
 	}
-	out := synth("B009", bottle.Day, start, 144)
-	out = append(out, synth("B009", bottle.Hour, start, 86_400)...)
-	return append(out, synth("B009", bottle.Min, start, nMin)...)
+	days, _ := strconv.Atoi(os.Getenv("GTSM_BENCH_DAYS")) // GTSM_BENCH_DAYS site-days: one day of that many sites
+	var out []record.Record
+	for d := 0; d < max(days, 1); d++ {
+		site := fmt.Sprintf("B%03d", 9+d)
+		out = append(out, synth(site, bottle.Day, start, 144)...)
+		out = append(out, synth(site, bottle.Hour, start, 86_400)...)
+		out = append(out, synth(site, bottle.Min, start, nMin)...)
+	}
+	return out
 }
 
 var benchOnce struct {
@@ -74,69 +84,216 @@ func benchStack(b *testing.B) (*stack, int) {
 	return benchOnce.st, benchOnce.n
 }
 
-// BenchmarkDrainSiteDay drains the pre-filled topic into a fresh DuckDB file
-// per iteration: "processor" is `gtsm process` (goka, state, windows, gaps,
-// exactly-once batches); "baseline" is a plain Kafka consumer that decodes
-// and appends the same rows with no goka, state or windows. Run with
-// -benchtime=1x -count=3; compare records/s.
+// BenchmarkDrainSiteDay drains the pre-filled topic (GTSM_BENCH_DAYS
+// site-days, default 1) into a fresh DuckDB file, three ways, each in a
+// child process (this test binary, TestBenchChild) so that its CPU time and
+// max RSS are its own (the broker stays in this process):
+//
+//   - processor: `gtsm process` with default flags (goka, state, windows,
+//     gaps, exactly-once batches), timed to caught up (the last COMMIT);
+//   - baseline: a plain franz-go consumer that decodes and appends the same
+//     rows with the row appenders, 50,000 rows per transaction;
+//   - duckdb: the DuckDB columnar limit, INSERT…SELECT of the same rows from
+//     an in-memory table, 1M rows per transaction (loading the source table
+//     is not timed).
+//
+// It reports records/s, records/CPU-s and max RSS of each, and the
+// processor's ratios to the other two. Run with -benchtime=1x.
 func BenchmarkDrainSiteDay(b *testing.B) {
 	st, n := benchStack(b)
+	res := map[string]childResult{}
+	dir := b.TempDir()
+	procDB := filepath.Join(dir, "proc.duckdb")
 	// "processor" computes Level-2 (the default; B009's metadata is on the
 	// gtsm_metadata topic); "processor-level2-off" is --level2=false.
-	for _, mode := range []struct {
-		name string
-		off  bool
-	}{{"processor", false}, {"processor-level2-off", true}} {
-		b.Run(mode.name, func(b *testing.B) {
+	modes := []string{"processor", "processor-level2-off", "baseline", "duckdb"}
+	if m := os.Getenv("GTSM_BENCH_MODES"); m != "" { // e.g. "processor" alone for a 4x RSS check
+		modes = strings.Split(m, ",")
+	}
+	for _, mode := range modes {
+		b.Run(mode, func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
-				db := filepath.Join(b.TempDir(), "bench.duckdb")
-				cfg := st.config(db, fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), i))
-				cfg.BatchRows, cfg.FlushInterval, cfg.SessionTimeout = 50000, time.Second, 0
-				cfg.NoLevel2 = mode.off
-				t0, c0 := time.Now(), cpuTime()
-				r := startProc(b, cfg)
-				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-				err := r.p.WaitCaughtUp(ctx)
-				cancel()
-				el, cpu := time.Since(t0), cpuTime()-c0
+				db := filepath.Join(dir, fmt.Sprintf("%s-%d.duckdb", mode, i))
+				if mode == "processor" {
+					os.Remove(procDB)
+					db = procDB
+				}
+				r, err := runChild(st, mode, db, procDB, n)
 				if err != nil {
 					b.Fatal(err)
 				}
-				b.ReportMetric(float64(n)/cpu.Seconds(), "records/cpu-s")
-				var rows int
-				if err := r.p.DB().QueryRow(`SELECT count(*) FROM gtsm_etl`).Scan(&rows); err != nil || rows != n {
-					b.Fatalf("%d rows, %v; want %d", rows, err, n)
-				}
-				if !mode.off {
-					// Level-2 state per site: the machine (level2_state) and its
-					// hourly checkpoints (level2_checkpoint).
-					var state, ck, pts int64
-					if err := r.p.DB().QueryRow(`SELECT (SELECT sum(octet_length(state)) FROM level2_state),
-					(SELECT sum(octet_length(state)) FROM level2_checkpoint), (SELECT count(*) FROM level2_gauge_data WHERE microstrain IS NOT NULL)`).Scan(&state, &ck, &pts); err != nil || pts < 4*280 {
-						b.Fatalf("level2: %d gauge rows with microstrain, %v", pts, err)
-					}
-					b.ReportMetric(float64(state), "l2-state-B")
-					b.ReportMetric(float64(ck), "l2-checkpoints-B")
-				}
-				r.stop(b)
-				b.ReportMetric(float64(n)/el.Seconds(), "records/s")
-				b.ReportMetric(el.Seconds(), "s/drain")
+				res[mode] = r
+				b.ReportMetric(float64(n)/r.wall, "records/s")
+				b.ReportMetric(float64(n)/r.cpu, "records/cpu-s")
+				b.ReportMetric(float64(r.maxRSS)/(1<<20), "MB-maxrss")
 			}
 		})
 	}
-	b.Run("baseline", func(b *testing.B) {
-		for i := 0; i < b.N; i++ {
-			db := filepath.Join(b.TempDir(), "base.duckdb")
-			t0, c0 := time.Now(), cpuTime()
-			if err := baselineDrain(st, db, n); err != nil {
-				b.Fatal(err)
-			}
-			el, cpu := time.Since(t0), cpuTime()-c0
-			b.ReportMetric(float64(n)/cpu.Seconds(), "records/cpu-s")
-			b.ReportMetric(float64(n)/el.Seconds(), "records/s")
-			b.ReportMetric(el.Seconds(), "s/drain")
+	p, base, lim := res["processor"], res["baseline"], res["duckdb"]
+	if p.wall > 0 && base.wall > 0 && lim.wall > 0 {
+		b.Logf("%d records: processor/duckdb %.2f× records/s, %.2f× records/cpu-s; processor/baseline %.2f× records/s, %.2f× records/cpu-s",
+			n, lim.wall/p.wall, lim.cpu/p.cpu, base.wall/p.wall, base.cpu/p.cpu)
+	}
+}
+
+type childResult struct {
+	wall, cpu float64 // seconds of the timed part
+	maxRSS    int64   // bytes, whole child
+}
+
+// runChild runs TestBenchChild in a child process and reads its RESULT line.
+func runChild(st *stack, mode, db, src string, n int) (childResult, error) {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestBenchChild$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), "GTSM_BENCH_CHILD="+mode, "GTSM_BENCH_BROKERS="+st.BootstrapServers,
+		"GTSM_BENCH_REGISTRY="+st.RegistryURL, "GTSM_BENCH_DB="+db, "GTSM_BENCH_SRC="+src, "GTSM_BENCH_N="+strconv.Itoa(n))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return childResult{}, fmt.Errorf("bench child %s: %w\n%s", mode, err, out)
+	}
+	var r childResult
+	for _, l := range strings.Split(string(out), "\n") {
+		if _, err := fmt.Sscanf(strings.TrimSpace(l), "RESULT %g %g %d", &r.wall, &r.cpu, &r.maxRSS); err == nil {
+			break
 		}
-	})
+	}
+	if r.wall == 0 {
+		return r, fmt.Errorf("bench child %s: no RESULT line:\n%s", mode, out)
+	}
+	return r, nil
+}
+
+// TestBenchChild is one drain of BenchmarkDrainSiteDay, run in a child
+// process; without GTSM_BENCH_CHILD it is skipped.
+func TestBenchChild(t *testing.T) {
+	mode := os.Getenv("GTSM_BENCH_CHILD")
+	if mode == "" {
+		t.Skip("run by BenchmarkDrainSiteDay")
+	}
+	ctx := context.Background()
+	n, _ := strconv.Atoi(os.Getenv("GTSM_BENCH_N"))
+	db := os.Getenv("GTSM_BENCH_DB")
+	st := &stack{Stack: &embedded.Stack{BootstrapServers: os.Getenv("GTSM_BENCH_BROKERS"), RegistryURL: os.Getenv("GTSM_BENCH_REGISTRY")}}
+	var t0 time.Time
+	var c0 time.Duration
+	var wall, cpu float64
+	start := func() { t0, c0 = time.Now(), cpuTime() }
+	report := func(time.Time, time.Duration) { wall, cpu = time.Since(t0).Seconds(), (cpuTime() - c0).Seconds() }
+	defer func() {
+		if wall > 0 && !t.Failed() {
+			printResult(wall, cpu) // after the processor's shutdown, whose checkpoint counts in the RSS
+		}
+	}()
+	switch mode {
+	case "processor", "processor-level2-off":
+		cfg := st.config(db, fmt.Sprintf("bench-%d", time.Now().UnixNano()))
+		cfg.BatchRows, cfg.FlushInterval, cfg.SessionTimeout, cfg.RebalanceTimeout = 0, 0, 0, 0 // the defaults
+		cfg.NoLevel2 = mode == "processor-level2-off"
+		start()
+		r := startProc(t, cfg)
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
+		err := r.p.WaitCaughtUp(cctx)
+		cancel()
+		report(t0, c0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rows int
+		if err := r.p.DB().QueryRow(`SELECT count(*) FROM gtsm_etl`).Scan(&rows); err != nil || rows != n {
+			t.Fatalf("%d rows, %v; want %d", rows, err, n)
+		}
+		if !cfg.NoLevel2 {
+			// Level-2 state per site: the machine (level2_state) and its
+			// hourly checkpoints (level2_checkpoint), in bytes.
+			var state, ck, pts int64
+			if err := r.p.DB().QueryRow(`SELECT (SELECT sum(octet_length(state)) FROM level2_state),
+				(SELECT sum(octet_length(state)) FROM level2_checkpoint),
+				(SELECT count(*) FROM level2_gauge_data WHERE microstrain IS NOT NULL)`).Scan(&state, &ck, &pts); err != nil || pts < 4*280 {
+				t.Fatalf("level2: %d gauge rows with microstrain, %v", pts, err)
+			}
+			t.Logf("level2 state %d B, checkpoints %d B", state, ck)
+		}
+		r.stop(t)
+	case "baseline":
+		rc, err := registry.New(registry.Config{URL: st.RegistryURL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, v, err := registry.LoadSchemas(ctx, rc, "", testTopic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.serde, err = registry.NewSerde(ctx, rc, testTopic, k, v); err != nil {
+			t.Fatal(err)
+		}
+		start()
+		if err := baselineDrain(st, db, n); err != nil {
+			t.Fatal(err)
+		}
+		report(t0, c0)
+	case "duckdb":
+		if err := columnarLimit(ctx, db, os.Getenv("GTSM_BENCH_SRC"), n, start); err != nil {
+			t.Fatal(err)
+		}
+		report(t0, c0)
+	}
+}
+
+// printResult prints the timed part and the child's peak RSS. The peak is read
+// from /proc/self/status (VmHWM, this process's own memory): getrusage's
+// maxrss of a child starts at the parent's RSS, whose memory the child
+// shared until exec.
+func printResult(wall, cpu float64) {
+	var hwm int64
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "VmHWM:") {
+				fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(l, "VmHWM:")), "%d", &hwm)
+			}
+		}
+	}
+	fmt.Printf("RESULT %.3f %.3f %d\n", wall, cpu, hwm*1024)
+}
+
+// columnarLimit copies the processor's rows into an in-memory table, then
+// (timed from start) lands them into a fresh gtsm_etl with INSERT…SELECT,
+// 1M rows per transaction: the fastest way into DuckDB measured (issue 16).
+func columnarLimit(ctx context.Context, path, src string, n int, start func()) error {
+	db, err := gtsmsql.Open(ctx, path, false)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := gtsmsql.Migrate(ctx, db); err != nil {
+		return err
+	}
+	if err := setCheckpointThreshold(ctx, db, "1GB"); err != nil {
+		return err
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	for _, q := range []string{"ATTACH '" + src + "' AS p (READ_ONLY)",
+		"CREATE TEMP TABLE src AS SELECT row_number() OVER () AS rn, * EXCLUDE (rn) FROM (SELECT 0 AS rn, * FROM p.gtsm_etl)",
+		"DETACH p"} {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	start()
+	for lo := 0; lo < n; lo += 1_000_000 {
+		if _, err := conn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
+			return err
+		}
+		if _, err := conn.ExecContext(ctx, "INSERT INTO gtsm_etl SELECT * EXCLUDE (rn) FROM temp.src WHERE rn > ? AND rn <= ?", lo, lo+1_000_000); err != nil {
+			return err
+		}
+		if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // baselineDrain: kgo consumer -> registry decode -> DuckDB appender, one
@@ -279,4 +436,46 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkLand compares the two ways the sink lands narrow rows, alone:
+// 262,144 Min rows in one transaction into a fresh DuckDB file, through the
+// row appender or through the data-chunk table function (land.go).
+func BenchmarkLand(b *testing.B) {
+	recs := synth("B009", bottle.Min, 1625097600000, 262_144)
+	rows := make([]row, len(recs))
+	for i := range recs {
+		rows[i] = row{keySite: "B009", rec: recs[i], partition: 0, offset: int64(i)}
+	}
+	for _, way := range []string{"appender", "chunks"} {
+		b.Run(way, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				ctx := context.Background()
+				db, err := gtsmsql.Open(ctx, filepath.Join(b.TempDir(), "land.duckdb"), false)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := gtsmsql.Migrate(ctx, db); err != nil {
+					b.Fatal(err)
+				}
+				k, err := openSink(ctx, db, testTopic, "256MB")
+				if err != nil {
+					b.Fatal(err)
+				}
+				if way == "appender" {
+					k.land = "" // isNarrow rows go to the narrow appender
+				}
+				bt := &batch{partition: 0, next: int64(len(rows)), rows: rows}
+				t0, c0 := time.Now(), cpuTime()
+				if err := k.write(ctx, []*batch{bt}); err != nil {
+					b.Fatal(err)
+				}
+				el, cpu := time.Since(t0), cpuTime()-c0
+				b.ReportMetric(float64(len(rows))/el.Seconds(), "rows/s")
+				b.ReportMetric(float64(len(rows))/cpu.Seconds(), "rows/cpu-s")
+				k.close()
+				db.Close()
+			}
+		})
+	}
 }

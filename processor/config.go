@@ -39,7 +39,13 @@ type Config struct {
 	// WAL replay after a crash. A clean shutdown always checkpoints.
 	CheckpointThreshold string
 
-	BatchRows       int           // messages per DuckDB transaction, default 50000
+	// MemoryLimit is DuckDB's memory_limit, default 256MB: large
+	// transactions write row groups straight to the file, where the buffer
+	// pool can evict them, so DuckDB need not hold a backlog's table data
+	// (peak RSS measured in docs/performance.md, issue 16).
+	MemoryLimit string
+
+	BatchRows       int           // rows per partition batch (DuckDB transaction), default 131072: ≥ 122,880 rows lets DuckDB write row groups straight to the file
 	FlushInterval   time.Duration // commit a partial batch this long after its first message, default 1s
 	AllowedLateness time.Duration // a window is final once the site's time >= end + this, default 0
 
@@ -141,8 +147,11 @@ func (c Config) withDefaults() Config {
 	if c.CheckpointThreshold == "" {
 		c.CheckpointThreshold = "1GB"
 	}
+	if c.MemoryLimit == "" {
+		c.MemoryLimit = "256MB"
+	}
 	if c.BatchRows <= 0 {
-		c.BatchRows = 50000
+		c.BatchRows = 131072
 	}
 	if c.FlushInterval <= 0 {
 		c.FlushInterval = time.Second

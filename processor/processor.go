@@ -167,7 +167,7 @@ func New(ctx context.Context, cfg Config) (*Processor, error) {
 	p := &Processor{
 		cfg: cfg, log: cfg.Logger, sarama: sc, lateness: cfg.AllowedLateness.Milliseconds(),
 		minTime: cfg.MinEventTime.UnixMilli(), future: cfg.MaxFuture.Milliseconds(),
-		accs: map[int32]*partAcc{}, batches: make(chan *batch, 4), rowPool: make(chan []row, 8), failed: make(chan struct{}),
+		accs: map[int32]*partAcc{}, batches: make(chan *batch, 1), rowPool: make(chan []row, 2), failed: make(chan struct{}),
 		committed: map[int32]int64{}, progress: make(chan struct{}),
 	}
 	p.dec = cfg.Decoder
@@ -216,7 +216,7 @@ func (p *Processor) init(ctx context.Context) error {
 		return fmt.Errorf("DuckDB %s: %w", p.cfg.DBPath, err)
 	}
 	var err error
-	if p.sink, err = openSink(ctx, p.db, p.cfg.Topic); err != nil {
+	if p.sink, err = openSink(ctx, p.db, p.cfg.Topic, p.cfg.MemoryLimit); err != nil {
 		return err
 	}
 	if !p.cfg.NoLevel2 { // Level-2 hook (level2.go)

@@ -69,6 +69,12 @@ type sink struct {
 
 	args  []driver.Value // reused argument vector for gtsm_etl rows
 	nargs []driver.Value
+
+	// land is the table function that feeds narrow rows to DuckDB a data
+	// chunk at a time (see landSource); pend holds, per session, the rows
+	// of the transaction being written, read by the function's scan.
+	land string
+	pend [3][]*row
 }
 
 // narrowColumns are the columns of the narrow appender of a session. Most
@@ -97,7 +103,13 @@ func newSinkArgs() *sink {
 	return &sink{args: make([]driver.Value, 4+record.NumInts+4), nargs: make([]driver.Value, 4+4+4)}
 }
 
-func openSink(ctx context.Context, db *sql.DB, topic string) (*sink, error) {
+func openSink(ctx context.Context, db *sql.DB, topic, memoryLimit string) (*sink, error) {
+	if !sizeRE.MatchString(memoryLimit) {
+		return nil, fmt.Errorf("DuckDB memory limit %q: want a size like 512MB or 1GB", memoryLimit)
+	}
+	if _, err := db.ExecContext(ctx, "SET memory_limit = '"+memoryLimit+"'"); err != nil {
+		return nil, fmt.Errorf("SET memory_limit = %s: %w", memoryLimit, err)
+	}
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("DuckDB connection: %w", err)
@@ -131,6 +143,9 @@ func openSink(ctx context.Context, db *sql.DB, topic string) (*sink, error) {
 		}
 		return nil
 	})
+	if err == nil {
+		err = k.registerLand() // outside Raw: it takes the connection itself
+	}
 	if err != nil {
 		k.close()
 		return nil, err
@@ -172,8 +187,13 @@ func (k *sink) write(ctx context.Context, bs []*batch) (err error) {
 	next := map[int32]int64{}
 	for _, b := range bs {
 		for i := range b.rows {
-			if err := k.appendRow(&b.rows[i]); err != nil {
-				return fmt.Errorf("append gtsm_etl row (partition %d offset %d): %w", b.rows[i].partition, b.rows[i].offset, err)
+			r := &b.rows[i]
+			if k.land != "" && k.isNarrow(&r.rec) {
+				k.pend[r.rec.Session] = append(k.pend[r.rec.Session], r)
+				continue
+			}
+			if err := k.appendRow(r); err != nil {
+				return fmt.Errorf("append gtsm_etl row (partition %d offset %d): %w", r.partition, r.offset, err)
 			}
 		}
 		if b.next > next[b.partition] {
@@ -181,6 +201,9 @@ func (k *sink) write(ctx context.Context, bs []*batch) (err error) {
 		}
 	}
 	if err := k.flushRows(); err != nil {
+		return err
+	}
+	if err := k.landPending(ctx); err != nil {
 		return err
 	}
 	// Batches of one partition follow each other; each batch's upserts are
@@ -237,11 +260,18 @@ func (k *sink) flushRows() error {
 	return nil
 }
 
+// isNarrow: the record sets only site, time, timestamp (all three) and its
+// session's strain fields, so it fits the narrow column set.
+func (k *sink) isNarrow(rec *record.Record) bool {
+	s := rec.Session
+	return rec.Set&^narrowMask(s) == 0 && rec.IsSet(record.FieldSite) &&
+		rec.IsSet(record.FieldTime) && rec.IsSet(record.FieldTimestamp)
+}
+
 func (k *sink) appendRow(r *row) error {
 	rec := &r.rec
 	s := rec.Session
-	if n := k.narrow[s]; n != nil && rec.Set&^narrowMask(s) == 0 && rec.IsSet(record.FieldSite) &&
-		rec.IsSet(record.FieldTime) && rec.IsSet(record.FieldTimestamp) {
+	if n := k.narrow[s]; n != nil && k.isNarrow(rec) {
 		a := k.nargs
 		a[0], a[1], a[2], a[3] = r.keySite, rec.Site, rec.Time, rec.Timestamp
 		for i, f := range record.StrainFields(s) {
