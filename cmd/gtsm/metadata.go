@@ -34,10 +34,10 @@ records with the same versions (the version is a hash of the content).
 Examples:
   gtsm metadata load --dry-run metadata/testdata/bsm_metadata.txt metadata/testdata/TSM5.README.txt
   gtsm metadata load bsm_metadata.txt *.README.txt
-  kcat -C -b localhost:19092 -t gtsm_metadata -e -q -s key='>bIbs' -f '%k %S\n'`
+  kcat -C -b localhost:19092 -t gtsm_metadata -e -q -f '%k %S\n'   # site and record size`
 
-// connFlags are the broker, registry, TLS, SASL and -X flags, the same names
-// and meanings as gtsm produce's.
+// connFlags are the broker, registry, TLS, SASL and -X flags that gtsm produce
+// and gtsm metadata load share (the same names and meanings in both).
 type connFlags struct {
 	brokers string
 	kafka   producer.Kafka
@@ -63,8 +63,8 @@ func (c *connFlags) register(fs *pflag.FlagSet, env *environ) {
 	c.kp.register(fs)
 }
 
-// resolve applies the environment passwords and the Kafka properties, as
-// gtsm produce does.
+// resolve applies the environment passwords (after parsing, so that -h never
+// prints them as a flag default), the broker list and the Kafka properties.
 func (c *connFlags) resolve(env *environ) error {
 	c.kafka.Password = cmp.Or(c.kafka.Password, env.getenv("KAFKA_SASL_PASSWORD"))
 	c.reg.Password = cmp.Or(c.reg.Password, env.getenv("SCHEMA_REGISTRY_PASSWORD"))

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"math"
 	"os"
 	"runtime/debug"
-	"strings"
 	"time"
 
 	"github.com/earthscope/gtsm-stream/producer"
@@ -77,16 +75,15 @@ Examples:
 func runProduce(ctx context.Context, env *environ, args []string) error {
 	fs := newFlagSet(env, "produce", "produce [flags] INPUT...", produceHelp)
 	var (
-		o       producer.Options
-		brokers string
-		bufMB   int64
-		quiet   bool
-		dryRun  bool
-		parts   int
-		repl    int
+		o      producer.Options
+		conn   connFlags
+		bufMB  int64
+		quiet  bool
+		dryRun bool
+		parts  int
+		repl   int
 	)
-	fs.StringVar(&brokers, "bootstrap-servers", envOr(env, "BOOTSTRAP_SERVERS", "localhost:19092"), "Kafka bootstrap servers, comma separated (env BOOTSTRAP_SERVERS)")
-	fs.StringVar(&o.Registry.URL, "registry", envOr(env, "SCHEMA_REGISTRY_URL", "http://localhost:8081"), "schema registry URL (env SCHEMA_REGISTRY_URL)")
+	conn.register(fs, env) // broker, registry, TLS, SASL and -X flags, shared with gtsm metadata load
 	fs.StringVar(&o.SchemasRoot, "schemas", env.getenv("AVRO_SCHEMAS_ROOT"), "directory with <topic>-key.avsc / <topic>-value.avsc overriding the built-in schemas (env AVRO_SCHEMAS_ROOT)")
 	fs.StringVar(&o.Topic, "topic", "gtsm_etl", "Kafka topic")
 	fs.IntVar(&parts, "partitions", producer.DefaultPartitions, "partitions of the topic if this run creates it (sites spread over them; more later would move sites)")
@@ -96,22 +93,8 @@ func runProduce(ctx context.Context, env *environ, args []string) error {
 	fs.BoolVar(&o.Strict, "strict", false, "stop at the first input that cannot be read")
 	fs.BoolVarP(&quiet, "quiet", "q", false, "no progress line and no summary (errors are still printed)")
 	fs.Int64Var(&bufMB, "buffer-mb", producer.DefaultBufferBytes>>20, "MiB of samples held to put each site's records in time order whatever the input order; the process stays within this + "+producer.MemoryConstantText+" of memory (RSS), whatever the input size")
-	fs.StringVar(&o.Kafka.Compression, "compression", producer.DefaultCompression, "batch compression: none, lz4, zstd, snappy, gzip")
-	fs.DurationVar(&o.Kafka.Linger, "linger", producer.DefaultLinger, "how long a partition waits to fill a batch")
-	fs.BoolVar(&o.Kafka.TLS, "tls", false, "connect to Kafka with TLS (implied by the other --tls-* flags)")
-	fs.StringVar(&o.Kafka.CAFile, "tls-ca", "", "PEM CA bundle for Kafka (default: system roots)")
-	fs.StringVar(&o.Kafka.CertFile, "tls-cert", "", "PEM client certificate for Kafka (mutual TLS)")
-	fs.StringVar(&o.Kafka.KeyFile, "tls-key", "", "PEM client key for Kafka (mutual TLS)")
-	fs.BoolVar(&o.Kafka.InsecureSkipVerify, "tls-insecure", false, "do not verify the Kafka broker certificate (testing only)")
-	fs.StringVar(&o.Kafka.SASLMechanism, "sasl-mechanism", "", "Kafka SASL: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
-	fs.StringVar(&o.Kafka.Username, "sasl-username", "", "Kafka SASL user")
-	fs.StringVar(&o.Kafka.Password, "sasl-password", "", "Kafka SASL password (prefer env KAFKA_SASL_PASSWORD: flags show in ps)")
-	fs.StringVar(&o.Registry.Username, "registry-username", "", "schema registry basic-auth user")
-	fs.StringVar(&o.Registry.Password, "registry-password", "", "schema registry basic-auth password (prefer env SCHEMA_REGISTRY_PASSWORD)")
-	fs.StringVar(&o.Registry.CAFile, "registry-ca", "", "PEM CA bundle for an https registry")
-	fs.BoolVar(&o.Registry.InsecureSkipVerify, "registry-insecure", false, "do not verify the registry certificate (testing only)")
-	var kp kafkaPropFlags
-	kp.register(fs)
+	fs.StringVar(&conn.kafka.Compression, "compression", producer.DefaultCompression, "batch compression: none, lz4, zstd, snappy, gzip")
+	fs.DurationVar(&conn.kafka.Linger, "linger", producer.DefaultLinger, "how long a partition waits to fill a batch")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -130,23 +113,10 @@ func runProduce(ctx context.Context, env *environ, args []string) error {
 	o.Partitions, o.Replication, o.BufferBytes = int32(parts), int16(repl), bufMB<<20
 	// Passwords come from the environment after parsing, so that -h never
 	// prints them as a flag default.
-	o.Kafka.Password = cmp.Or(o.Kafka.Password, env.getenv("KAFKA_SASL_PASSWORD"))
-	o.Registry.Password = cmp.Or(o.Registry.Password, env.getenv("SCHEMA_REGISTRY_PASSWORD"))
-	for _, b := range strings.Split(brokers, ",") {
-		if b = strings.TrimSpace(b); b != "" {
-			o.Kafka.Brokers = append(o.Kafka.Brokers, b)
-		}
-	}
-	props, err := kp.props()
-	if err != nil {
+	if err := conn.resolve(env); err != nil {
 		return err
 	}
-	if _, saslSet := props.Sets(); saslSet && o.Kafka.SASLMechanism != "" {
-		return usageError{"SASL set both by --sasl-* flags and by Kafka properties (-X sasl.*): choose one"}
-	}
-	if o.Kafka.Extra, err = props.Franz(); err != nil {
-		return usageError{err.Error()}
-	}
+	o.Kafka, o.Registry = conn.kafka, conn.reg
 	paths, err := producer.Expand(fs.Args())
 	if err != nil {
 		return err
