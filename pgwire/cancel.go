@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	wire "github.com/jeroenrinzema/psql-wire"
+	"github.com/jeroenrinzema/psql-wire/pkg/types"
 )
 
 // Query cancellation, the Postgres way: each session gets a (process id,
@@ -23,10 +24,21 @@ var (
 )
 
 // session is one client connection's cancel key and running statement.
+//
+// A cancel request stops the statement the session is running. Between the
+// statements of one client message (the describe and the execution of a
+// simple query, or two statements of one query string) nothing is
+// registered for a moment; a cancel request that arrives then is kept as
+// pending and stops the next statement of the same message, instead of being
+// lost (it was lost before: psql's only Ctrl-C then did nothing). Once the
+// session writes ReadyForQuery it is idle, and, as in Postgres, a cancel
+// request for an idle session is dropped, so it cannot stop a later query.
 type session struct {
 	pid, secret int32
 	mu          sync.Mutex
 	cancel      context.CancelCauseFunc // the running statement's, or nil
+	busy        bool                    // a client message is being processed
+	pending     bool                    // a cancel request came while busy with no statement registered
 }
 
 type sessions struct {
@@ -65,10 +77,46 @@ func (ss *sessions) cancelRequest(_ context.Context, pid, secret int32) error {
 	}
 	se.mu.Lock()
 	defer se.mu.Unlock()
-	if se.cancel != nil {
+	switch {
+	case se.cancel != nil:
 		se.cancel(errClientCancel)
+	case se.busy:
+		se.pending = true
 	}
 	return nil
+}
+
+func (ss *sessions) byCtx(ctx context.Context) *session {
+	addr := wire.RemoteAddress(ctx)
+	if addr == nil {
+		return nil
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.byAddr[addr.String()]
+}
+
+// busy marks the session as processing a client message (called when a
+// query string is parsed, before its first statement is described).
+func (ss *sessions) busy(ctx context.Context) {
+	if se := ss.byCtx(ctx); se != nil {
+		se.mu.Lock()
+		se.busy = true
+		se.mu.Unlock()
+	}
+}
+
+// idle is psql-wire's TxStatus hook, called as each ReadyForQuery is
+// written: the session waits for the client, and a pending cancel request
+// is dropped. Every statement runs in its own transaction, so the status is
+// always idle.
+func (ss *sessions) idle(ctx context.Context) types.ServerStatus {
+	if se := ss.byCtx(ctx); se != nil {
+		se.mu.Lock()
+		se.busy, se.pending = false, false
+		se.mu.Unlock()
+	}
+	return types.ServerIdle
 }
 
 func (ss *sessions) forget(addr net.Addr) {
@@ -85,19 +133,20 @@ func (ss *sessions) forget(addr net.Addr) {
 
 // running registers cancel as the session's running statement; the returned
 // func unregisters it.
+// A cancel request that came while the session was between statements
+// cancels it at once.
 func (ss *sessions) running(ctx context.Context, cancel context.CancelCauseFunc) func() {
-	addr := wire.RemoteAddress(ctx)
-	if addr == nil {
-		return func() {}
-	}
-	ss.mu.Lock()
-	se := ss.byAddr[addr.String()]
-	ss.mu.Unlock()
+	se := ss.byCtx(ctx)
 	if se == nil {
 		return func() {}
 	}
 	se.mu.Lock()
 	se.cancel = cancel
+	se.busy = true
+	if se.pending {
+		se.pending = false
+		cancel(errClientCancel)
+	}
 	se.mu.Unlock()
 	return func() {
 		se.mu.Lock()

@@ -203,6 +203,7 @@ func Listen(db *sql.DB, cfg Config) (*Server, error) {
 		wire.Version(serverVersion),
 		wire.BackendKeyData(s.sessions.keyData),
 		wire.CancelRequest(s.sessions.cancelRequest),
+		wire.TxStatus(s.sessions.idle),
 		wire.GlobalParameters(wire.Parameters{"DateStyle": "ISO, MDY", "TimeZone": "UTC", "integer_datetimes": "on",
 			// DuckDB strings are standard: a backslash is an ordinary character.
 			"standard_conforming_strings": "on"}),
@@ -401,6 +402,7 @@ func isLoopback(addr string) bool {
 // describes each (columns and parameter types are needed before execution,
 // for RowDescription and for the extended protocol's Describe).
 func (s *Server) parse(ctx context.Context, q wire.Query) (wire.PreparedStatements, error) {
+	s.sessions.busy(ctx)
 	texts, rest := splitStatements(q.Query)
 	if rest != "" {
 		texts = append(texts, rest)

@@ -14,6 +14,7 @@ import (
 	"github.com/duckdb/duckdb-go/v2/mapping"
 	"github.com/jackc/pgx/v5/pgtype"
 	wire "github.com/jeroenrinzema/psql-wire"
+	"github.com/jeroenrinzema/psql-wire/codes"
 
 	gtsmsql "github.com/earthscope/gtsm-stream/sql"
 )
@@ -123,7 +124,7 @@ func (s *Server) describe(ctx context.Context, text string) (d described, err er
 	defer cancel()
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
-		return d, pgError(fmt.Errorf("get a DuckDB connection: %w", err), codeInternal, "")
+		return d, s.stmtError(ctx, fmt.Errorf("get a DuckDB connection: %w", err), codeInternal)
 	}
 	defer conn.Close()
 	ambiguous := false
@@ -176,8 +177,14 @@ func (s *Server) describe(ctx context.Context, text string) (d described, err er
 		}
 		return nil
 	})
+	if err == nil {
+		// DuckDB's prepare does not look at the context: a cancel request
+		// that came while it ran must still end the statement here, or it
+		// would be lost and the statement would run to completion.
+		err = ctx.Err()
+	}
 	if err != nil {
-		return d, pgError(err, "", "")
+		return d, s.stmtError(ctx, err, "")
 	}
 	if ambiguous && len(d.params) > 0 && d.kind == duckdb.STATEMENT_TYPE_SELECT {
 		// DuckDB cannot type the result of e.g. `WHERE b = $1 OR $1 IS NULL`
@@ -192,12 +199,12 @@ func (s *Server) describe(ctx context.Context, text string) (d described, err er
 
 func (s *Server) describeByRunning(ctx context.Context, conn *sql.Conn, text string, nparams int) (wire.Columns, []bool, error) {
 	if _, err := conn.ExecContext(ctx, "BEGIN TRANSACTION READ ONLY"); err != nil {
-		return nil, nil, pgError(err, "", "")
+		return nil, nil, s.stmtError(ctx, err, "")
 	}
-	defer conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+	defer s.rollback(conn)
 	rows, err := conn.QueryContext(ctx, "SELECT * FROM ("+text+"\n) AS describe_me LIMIT 0", make([]any, nparams)...)
 	if err != nil {
-		return nil, nil, pgError(err, "", "")
+		return nil, nil, s.stmtError(ctx, err, "")
 	}
 	defer rows.Close()
 	types, err := rows.ColumnTypes()
@@ -225,14 +232,14 @@ func (s *Server) execute(ctx context.Context, w wire.DataWriter, text string, d 
 	defer cancel()
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
-		return pgError(fmt.Errorf("get a DuckDB connection: %w", err), codeInternal, "")
+		return s.stmtError(ctx, fmt.Errorf("get a DuckDB connection: %w", err), codeInternal)
 	}
 	defer conn.Close()
 	if _, err := conn.ExecContext(ctx, "BEGIN TRANSACTION READ ONLY"); err != nil {
-		return pgError(err, "", "")
+		return s.stmtError(ctx, err, "")
 	}
 	// Nothing to commit: a read-only transaction only ever rolls back.
-	defer conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+	defer s.rollback(conn)
 	run := text
 	if d.kind == duckdb.STATEMENT_TYPE_SELECT {
 		// The driver materialises the whole result before the first row is
@@ -242,7 +249,7 @@ func (s *Server) execute(ctx context.Context, w wire.DataWriter, text string, d 
 	}
 	rows, err := conn.QueryContext(ctx, run, args...)
 	if err != nil {
-		return s.execError(ctx, err)
+		return s.stmtError(ctx, err, "")
 	}
 	defer rows.Close()
 	vals := make([]any, len(columns))
@@ -284,7 +291,7 @@ func (s *Server) execute(ctx context.Context, w wire.DataWriter, text string, d 
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return s.execError(ctx, err)
+		return s.stmtError(ctx, err, "")
 	}
 	if err := wire.WriteRows(w, batch); err != nil {
 		return err
@@ -292,14 +299,60 @@ func (s *Server) execute(ctx context.Context, w wire.DataWriter, text string, d 
 	return w.Complete(fmt.Sprintf("SELECT %d", n))
 }
 
-func (s *Server) execError(ctx context.Context, err error) error {
+// stmtError is the client's error for a failed step of a statement: when
+// the statement's context ended (timeout, cancel request, shutdown), the
+// reason, as SQLSTATE 57014, whichever DuckDB or driver call noticed it
+// (before, a cancel request that came during the describe or the BEGIN
+// reached psql as "context canceled"); else err with code (DuckDB's own
+// code when empty).
+func (s *Server) stmtError(ctx context.Context, err error, code codes.Code) error {
 	switch cause := context.Cause(ctx); {
 	case errors.Is(cause, context.DeadlineExceeded):
 		return pgError(fmt.Errorf("statement interrupted after the endpoint's timeout of %v: %w", s.cfg.QueryTimeout, err), codeCanceled, "")
 	case cause != nil:
 		return pgError(cause, codeCanceled, "")
 	}
-	return pgError(err, "", "")
+	return pgError(err, code, "")
+}
+
+// rollbackUnstick is how long rollback waits for its first ROLLBACK before
+// it interrupts the connection.
+const rollbackUnstick = 200 * time.Millisecond
+
+// rollback ends a statement's read-only transaction on conn, and discards
+// conn when that fails.
+//
+// It must also undo what duckdb-go v2.10506 can leave behind when a
+// statement's context ends at the wrong moment: its QueryContext creates
+// DuckDB's pending result (which schedules the query's tasks on DuckDB's
+// worker threads and clears the connection's interrupt flag) and then
+// returns on the ended context without executing or destroying the query.
+// If the context's interrupt reached DuckDB just before that flag was
+// cleared, the workers go on running the query with nothing telling them to
+// stop, and the next call on the connection waits in its prepare
+// (ClientContext::InitialCleanup → Executor::CancelTasks) for them to
+// finish: a plain ROLLBACK blocked for minutes behind a canceled cross join,
+// the client never got its answer, and Close could not interrupt it
+// (TestRollbackAfterLostInterrupt reproduces that state).
+//
+// QueryContext prepares under duckdb-go's interrupter, which re-asserts the
+// interrupt every 500 ms while the call is in flight, so a ROLLBACK sent
+// that way and canceled after a short wait stops those tasks; the ROLLBACK
+// is then sent again on the cleaned connection.
+func (s *Server) rollback(conn *sql.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), rollbackUnstick)
+	rows, err := conn.QueryContext(ctx, "ROLLBACK")
+	if err == nil {
+		err = rows.Close()
+	}
+	cancel()
+	if err == nil {
+		return
+	}
+	if _, err2 := conn.ExecContext(context.Background(), "ROLLBACK"); err2 != nil {
+		s.cfg.Logger.Warn("SQL endpoint: ROLLBACK failed; discarding the DuckDB connection", "err", err, "retry_err", err2)
+		conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
 }
 
 // bindArgs decodes the client's parameter values. Text-format values are
