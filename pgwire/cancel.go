@@ -25,14 +25,16 @@ var (
 
 // session is one client connection's cancel key and running statement.
 //
-// A cancel request stops the statement the session is running. Between the
-// statements of one client message (the describe and the execution of a
-// simple query, or two statements of one query string) nothing is
-// registered for a moment; a cancel request that arrives then is kept as
-// pending and stops the next statement of the same message, instead of being
-// lost (it was lost before: psql's only Ctrl-C then did nothing). Once the
-// session writes ReadyForQuery it is idle, and, as in Postgres, a cancel
-// request for an idle session is dropped, so it cannot stop a later query.
+// A cancel request stops the statement the session is running. From the
+// moment the client's message is read until the statement starts, and
+// between the statements of one message (the describe and the execution of
+// a simple query, two statements of one query string), nothing is
+// registered; a cancel request that arrives then is kept as pending and
+// stops the next statement before the session is idle again, instead of
+// being lost (the statement then ran until the timeout: pgx waited out its
+// DeadlineDelay). Once the session writes ReadyForQuery it is idle and, as
+// in Postgres, a cancel request for an idle session is dropped, so it cannot
+// stop a later query.
 type session struct {
 	pid, secret int32
 	mu          sync.Mutex
@@ -75,19 +77,11 @@ func (ss *sessions) cancelRequest(_ context.Context, pid, secret int32) error {
 	if se == nil || se.secret != secret {
 		return nil // as Postgres: no answer, no hint whether the key exists
 	}
-	se.mu.Lock()
-	defer se.mu.Unlock()
-	switch {
-	case se.cancel != nil:
-		se.cancel(errClientCancel)
-	case se.busy:
-		se.pending = true
-	}
+	se.requestCancel()
 	return nil
 }
 
-func (ss *sessions) byCtx(ctx context.Context) *session {
-	addr := wire.RemoteAddress(ctx)
+func (ss *sessions) at(addr net.Addr) *session {
 	if addr == nil {
 		return nil
 	}
@@ -96,25 +90,22 @@ func (ss *sessions) byCtx(ctx context.Context) *session {
 	return ss.byAddr[addr.String()]
 }
 
-// busy marks the session as processing a client message (called when a
-// query string is parsed, before its first statement is described).
-func (ss *sessions) busy(ctx context.Context) {
-	if se := ss.byCtx(ctx); se != nil {
-		se.mu.Lock()
-		se.busy = true
-		se.mu.Unlock()
+// received is called for every read from the client at addr (psql-wire
+// reads only between statements): the client sent a query, or
+// Bind/Execute/Sync, so a statement is on its way even if psql-wire has not
+// started it yet.
+func (ss *sessions) received(addr net.Addr) {
+	if se := ss.at(addr); se != nil {
+		se.received()
 	}
 }
 
 // idle is psql-wire's TxStatus hook, called as each ReadyForQuery is
-// written: the session waits for the client, and a pending cancel request
-// is dropped. Every statement runs in its own transaction, so the status is
+// written. Every statement runs in its own transaction, so the status is
 // always idle.
 func (ss *sessions) idle(ctx context.Context) types.ServerStatus {
-	if se := ss.byCtx(ctx); se != nil {
-		se.mu.Lock()
-		se.busy, se.pending = false, false
-		se.mu.Unlock()
+	if se := ss.at(wire.RemoteAddress(ctx)); se != nil {
+		se.idle()
 	}
 	return types.ServerIdle
 }
@@ -131,15 +122,44 @@ func (ss *sessions) forget(addr net.Addr) {
 	}
 }
 
-// running registers cancel as the session's running statement; the returned
-// func unregisters it.
-// A cancel request that came while the session was between statements
-// cancels it at once.
+// running registers cancel as the running statement of ctx's session; the
+// returned func unregisters it.
 func (ss *sessions) running(ctx context.Context, cancel context.CancelCauseFunc) func() {
-	se := ss.byCtx(ctx)
+	se := ss.at(wire.RemoteAddress(ctx))
 	if se == nil {
 		return func() {}
 	}
+	return se.running(cancel)
+}
+
+func (se *session) requestCancel() {
+	se.mu.Lock()
+	defer se.mu.Unlock()
+	switch {
+	case se.cancel != nil:
+		se.cancel(errClientCancel)
+	case se.busy:
+		se.pending = true
+	}
+}
+
+func (se *session) received() {
+	se.mu.Lock()
+	defer se.mu.Unlock()
+	se.busy = true
+}
+
+// idle: the session waits for the client; a pending cancel request is
+// dropped.
+func (se *session) idle() {
+	se.mu.Lock()
+	defer se.mu.Unlock()
+	se.busy, se.pending = false, false
+}
+
+// running registers a statement; a cancel request that came since the
+// client's message was read cancels it at once.
+func (se *session) running(cancel context.CancelCauseFunc) func() {
 	se.mu.Lock()
 	se.cancel = cancel
 	se.busy = true

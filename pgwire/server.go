@@ -355,10 +355,15 @@ func (c *trackedConn) Write(b []byte) (int, error) {
 }
 
 // Read waits at most Config.IdleTimeout for the client: psql-wire reads
-// only between statements, so this bounds idle time, not statements.
+// only between statements, so this bounds idle time, not statements. What
+// it reads marks the session busy for cancel requests (cancel.go).
 func (c *trackedConn) Read(b []byte) (int, error) {
 	c.Conn.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
-	return c.Conn.Read(b)
+	n, err := c.Conn.Read(b)
+	if n > 0 {
+		c.s.sessions.received(c.RemoteAddr())
+	}
+	return n, err
 }
 
 func (c *trackedConn) Close() error {
@@ -402,7 +407,6 @@ func isLoopback(addr string) bool {
 // describes each (columns and parameter types are needed before execution,
 // for RowDescription and for the extended protocol's Describe).
 func (s *Server) parse(ctx context.Context, q wire.Query) (wire.PreparedStatements, error) {
-	s.sessions.busy(ctx)
 	texts, rest := splitStatements(q.Query)
 	if rest != "" {
 		texts = append(texts, rest)

@@ -1,0 +1,70 @@
+package pgwire_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
+
+	"github.com/earthscope/gtsm-stream/pgwire"
+)
+
+// TestCancelWhileDescribing: a cancel request that arrives before the
+// statement executes (while the endpoint splits it with DuckDB's parser or
+// while DuckDB prepares it to learn its columns, neither of which DuckDB
+// lets us interrupt) still stops it with 57014. Before, the request was
+// either dropped (no statement registered yet) or consumed by the describe
+// step, which then went on: the query ran and the client got its rows, or,
+// when the request came just before DuckDB's prepare, the client got
+// "context canceled" without a SQLSTATE (seen in 4 of 150 runs of
+// TestCancelRequest under load).
+func TestCancelWhileDescribing(t *testing.T) {
+	// A 20,000-value IN list: DuckDB needs about 2 s to prepare it on this
+	// machine (longer under load), the query itself takes milliseconds.
+	var b strings.Builder
+	b.WriteString("SELECT count(*) FROM range(10) WHERE range IN (0")
+	for i := 1; i < 20000; i++ {
+		fmt.Fprintf(&b, ",%d", i)
+	}
+	b.WriteString(")")
+	slowToPrepare := b.String()
+
+	e := start(t, pgwire.Config{QueryTimeout: time.Hour})
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec, pgx.QueryExecModeCacheStatement} {
+		t.Run(mode.String(), func(t *testing.T) {
+			cfg, err := pgx.ParseConfig(e.url(""))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.DefaultQueryExecMode = mode
+			cfg.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+				return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: time.Minute}
+			}
+			ctx := context.Background()
+			c, err := pgx.ConnectConfig(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close(ctx)
+			qctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+			var n int64
+			err = c.QueryRow(qctx, slowToPrepare).Scan(&n)
+			cancel()
+			var pe *pgconn.PgError
+			if !errors.As(err, &pe) || pe.Code != "57014" || pe.Message != "canceling statement due to user request" {
+				t.Fatalf("statement canceled before it ran: n = %d, err = %v; want the server's 57014 'canceling statement due to user request'", n, err)
+			}
+			// The session goes on, and the cancel request does not linger to
+			// stop the next statement.
+			if err := c.QueryRow(ctx, `SELECT 6 * 7`).Scan(&n); err != nil || n != 42 {
+				t.Errorf("after cancel: %d, %v", n, err)
+			}
+		})
+	}
+}
