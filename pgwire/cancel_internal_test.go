@@ -12,10 +12,10 @@ import (
 func TestSessionCancelStates(t *testing.T) {
 	type step int
 	const (
-		received step = iota // bytes read from the client
-		describe             // a statement registered and unregistered (the describe of a simple query)
-		cancelReq            // the cancel request
-		idle                 // ReadyForQuery
+		received  step = iota // bytes read from the client
+		describe              // a statement registered and unregistered (the describe of a simple query)
+		cancelReq             // the cancel request
+		idle                  // ReadyForQuery
 	)
 	cases := []struct {
 		name     string
