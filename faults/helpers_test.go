@@ -379,44 +379,19 @@ func dumpTables(t testing.TB, path string) map[string][]string {
 	return out
 }
 
+// queryLines is q's rows, blobs in hex and times in RFC 3339 UTC, in q's
+// order.
 func queryLines(t testing.TB, db *sql.DB, q string) []string {
 	t.Helper()
-	rows, err := db.Query(q)
-	if err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	defer rows.Close()
-	cols, _ := rows.Columns()
-	var out []string
-	for rows.Next() {
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
+	return testutil.QueryLines(t, db, q, func(v any) string {
+		switch x := v.(type) {
+		case []byte:
+			return fmt.Sprintf("%x", x)
+		case time.Time:
+			return x.UTC().Format(time.RFC3339Nano)
 		}
-		if err := rows.Scan(ptrs...); err != nil {
-			t.Fatal(err)
-		}
-		var sb strings.Builder
-		for i, v := range vals {
-			if i > 0 {
-				sb.WriteByte('|')
-			}
-			switch x := v.(type) {
-			case []byte:
-				fmt.Fprintf(&sb, "%x", x)
-			case time.Time:
-				sb.WriteString(x.UTC().Format(time.RFC3339Nano))
-			default:
-				fmt.Fprint(&sb, x)
-			}
-		}
-		out = append(out, sb.String())
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
+		return fmt.Sprint(v)
+	})
 }
 
 func queryInt(t testing.TB, path, q string) int64 {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 
 	"github.com/earthscope/gtsm-stream/pgwire"
 )
@@ -38,23 +37,11 @@ func TestCancelWhileDescribing(t *testing.T) {
 	e := start(t, pgwire.Config{QueryTimeout: time.Hour})
 	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec, pgx.QueryExecModeCacheStatement} {
 		t.Run(mode.String(), func(t *testing.T) {
-			cfg, err := pgx.ParseConfig(e.url(""))
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfg.DefaultQueryExecMode = mode
-			cfg.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
-				return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: time.Minute}
-			}
+			c := cancelingConn(t, e, mode)
 			ctx := context.Background()
-			c, err := pgx.ConnectConfig(ctx, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close(ctx)
 			qctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 			var n int64
-			err = c.QueryRow(qctx, slowToPrepare).Scan(&n)
+			err := c.QueryRow(qctx, slowToPrepare).Scan(&n)
 			cancel()
 			var pe *pgconn.PgError
 			if !errors.As(err, &pe) || pe.Code != "57014" || pe.Message != "canceling statement due to user request" {

@@ -577,35 +577,59 @@ func TestShutdownWithBusyClients(t *testing.T) {
 	}
 }
 
+// cancelingConn connects with pgx in mode, set to send a cancel request
+// when a query's context ends (pgx's default closes the connection).
+func cancelingConn(t *testing.T, e *endpoint, mode pgx.QueryExecMode) *pgx.Conn {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(e.url(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DefaultQueryExecMode = mode
+	cfg.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: time.Minute}
+	}
+	c, err := pgx.ConnectConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
 // TestCancelRequest: a client's cancel request (pgx on context cancel, psql
 // on Ctrl-C) stops the running statement on the server; the session goes on.
 func TestCancelRequest(t *testing.T) {
 	logs := &testutil.SyncBuffer{}
 	e := start(t, pgwire.Config{QueryTimeout: time.Hour, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	cfg, err := pgx.ParseConfig(e.url(""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
-		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: time.Minute}
-	}
 	ctx := context.Background()
-	c, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
 	const long = `SELECT sum(a.range * b.range) FROM range(1000000) a, range(1000000) b`
-	qctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
-	var n int64
-	err = c.QueryRow(qctx, long).Scan(&n)
-	cancel()
-	var pe *pgconn.PgError
-	if !errors.As(err, &pe) || pe.Code != "57014" || pe.Message != "canceling statement due to user request" {
-		t.Fatalf("canceled statement: err = %v, want the server's 57014 'canceling statement due to user request'", err)
-	}
-	if err := c.QueryRow(ctx, `SELECT 6 * 7`).Scan(&n); err != nil || n != 42 {
-		t.Errorf("after cancel: %d, %v", n, err)
+	// pgx: the simple protocol, and the extended one with the statement
+	// prepared beforehand, so the query is one round trip in flight when the
+	// context ends (were the prepare inside the deadline, a slow prepare
+	// under load would let pgx give up before it sends the execution).
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeCacheStatement} {
+		t.Run(mode.String(), func(t *testing.T) {
+			c := cancelingConn(t, e, mode)
+			sql := long
+			if mode != pgx.QueryExecModeSimpleProtocol {
+				if _, err := c.Prepare(ctx, "long", long); err != nil {
+					t.Fatal(err)
+				}
+				sql = "long"
+			}
+			qctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+			var n int64
+			err := c.QueryRow(qctx, sql).Scan(&n)
+			cancel()
+			var pe *pgconn.PgError
+			if !errors.As(err, &pe) || pe.Code != "57014" || pe.Message != "canceling statement due to user request" {
+				t.Fatalf("canceled statement: err = %v, want the server's 57014 'canceling statement due to user request'", err)
+			}
+			if err := c.QueryRow(ctx, `SELECT 6 * 7`).Scan(&n); err != nil || n != 42 {
+				t.Errorf("after cancel: %d, %v", n, err)
+			}
+		})
 	}
 
 	// psql sends a cancel request on SIGINT (Ctrl-C).

@@ -425,44 +425,31 @@ func (m *model) expectWindows() []string {
 
 // ---- dumps of the DuckDB tables in the model's format.
 
-func queryLines(t testing.TB, db *sql.DB, q string) []string {
+// sortedLines is q's rows as lines (testutil.QueryLines), sorted.
+func sortedLines(t testing.TB, db *sql.DB, q string, cell func(any) string) []string {
 	t.Helper()
-	rows, err := db.Query(q)
-	if err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	defer rows.Close()
-	cols, _ := rows.Columns()
-	var out []string
-	vals := make([]any, len(cols))
-	ptrs := make([]any, len(cols))
-	for i := range vals {
-		ptrs[i] = &vals[i]
-	}
-	for rows.Next() {
-		if err := rows.Scan(ptrs...); err != nil {
-			t.Fatal(err)
-		}
-		parts := make([]string, len(vals))
-		for i, v := range vals {
-			switch x := v.(type) {
-			case nil:
-				parts[i] = "-"
-			case time.Time:
-				parts[i] = x.UTC().Format("2006-01-02 15:04:05.000")
-			case float64:
-				parts[i] = fmtF(x)
-			default:
-				parts[i] = fmt.Sprint(x)
-			}
-		}
-		out = append(out, strings.Join(parts, "|"))
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
+	out := testutil.QueryLines(t, db, q, cell)
 	sort.Strings(out)
 	return out
+}
+
+// queryLines is q's rows in the model's format (NULL as "-", times in
+// milliseconds UTC, floats by fmtF), sorted.
+func queryLines(t testing.TB, db *sql.DB, q string) []string {
+	t.Helper()
+	return sortedLines(t, db, q, modelCell)
+}
+
+func modelCell(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "-"
+	case time.Time:
+		return x.UTC().Format("2006-01-02 15:04:05.000")
+	case float64:
+		return fmtF(x)
+	}
+	return fmt.Sprint(v)
 }
 
 func dumpRows(t testing.TB, db *sql.DB) []string {
@@ -500,4 +487,29 @@ func openRO(t testing.TB, path string) *sql.DB {
 		t.Fatal(err)
 	}
 	return db
+}
+
+// TestLineCells: the cell formats of queryLines and l2Lines, on values read
+// back from DuckDB. Two different blobs of one length must give different
+// lines (l2Lines printed only their length).
+func TestLineCells(t *testing.T) {
+	db, err := gtsmsql.Open(context.Background(), filepath.Join(t.TempDir(), "cells.duckdb"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	const q = `SELECT * FROM (VALUES (NULL, 0.1::DOUBLE, '\x01\x02'::BLOB, TIMESTAMP '2021-07-01 00:00:01.25', 7),
+	                                 (NULL, 1e300::DOUBLE, '\x01\x03'::BLOB, TIMESTAMP '2021-07-01 00:00:02', 8))`
+	for _, tc := range []struct {
+		name string
+		got  []string
+		want []string
+	}{
+		{"model", queryLines(t, db, q), []string{
+			"-|0.1|[1 2]|2021-07-01 00:00:01.250|7", "-|1e+300|[1 3]|2021-07-01 00:00:02.000|8"}},
+		{"exact", l2Lines(t, db, q), []string{
+			"NULL|0.1|2 bytes 0102|2021-07-01 00:00:01.25 +0000 UTC|7", "NULL|1e+300|2 bytes 0103|2021-07-01 00:00:02 +0000 UTC|8"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testutil.DiffLines(t, tc.name, tc.got, tc.want) })
+	}
 }

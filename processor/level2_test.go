@@ -98,45 +98,23 @@ func l2SiteData(site string, ref [4]int64, hours int, seed int64) []record.Recor
 	return out
 }
 
-// l2Lines formats rows with exact floats (shortest round-trip form).
+// l2Lines is q's rows with exact floats (shortest round-trip form) and
+// blobs in full, sorted.
 func l2Lines(t testing.TB, db *sql.DB, q string) []string {
 	t.Helper()
-	rows, err := db.Query(q)
-	if err != nil {
-		t.Fatalf("%s: %v", q, err)
+	return sortedLines(t, db, q, exactCell)
+}
+
+func exactCell(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "NULL"
+	case float64:
+		return strconv.FormatFloat(x, 'g', -1, 64)
+	case []byte:
+		return fmt.Sprintf("%d bytes %x", len(x), x)
 	}
-	defer rows.Close()
-	cols, _ := rows.Columns()
-	vals := make([]any, len(cols))
-	ptrs := make([]any, len(cols))
-	for i := range vals {
-		ptrs[i] = &vals[i]
-	}
-	var out []string
-	for rows.Next() {
-		if err := rows.Scan(ptrs...); err != nil {
-			t.Fatal(err)
-		}
-		parts := make([]string, len(vals))
-		for i, v := range vals {
-			switch x := v.(type) {
-			case nil:
-				parts[i] = "NULL"
-			case float64:
-				parts[i] = strconv.FormatFloat(x, 'g', -1, 64)
-			case []byte:
-				parts[i] = fmt.Sprintf("%d bytes %x", len(x), x[:min(len(x), 0)])
-			default:
-				parts[i] = fmt.Sprint(x)
-			}
-		}
-		out = append(out, strings.Join(parts, "|"))
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	sort.Strings(out)
-	return out
+	return fmt.Sprint(v)
 }
 
 const (
