@@ -30,8 +30,7 @@ var ErrGroupInUse = fmt.Errorf("consumer group in use by another instance")
 // for the dead member anyway) and before a refusal.
 //
 // Two instances started within the same instant can both see an empty
-// group; that race is not closed here (the offsets check that follows
-// catches a new file joining a group that has committed).
+// group; watchSoleInstance (fence.go) then stops both.
 func (p *Processor) checkSoleInstance(ctx context.Context) error {
 	if p.cfg.MultiInstance {
 		return nil
@@ -50,6 +49,7 @@ func (p *Processor) checkSoleInstance(ctx context.Context) error {
 			return err
 		}
 		if len(members) == 0 {
+			p.watchSoleInstance(ctx) // fence.go: two instances passing here at once
 			return nil
 		}
 		if time.Now().After(deadline) {

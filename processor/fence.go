@@ -1,0 +1,60 @@
+package processor
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/IBM/sarama"
+)
+
+// watchSoleInstance closes the window checkSoleInstance leaves open. Two
+// `gtsm process` with different DuckDB files started at the same instant
+// both describe the group while it is still empty, both pass, and both
+// join: each file would silently hold only the partitions its instance was
+// given (with the same file, DuckDB's lock refuses the second process
+// before it reaches Kafka). The check cannot tell which of two instances
+// came first, so for a while after passing it (until the joins and the
+// first rebalance are done) each instance watches the group, and a second
+// member makes it fail with ErrGroupInUse. Both fail, rather than split the
+// topic: a restart starts cleanly, or, if one had committed offsets
+// already, is refused by checkGroupOffsets; neither loses records silently.
+//
+// It runs in the background for the window and stops early when ctx ends
+// or the processor has failed.
+func (p *Processor) watchSoleInstance(ctx context.Context) {
+	window := 10*time.Second + 2*p.sarama.Consumer.Group.Session.Timeout
+	go func() {
+		admin, err := sarama.NewClusterAdmin(p.cfg.Brokers, p.sarama)
+		if err != nil {
+			p.log.Warn("cannot watch the consumer group for a second instance", "group", p.cfg.Group, "err", err)
+			return
+		}
+		defer admin.Close()
+		deadline := time.NewTimer(window)
+		defer deadline.Stop()
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-p.failed:
+				return
+			case <-deadline.C:
+				return
+			case <-tick.C:
+			}
+			members, state, err := groupMembers(admin, p.cfg.Group)
+			if err != nil || len(members) < 2 {
+				continue // a failed describe is retried; goka reports a broker that is gone
+			}
+			p.fail(fmt.Errorf("%w: group %s (state %s) has %d members right after this instance started: %s; "+
+				"another gtsm process started in this group at the same moment (each would store only part of the topic in its own DuckDB file, here %s): "+
+				"both stop; start one, or give each its own --group",
+				ErrGroupInUse, p.cfg.Group, state, len(members), strings.Join(members, ", "), p.cfg.DBPath))
+			return
+		}
+	}()
+}
