@@ -1,15 +1,12 @@
 package pgwire_test
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/earthscope/gtsm-stream/pgwire"
 )
@@ -39,21 +36,7 @@ func TestCancelWhileDescribing(t *testing.T) {
 	e := start(t, pgwire.Config{QueryTimeout: time.Hour})
 	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec, pgx.QueryExecModeCacheStatement} {
 		t.Run(mode.String(), func(t *testing.T) {
-			c := cancelingConn(t, e, mode)
-			ctx := context.Background()
-			qctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
-			var n int64
-			err := c.QueryRow(qctx, slowToPrepare).Scan(&n)
-			cancel()
-			var pe *pgconn.PgError
-			if !errors.As(err, &pe) || pe.Code != "57014" || pe.Message != "canceling statement due to user request" {
-				t.Fatalf("statement canceled before it ran: n = %d, err = %v; want the server's 57014 'canceling statement due to user request'", n, err)
-			}
-			// The session goes on, and the cancel request does not linger to
-			// stop the next statement.
-			if err := c.QueryRow(ctx, `SELECT 6 * 7`).Scan(&n); err != nil || n != 42 {
-				t.Errorf("after cancel: %d, %v", n, err)
-			}
+			queryCanceledAfter(t, cancelingConn(t, e, mode), 300*time.Millisecond, slowToPrepare)
 		})
 	}
 }

@@ -597,6 +597,26 @@ func cancelingConn(t *testing.T, e *endpoint, mode pgx.QueryExecMode) *pgx.Conn 
 	return c
 }
 
+// queryCanceledAfter runs sql on c with a context that ends after d: the
+// server must answer 57014 "canceling statement due to user request", and
+// the session must go on (the cancel request not lingering to stop the next
+// statement).
+func queryCanceledAfter(t *testing.T, c *pgx.Conn, d time.Duration, sql string) {
+	t.Helper()
+	ctx := context.Background()
+	qctx, cancel := context.WithTimeout(ctx, d)
+	var n int64
+	err := c.QueryRow(qctx, sql).Scan(&n)
+	cancel()
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "57014" || pe.Message != "canceling statement due to user request" {
+		t.Fatalf("statement canceled after %v: n = %d, err = %v; want the server's 57014 'canceling statement due to user request'", d, n, err)
+	}
+	if err := c.QueryRow(ctx, `SELECT 6 * 7`).Scan(&n); err != nil || n != 42 {
+		t.Errorf("after cancel: %d, %v", n, err)
+	}
+}
+
 // TestCancelRequest: a client's cancel request (pgx on context cancel, psql
 // on Ctrl-C) stops the running statement on the server; the session goes on.
 func TestCancelRequest(t *testing.T) {
@@ -618,17 +638,7 @@ func TestCancelRequest(t *testing.T) {
 				}
 				sql = "long"
 			}
-			qctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
-			var n int64
-			err := c.QueryRow(qctx, sql).Scan(&n)
-			cancel()
-			var pe *pgconn.PgError
-			if !errors.As(err, &pe) || pe.Code != "57014" || pe.Message != "canceling statement due to user request" {
-				t.Fatalf("canceled statement: err = %v, want the server's 57014 'canceling statement due to user request'", err)
-			}
-			if err := c.QueryRow(ctx, `SELECT 6 * 7`).Scan(&n); err != nil || n != 42 {
-				t.Errorf("after cancel: %d, %v", n, err)
-			}
+			queryCanceledAfter(t, c, 300*time.Millisecond, sql)
 		})
 	}
 
