@@ -9,6 +9,14 @@ import (
 	"github.com/IBM/sarama"
 )
 
+// fencePoll is how often watchSoleInstance describes the group, and
+// fenceHold how long an instance that saw a second member stays before it
+// stops, so the other, polling too, sees the pair as well.
+const (
+	fencePoll = 200 * time.Millisecond
+	fenceHold = 3 * time.Second
+)
+
 // watchSoleInstance closes the window checkSoleInstance leaves open. Two
 // `gtsm process` with different DuckDB files started at the same instant
 // both describe the group while it is still empty, both pass, and both
@@ -17,9 +25,12 @@ import (
 // before it reaches Kafka). The check cannot tell which of two instances
 // came first, so for a while after passing it (until the joins and the
 // first rebalance are done) each instance watches the group, and a second
-// member makes it fail with ErrGroupInUse. Both fail, rather than split the
-// topic: a restart starts cleanly, or, if one had committed offsets
-// already, is refused by checkGroupOffsets; neither loses records silently.
+// member makes it fail with ErrGroupInUse, fenceHold after it saw the pair,
+// so that the other, polling too, sees it as well. Both fail rather than
+// split the topic: a restart starts cleanly or, if one had committed
+// offsets already, is refused by checkGroupOffsets. (Left open: an instance
+// that cannot describe the group during the other's whole fenceHold runs
+// on.)
 //
 // It runs in the background for the window and stops early when ctx ends
 // or the processor has failed.
@@ -34,7 +45,7 @@ func (p *Processor) watchSoleInstance(ctx context.Context) {
 		defer admin.Close()
 		deadline := time.NewTimer(window)
 		defer deadline.Stop()
-		tick := time.NewTicker(250 * time.Millisecond)
+		tick := time.NewTicker(fencePoll)
 		defer tick.Stop()
 		for {
 			select {
@@ -49,6 +60,17 @@ func (p *Processor) watchSoleInstance(ctx context.Context) {
 			members, state, err := groupMembers(admin, p.cfg.Group)
 			if err != nil || len(members) < 2 {
 				continue // a failed describe is retried; goka reports a broker that is gone
+			}
+			// Stay in the group a moment so the other instance, polling
+			// too, sees both members: were this one to leave at once, the
+			// other could miss the pair and run on alone, from offsets this
+			// one may have committed for records its own file does not hold.
+			p.log.Warn("a second member joined the consumer group right after this instance started; stopping",
+				"group", p.cfg.Group, "members", strings.Join(members, ", "), "in", fenceHold)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(fenceHold):
 			}
 			p.fail(fmt.Errorf("%w: group %s (state %s) has %d members right after this instance started: %s; "+
 				"another gtsm process started in this group at the same moment (each would store only part of the topic in its own DuckDB file, here %s): "+
