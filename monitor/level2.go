@@ -77,7 +77,7 @@ type level2Series struct {
 	CorrN [3]int // rows with each correction present (and applied)
 	// All and Some are per bucket: the corrections (bit i: Corrections[i])
 	// applied to every row of the bucket, and to at least one.
-	All, Some []uint8
+	All, Some []int
 }
 
 type band struct {
@@ -267,7 +267,7 @@ type bucketer struct {
 
 type bucketVals struct {
 	raw, corr [3]*float64 // min, max, mean
-	all, some uint8
+	all, some int
 }
 
 func newBucketer(from, step int64) *bucketer { return &bucketer{from: from, step: step} }
@@ -303,10 +303,19 @@ func (b *bucketer) finish(resp *level2Response) {
 		}
 		slots = append(slots, slot{k, false})
 	}
+	// Empty arrays, not null, when there are no values (JSON for the page).
+	resp.T = make([]float64, 0, len(slots))
 	for _, sl := range slots {
 		resp.T = append(resp.T, float64(b.from+sl.k*b.step)/1000)
 	}
+	if resp.Matrices == nil {
+		resp.Matrices = []string{}
+	}
 	for si, s := range b.series {
+		n := len(slots)
+		s.Raw = band{make([]*float64, 0, n), make([]*float64, 0, n), make([]*float64, 0, n)}
+		s.Corr = band{make([]*float64, 0, n), make([]*float64, 0, n), make([]*float64, 0, n)}
+		s.All, s.Some = make([]int, 0, n), make([]int, 0, n)
 		for _, sl := range slots {
 			v := b.vals[si][sl.k] // nil for a bucket this series lacks
 			if v == nil || sl.sep {

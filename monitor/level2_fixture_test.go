@@ -19,7 +19,7 @@ import (
 // 2021-07-02 10:00 .. 10:55 (a gap):
 //   - microstrain of gauge g: 5g + 0.5 sin(2π t / 12.42 h) + 0.01 per day;
 //   - offset_c: 0, and 1.5 on gauge 2 from 2021-07-02 06:00 (a step);
-//   - atmp_c: NULL on 2021-07-01 (no pressure), then 0.05 cos(2π t / 1 d),
+//   - atmp_c: NULL on 2021-07-01 (no pressure), then 0.3 cos(2π t / 1 d),
 //     except gauge 3 at 2021-07-03 12:10 .. 12:40 (NULL: three gauges only);
 //   - tide_c: NULL everywhere (no constituents);
 //   - metadata version v1 before 2021-07-02 12:00, v2 from then, with
@@ -58,7 +58,7 @@ func addLevel2(t *testing.T, db *sql.DB) {
 		SELECT 'B009', ts, g, 48e6 + g * 1e6,
 		       5 * g + 0.5 * sin(2 * pi() * epoch(ts) / (12.42 * 3600)) + 0.01 * (epoch(ts) - epoch(TIMESTAMP '2021-07-01')) / 86400,
 		       CASE WHEN ts >= TIMESTAMP '2021-07-02' AND NOT (g = 3 AND ts BETWEEN TIMESTAMP '2021-07-03 12:10:00' AND TIMESTAMP '2021-07-03 12:40:00')
-		            THEN 0.05 * cos(2 * pi() * epoch(ts) / 86400) END,
+		            THEN 0.3 * cos(2 * pi() * epoch(ts) / 86400) END,
 		       NULL,
 		       CASE WHEN g = 2 AND ts >= TIMESTAMP '2021-07-02 06:00:00' THEN 1.5 ELSE 0 END,
 		       CASE WHEN ts < TIMESTAMP '2021-07-02 12:00:00' THEN 'v1' ELSE 'v2' END

@@ -28,7 +28,7 @@ type l2bucket struct {
 	raw, corr    [3]float64 // min, max, mean
 	n            int
 	corrN        [3]int
-	all, some    uint8
+	all, some    int
 	sumRaw, sumC float64
 }
 

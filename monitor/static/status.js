@@ -185,7 +185,7 @@
       div.className = "panel";
       panels.appendChild(div);
       const nonNull = p.lines.map((l) => l.mean.filter((v) => v != null).length);
-      const pinfo = { channel: p.name, nonNull: Math.max(0, ...nonNull), lines: nonNull, yRange: ranges[pi], xTicks: [], yTicks: [] };
+      const pinfo = { channel: p.name, nonNull: Math.max(0, ...nonNull), lines: nonNull, yRange: ranges[pi], xLabel: "time (UTC)", yLabel: p.yLabel, xTicks: [], yTicks: [] };
       info.panels.push(pinfo);
       if (!pinfo.nonNull || !ranges[pi]) {
         const el = document.createElement("p");
@@ -224,7 +224,7 @@
         bands,
         axes: [
           {
-            font, labelFont: font, space: 90, label: "time (UTC)", labelSize: 18,
+            font, labelFont: font, space: 90, label: pinfo.xLabel, labelSize: 18,
             grid: { stroke: "#0000001a" }, ticks: { stroke: "#00000040" },
             values: (u, splits, ai, space, incr) => { xLabels = [splits, xValues(u, splits, ai, space, incr)]; return xLabels[1]; },
           },
