@@ -34,11 +34,13 @@ import (
 
 const (
 	level2StepMS = 300_000
-	// level2SlotLimit bounds the range one request scans: 500,000 300 s
-	// slots (~4.75 years) hold 2,000,000 gauge rows, the raw bound of
-	// /api/series. A longer range is cut to its last level2SlotLimit slots
-	// (Truncated).
-	level2SlotLimit   = 500_000
+	// level2SlotLimit bounds the range one request scans: 250,000 300 s
+	// slots (~2.4 years) hold 1,000,000 gauge rows and 250,000 regional
+	// rows per matrix, whose corrections need the gauge rows grouped by
+	// time and joined (BenchmarkLevel2: half the cost of the 2,000,000
+	// samples /api/series may scan). A longer range is cut to its last
+	// level2SlotLimit slots (Truncated).
+	level2SlotLimit   = 250_000
 	level2DefaultSpan = 30 * 86_400_000
 )
 
@@ -407,6 +409,51 @@ func level2Regional(ctx context.Context, tx *sql.Conn, resp *level2Response, b *
 	for i, rc := range regionalColumns {
 		si[i] = b.add(&level2Series{Name: rc.name, Kind: "regional"})
 	}
+	q, args := level2RegionalQuery(mats, resp.Site, resp.Matrix, from, to, step)
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("level2 %s regional %s (step %d ms): %w", resp.Site, resp.Matrix, step, err)
+	}
+	defer rows.Close()
+	missing := map[string]bool{}
+	for rows.Next() {
+		var k int64
+		var v [3][6]sql.NullFloat64
+		var n [3]int
+		var c [3]int
+		var miss sql.NullString
+		dest := []any{&k}
+		for i := range 3 {
+			for j := range 6 {
+				dest = append(dest, &v[i][j])
+			}
+			dest = append(dest, &n[i])
+		}
+		dest = append(dest, &c[0], &c[1], &c[2], &miss)
+		if err := rows.Scan(dest...); err != nil {
+			return fmt.Errorf("level2 %s regional: scan: %w", resp.Site, err)
+		}
+		for i := range 3 {
+			if n[i] > 0 {
+				// A correction applies to a row with a value only
+				// (c counts rows; a row has all three strains or none).
+				b.put(si[i], k, v[i], n[i], [3]int{min(c[0], n[i]), min(c[1], n[i]), min(c[2], n[i])})
+			}
+		}
+		if miss.Valid {
+			for _, s := range strings.Split(miss.String, ",") {
+				if !missing[s] {
+					missing[s] = true
+					resp.MissingMatrix = append(resp.MissingMatrix, s)
+				}
+			}
+		}
+	}
+	return rows.Err()
+}
+
+// level2RegionalQuery is level2Regional's SQL and its arguments.
+func level2RegionalQuery(mats []matrixVersion, site, matrix string, from, to, step int64) (string, []any) {
 	// The matrices by metadata version, as parameters.
 	var args []any
 	mv := `SELECT NULL::VARCHAR AS version` + strings.Repeat(", NULL::DOUBLE", 12) + ` WHERE false`
@@ -464,45 +511,6 @@ func level2Regional(ctx context.Context, tx *sql.Conn, resp *level2Response, b *
 		       count(*) FILTER (ha), count(*) FILTER (ht), count(*) FILTER (ho),
 		       string_agg(DISTINCT CASE WHEN NOT known THEN coalesce(metadata_version, 'NULL') END, ',')
 		FROM r GROUP BY b ORDER BY b`
-	args = append(args, resp.Site, from, to, resp.Site, resp.Matrix, from, to, from, step)
-	rows, err := tx.QueryContext(ctx, q, args...)
-	if err != nil {
-		return fmt.Errorf("level2 %s regional %s (step %d ms): %w", resp.Site, resp.Matrix, step, err)
-	}
-	defer rows.Close()
-	missing := map[string]bool{}
-	for rows.Next() {
-		var k int64
-		var v [3][6]sql.NullFloat64
-		var n [3]int
-		var c [3]int
-		var miss sql.NullString
-		dest := []any{&k}
-		for i := range 3 {
-			for j := range 6 {
-				dest = append(dest, &v[i][j])
-			}
-			dest = append(dest, &n[i])
-		}
-		dest = append(dest, &c[0], &c[1], &c[2], &miss)
-		if err := rows.Scan(dest...); err != nil {
-			return fmt.Errorf("level2 %s regional: scan: %w", resp.Site, err)
-		}
-		for i := range 3 {
-			if n[i] > 0 {
-				// A correction applies to a row with a value only
-				// (c counts rows; a row has all three strains or none).
-				b.put(si[i], k, v[i], n[i], [3]int{min(c[0], n[i]), min(c[1], n[i]), min(c[2], n[i])})
-			}
-		}
-		if miss.Valid {
-			for _, s := range strings.Split(miss.String, ",") {
-				if !missing[s] {
-					missing[s] = true
-					resp.MissingMatrix = append(resp.MissingMatrix, s)
-				}
-			}
-		}
-	}
-	return rows.Err()
+	args = append(args, site, from, to, site, matrix, from, to, from, step)
+	return q, args
 }

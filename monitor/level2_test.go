@@ -171,8 +171,9 @@ func TestLevel2API(t *testing.T) {
 		{"ER2010 zoomed", "site=B009&matrix=ER2010&from=" + itoa(utcMS("2021-07-02 00:00:00")) + "&to=" + itoa(utcMS("2021-07-03 00:00:00")),
 			"ER2010", "2021-07-02 00:00:00", "2021-07-03 00:00:00", 300, 277, 1, 276, [4]int{276, 276, 276, 276}, 276, false},
 		{"one day before the end", "site=B009&span=86400000", "lab", "2021-07-03 00:00:00", "2021-07-04 00:00:00", 300, 288, 0, 288, [4]int{288, 288, 288, 281}, 281, false},
-		// B011: six years apart: cut to the last 500,000 outputs.
-		{"B011 all, over the bound", "site=B011&span=all", "", "2016-03-31 00:00:00", "2021-01-01 00:05:00", 86400, 1, 0, 1, [4]int{}, 0, true},
+		// B011: six years apart: cut to the last 250,000 outputs
+		// (2018-08-16 22:45, in 12 h buckets).
+		{"B011 all, over the bound", "site=B011&span=all", "", "2018-08-16 12:00:00", "2021-01-01 00:05:00", 43200, 1, 0, 1, [4]int{}, 0, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -261,7 +261,7 @@
     if (sec.kind === "level2") {
       bucket = data.StepS === 300 ? "every 300 s output" : `buckets of ${stepStr(data.StepS)} of the 300 s outputs`;
       if (data.Matrix) bucket += ` · regional strain with matrix ${data.Matrix}`;
-      if (data.Truncated) bucket += " · cut to the last 500,000 outputs (~4.75 y): choose a shorter range";
+      if (data.Truncated) bucket += " · cut to the last 250,000 outputs (~2.4 y), the bound of /api/level2: choose a shorter range";
       if (data.MissingMatrix && data.MissingMatrix.length) bucket += ` · no matrix in station_metadata for version ${data.MissingMatrix.join(", ")}: those rows not corrected`;
       sec.el.querySelector(".l2title").textContent = data.Site;
       const sel = document.getElementById("l2matrix");
