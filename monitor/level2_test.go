@@ -310,6 +310,36 @@ func TestLevel2API(t *testing.T) {
 		})
 	}
 
+	// Regional rows whose metadata version station_metadata lacks: raw
+	// values, no corrected ones, no correction counted, and the version
+	// named. (Last: it changes the fixture.)
+	t.Run("matrix of the version unknown", func(t *testing.T) {
+		if _, err := f.db.Exec(`UPDATE level2_regional_data SET metadata_version = 'v0' WHERE site = 'B009' AND "time" < TIMESTAMP '2021-07-02'`); err != nil {
+			t.Fatal(err)
+		}
+		code, body := get(t, f.srv.URL+"/api/level2?site=B009&from="+itoa(utcMS("2021-07-01 00:00:00"))+"&to="+itoa(utcMS("2021-07-02 00:00:00")))
+		var r level2Response
+		if code != 200 || json.Unmarshal([]byte(body), &r) != nil {
+			t.Fatalf("GET = %d: %s", code, body)
+		}
+		if len(r.MissingMatrix) != 1 || r.MissingMatrix[0] != "v0" || len(r.Series) != 7 || len(r.T) != 288 {
+			t.Fatalf("missing matrix %v, %d series, %d points; want [v0], 7, 288", r.MissingMatrix, len(r.Series), len(r.T))
+		}
+		for _, s := range r.Series[4:] {
+			if s.Rows != 288 || s.CorrN != [3]int{} {
+				t.Errorf("%s: %d rows, corrections %v; want 288, none", s.Name, s.Rows, s.CorrN)
+			}
+			for i := range r.T {
+				if s.Raw.Mean[i] == nil || s.Corr.Mean[i] != nil {
+					t.Fatalf("%s at %v: raw %v corrected %v; want a raw value and no corrected one", s.Name, r.T[i], s.Raw.Mean[i], s.Corr.Mean[i])
+				}
+			}
+		}
+		if r.Series[0].Corr.Mean[0] == nil {
+			t.Errorf("gauge 0 lost its corrected values")
+		}
+	})
+
 	// The page lists the Level-2 sites in its picker.
 	_, page := get(t, f.srv.URL+"/")
 	for _, s := range []string{`<select id="l2site"><option value="B009">B009</option><option value="B010">B010</option><option value="B011">B011</option></select>`,
