@@ -71,3 +71,66 @@ func BenchmarkSeries(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLevel2 measures /api/level2 at its bound: of 500,000 300 s
+// outputs (~4.75 years) of four gauges (2 M rows) and two matrices' regional
+// strains (1 M rows), span=all answers the last 250,000 (level2SlotLimit)
+// in 2000 buckets; and a default 30 days, and one day. Numbers:
+// docs/monitor.md.
+//
+//	go test -run '^$' -bench Level2 -benchtime 5x ./monitor
+func BenchmarkLevel2(b *testing.B) {
+	ctx := context.Background()
+	db, err := gtsmsql.Open(ctx, filepath.Join(b.TempDir(), "gtsm.duckdb"), false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	if err := gtsmsql.Migrate(ctx, db); err != nil {
+		b.Fatal(err)
+	}
+	const n = 2 * level2SlotLimit
+	st := `{"Site":"B009","Matrices":[{"Name":"lab","Values":[[0.3,0.2,0.25,0.2],[0.4,-0.3,-0.1,0.05],[0.1,0.35,-0.35,0.2]]},` +
+		`{"Name":"ER2010","Values":[[0.3,0.2,0.25,0.2],[0.4,-0.3,-0.1,0.05],[0.1,0.35,-0.35,0.2]]}]}`
+	for _, q := range []string{
+		`INSERT INTO level2_gauge_data
+		 SELECT 'B009', to_timestamp(1420070400 + i * 300)::TIMESTAMP, g, 48e6, g + sin(i / 149.0), CASE WHEN i % 7 > 0 THEN 0.01 END, NULL, 0, 'v1'
+		 FROM range(` + itoa(n) + `) r(i), range(4) gg(g)`,
+		`INSERT INTO level2_regional_data
+		 SELECT 'B009', to_timestamp(1420070400 + i * 300)::TIMESTAMP, m, sin(i / 149.0), cos(i / 149.0), 0.1, 'v1'
+		 FROM range(` + itoa(n) + `) r(i), (VALUES ('lab'), ('ER2010')) mm(m)`,
+		`INSERT INTO station_metadata VALUES ('B009', 'v1', now(), '` + st + `')`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			b.Fatal(err)
+		}
+	}
+	srv := httptest.NewServer(Handler(db, NewMetrics(), func() error { return nil }))
+	defer srv.Close()
+	for _, bc := range []struct{ name, query string }{
+		{"all: the last 250k outputs to 2000 buckets", "site=B009&span=all&points=2000"},
+		{"default 30 days", "site=B009"},
+		{"1 day every output", "site=B009&span=86400000"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			q, _ := url.ParseQuery(bc.query)
+			for i := 0; i < b.N; i++ {
+				r, err := loadLevel2(ctx, db, q)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(len(r.T)), "points")
+			}
+			resp, err := http.Get(srv.URL + "/api/level2?" + bc.query)
+			if err != nil {
+				b.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				b.Fatalf("%d %s", resp.StatusCode, body)
+			}
+			b.ReportMetric(float64(len(body)), "JSON-bytes")
+		})
+	}
+}

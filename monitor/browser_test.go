@@ -38,7 +38,7 @@ func chromium(t *testing.T) string {
 
 const (
 	browserW = 1280
-	browserH = 5800
+	browserH = 9000
 )
 
 // runChromium loads url in headless Chromium, lets the page's scripts and
@@ -76,14 +76,19 @@ type pageInfo struct {
 	Source string
 	StepS  float64
 	Unit   string
+	Matrix string // Level-2: the regional strains' calibration matrix
 	N      int
 	Panels []struct {
 		Channel string
 		NonNull int
-		YRange  []float64
-		Over    struct{ X, Y, W, H float64 } // plotting area, page px
-		Chart   struct{ X, Y, W, H float64 } // the chart with its axes
-		XTicks  []struct {
+		// Lines: values per curve (Level-2: raw, corrected); XLabel,
+		// YLabel: the axis titles (drawn on the canvas, so recorded).
+		Lines          []int
+		XLabel, YLabel string
+		YRange         []float64
+		Over           struct{ X, Y, W, H float64 } // plotting area, page px
+		Chart          struct{ X, Y, W, H float64 } // the chart with its axes
+		XTicks         []struct {
 			Text        string
 			Left, Right float64
 		}

@@ -14,7 +14,8 @@ import (
 )
 
 // Handler serves /metrics, /healthz, the status page /, its plot data
-// /api/series (see serveSeries) and the page's script and uPlot under /static/.
+// /api/series (see serveSeries), the Level-2 plots' data /api/level2 (see
+// serveLevel2) and the page's script and uPlot under /static/.
 // health reports whether the processor is working (nil) or why not; db is the
 // processor's DuckDB, read in read-only transactions.
 func Handler(db *sql.DB, m *Metrics, health func() error) http.Handler {
@@ -28,6 +29,7 @@ func Handler(db *sql.DB, m *Metrics, health func() error) http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /api/series", serveSeries(db))
+	mux.HandleFunc("GET /api/level2", serveLevel2(db))
 	mux.Handle("GET /static/", http.FileServerFS(staticFS))
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		page, err := loadStatus(r.Context(), db)
@@ -77,6 +79,9 @@ type statusPage struct {
 	Sites     []siteRow
 	Gaps      []gapRow
 	Plots     []plotRef
+	// Level2Sites are the sites the processor runs Level-2 for (a
+	// level2_state row each: one per site, so listing them costs nothing).
+	Level2Sites []string
 }
 
 var sessionRates = map[string]string{"Day": "one sample per 10 minutes", "Hour": "1 sample/s", "Min": "20 samples/s"}
@@ -138,6 +143,22 @@ func loadStatus(ctx context.Context, db *sql.DB) (*statusPage, error) {
 			}
 			p.Gaps = append(p.Gaps, g)
 		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows.Close()
+		rows, err = tx.QueryContext(ctx, `SELECT site FROM level2_state ORDER BY site`)
+		if err != nil {
+			return fmt.Errorf("status: read level2_state: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var site string
+			if err := rows.Scan(&site); err != nil {
+				return fmt.Errorf("status: scan level2_state: %w", err)
+			}
+			p.Level2Sites = append(p.Level2Sites, site)
+		}
 		return rows.Err()
 	})
 	if err != nil {
@@ -172,9 +193,9 @@ Both break the plotted lines.</p>{{else}}<p>No records processed yet.</p>{{end}}
 {{end}}</table>{{else}}<p>No gaps.</p>{{end}}
 </div>
 <h2>Strain</h2>
-{{if .Plots}}<form id="controls">
+{{if or .Plots .Level2Sites}}<form id="controls">
 <label>range <select id="range">
-<option value="">default (Day 7 d, Hour 1 d, Min 1 h)</option><option value="60000">1 min</option><option value="600000">10 min</option>
+<option value="">default (Day 7 d, Hour 1 d, Min 1 h, Level-2 30 d)</option><option value="60000">1 min</option><option value="600000">10 min</option>
 <option value="3600000">1 h</option><option value="21600000">6 h</option><option value="86400000">1 d</option>
 <option value="604800000">7 d</option><option value="2592000000">30 d</option><option value="31536000000">1 y</option><option value="all">all</option>
 </select> before each session's last sample</label>
@@ -184,10 +205,25 @@ Both break the plotted lines.</p>{{else}}<p>No records processed yet.</p>{{end}}
 </form>
 <p class="note">Drag across a plot to zoom (the data is fetched again at the finer step), double-click to return to the range.
 Each point is one bucket: the line is the mean, the shaded band min..max. Times are UTC.</p>
-<noscript><p>The plots need JavaScript. Their data is JSON at /api/series?site=SITE&amp;session=SESSION (see docs/processor.md).</p></noscript>
-{{range .Plots}}<section class="plot" data-site="{{.Site}}" data-session="{{.Session}}">
+<noscript><p>The plots need JavaScript. Their data is JSON at /api/series?site=SITE&amp;session=SESSION and /api/level2?site=SITE (see docs/monitor.md).</p></noscript>
+{{end}}{{range .Plots}}<section class="plot" data-site="{{.Site}}" data-session="{{.Session}}">
 <h3>{{.Site}} {{.Session}} session: {{.Channels}} ({{.Rate}})</h3>
 <p class="range">loading…</p><div class="panels"></div></section>
-{{end}}{{else}}<p>No samples yet.</p>{{end}}
-</body></html>
+{{else}}<p>No samples yet.</p>{{end}}
+{{with .Level2Sites}}<h2>Level-2 strain</h2>
+<form id="l2controls">
+<label>site <select id="l2site">{{range .}}<option value="{{.}}">{{.}}</option>{{end}}</select></label>
+<label>regional strain with matrix <select id="l2matrix"><option value="">the station's first (lab)</option></select></label>
+<label>show <select id="l2show"><option value="both">raw and corrected</option><option value="raw">raw</option><option value="corr">corrected</option></select></label>
+</form>
+<p class="note">Level-2 from the processor (views level2_gauge and level2_regional): linearized gauge strain decimated to 300 s,
+and the regional strains of one calibration matrix, in µε. <b>raw</b> is before corrections;
+<b>corrected</b> is raw minus the corrections present (atmp_c barometric, tide_c tidal, offset_c offsets).
+A correction that is NULL (no metadata, no pressure, no tidal constituents) is not applied: the legend says which were,
+in how many rows, and the tooltip which were in the bucket under the cursor. A regional strain is corrected
+by a correction only where all four gauges have it.</p>
+<section class="level2" data-site="{{index . 0}}">
+<h3>Level-2: <span class="l2title">{{index . 0}}</span></h3>
+<p class="range">loading…</p><div class="panels"></div></section>
+{{end}}</body></html>
 `))
