@@ -394,8 +394,8 @@ func (p *Publisher) copyAppend(ctx context.Context, tx *sql.Tx, t table, part in
 }
 
 // copySpans writes the given spans of an upserted table: their rows with
-// one COPY (through a temporary table of span names), and an empty file
-// for each span whose rows are gone.
+// one COPY (through a temporary table of span names), and a tombstone file
+// (one row of NULLs) for each span whose rows are gone.
 func (p *Publisher) copySpans(ctx context.Context, tx *sql.Tx, t table, part int32, writes []spanWrite, tmp string) error {
 	var spans, empty []string
 	for _, w := range writes {
@@ -439,8 +439,12 @@ func (p *Publisher) copySpans(ctx context.Context, tx *sql.Tx, t table, part int
 		}
 	}
 	if len(empty) > 0 {
+		// A file with no row would not replace the span's old file in the
+		// view (which finds a span's newest file through its rows), so a
+		// span whose rows were all deleted gets one row of NULLs (its key
+		// columns are NOT NULL in the table: no real row looks like it).
 		proto := filepath.Join(tmp, "empty_"+t.name+".parquet")
-		q := fmt.Sprintf(`COPY (SELECT %s FROM %s WHERE false) TO %s (FORMAT parquet)`,
+		q := fmt.Sprintf(`COPY (SELECT t.* FROM (SELECT 1) one LEFT JOIN (SELECT %s FROM %s WHERE false) t ON true) TO %s (FORMAT parquet)`,
 			strings.Join(cols, ", "), quoteIdent(t.name), quoteLiteral(proto))
 		if _, err := tx.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("copy empty %s: %w", t.name, err)

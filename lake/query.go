@@ -13,12 +13,10 @@ import (
 	"sync"
 	"time"
 
-	_ "github.com/duckdb/duckdb-go/v2" // registers the "duckdb" driver
-
 	gtsmsql "github.com/earthscope/gtsm-stream/sql"
 )
 
-// Query is the query service's database: an in-memory DuckDB with one view
+// Query is the query service's database: a throwaway DuckDB with one view
 // per published table, under the single-file name (gtsm_etl, windows, ...),
 // over read_parquet of the lake, and the project's views (sql/views) on top,
 // so every named query runs unchanged. DuckDB expands a view's file glob
@@ -29,9 +27,14 @@ import (
 // DuckDB refuses a view over a glob that matches no file, so a table with
 // nothing published yet is a view over an empty table of the same schema
 // (schema lake_empty, from sql/ddl) until Refresh finds its first file.
+//
+// The database holds no data, only those views; it is a file in a fresh
+// temporary directory (removed by Close) rather than DuckDB's :memory:
+// because pgwire serves a database by reopening its path.
 type Query struct {
 	db  *sql.DB
 	dir string
+	tmp string
 
 	mu      sync.Mutex
 	waiting map[string]bool // tables still over lake_empty
@@ -50,13 +53,19 @@ func OpenQuery(ctx context.Context, dir string) (*Query, error) {
 	} else if !st.IsDir() {
 		return nil, fmt.Errorf("lake directory %s is not a directory", abs)
 	}
-	db, err := sql.Open("duckdb", "")
+	tmp, err := os.MkdirTemp("", "gtsm-query-")
 	if err != nil {
-		return nil, fmt.Errorf("open in-memory DuckDB: %w", err)
+		return nil, fmt.Errorf("query database: %w", err)
 	}
-	q := &Query{db: db, dir: abs, waiting: map[string]bool{}}
+	db, err := gtsmsql.Open(ctx, filepath.Join(tmp, "query.duckdb"), false)
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, fmt.Errorf("query database: %w", err)
+	}
+	q := &Query{db: db, dir: abs, tmp: tmp, waiting: map[string]bool{}}
 	if err := q.init(ctx); err != nil {
 		db.Close()
+		os.RemoveAll(tmp)
 		return nil, err
 	}
 	return q, nil
@@ -149,7 +158,10 @@ func (q *Query) columns(ctx context.Context, conn *sql.Conn, tbl string) (string
 // file (offset ranges never overlap). Upserted tables: per span directory,
 // only the files of its newest round (p<P>_r<round>, zero-padded, so the
 // greatest name is the newest); a replaced file that is still on disk is
-// listed but filtered out, so a span is never counted twice.
+// listed but filtered out, so a span is never counted twice. A span whose
+// rows were all deleted is a tombstone: one row whose key column (NOT NULL
+// in the table) is NULL, filtered out here (external readers: filter
+// site IS NOT NULL, or kafka_partition for kafka_offsets).
 func (q *Query) viewSQL(t table, cols string) string {
 	src := fmt.Sprintf(`read_parquet(%s, union_by_name = true, hive_partitioning = false, filename = true)`, quoteLiteral(t.glob(q.dir)))
 	if t.kind == appendOnly {
@@ -158,7 +170,7 @@ func (q *Query) viewSQL(t table, cols string) string {
 	return fmt.Sprintf(`CREATE OR REPLACE VIEW main.%s AS SELECT %s FROM (
 	SELECT *, regexp_extract(filename, '/(p[0-9]+_r[0-9]+)[^/]*$', 1) AS lake_round,
 	       max(regexp_extract(filename, '/(p[0-9]+_r[0-9]+)[^/]*$', 1)) OVER (PARTITION BY parse_dirpath(filename)) AS lake_newest
-	FROM %s) WHERE lake_round = lake_newest`, quoteIdent(t.name), cols, src)
+	FROM %s) WHERE lake_round = lake_newest AND %s IS NOT NULL`, quoteIdent(t.name), cols, src, quoteIdent(t.keys[0].expr))
 }
 
 // Refresh points the views of tables that had no file yet at their files,
@@ -221,5 +233,8 @@ func (q *Query) DB() *sql.DB { return q.db }
 // Dir is the lake directory (absolute).
 func (q *Query) Dir() string { return q.dir }
 
-// Close closes the database.
-func (q *Query) Close() error { return q.db.Close() }
+// Close closes the database and removes its file.
+func (q *Query) Close() error {
+	err := q.db.Close()
+	return errors.Join(err, os.RemoveAll(q.tmp))
+}
