@@ -48,10 +48,12 @@ type Publisher struct {
 	log       *slog.Logger
 	now       func() time.Time
 
-	// afterRename, when set (tests), runs after the files are renamed
-	// into the lake and before the bookkeeping commit; an error returned
-	// stops Publish there, as a crash would.
-	afterRename func() error
+	// crash, when set (tests), is called at each stage of a round
+	// ("copied": before the pending round commits; "renamed-one": after
+	// the first file is renamed into the lake; "renamed": after all,
+	// before the bookkeeping commit); an error stops Publish there, as a
+	// crash would.
+	crash func(stage string) error
 }
 
 // Option configures a Publisher.
@@ -136,6 +138,13 @@ func (p *Publisher) Publish(ctx context.Context, db *sql.DB, partition int32) er
 		return fmt.Errorf("lake publish partition %d: %w", partition, err)
 	}
 	return p.collect(ctx, conn, partition)
+}
+
+func (p *Publisher) crashAt(stage string) error {
+	if p.crash == nil {
+		return nil
+	}
+	return p.crash(stage)
 }
 
 func readRound(ctx context.Context, conn *sql.Conn, partition int32) (roundState, error) {
@@ -225,6 +234,9 @@ func (p *Publisher) round(ctx context.Context, conn *sql.Conn, part int32, st ro
 			}
 		}
 	}
+	if err := p.crashAt("copied"); err != nil {
+		return err
+	}
 	if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO lake_rounds
 		(kafka_partition, round, published_offset, pending_round, pending_from, pending_to, published_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`, part, st.round, st.published, round, from, to, p.now().UTC()); err != nil {
@@ -240,10 +252,8 @@ func (p *Publisher) round(ctx context.Context, conn *sql.Conn, part int32, st ro
 	if err != nil {
 		return err
 	}
-	if p.afterRename != nil {
-		if err := p.afterRename(); err != nil {
-			return err
-		}
+	if err := p.crashAt("renamed"); err != nil {
+		return err
 	}
 	if err := p.record(ctx, conn, part, round, to, prefix, writes); err != nil {
 		return err
@@ -538,6 +548,9 @@ func (p *Publisher) moveIn(tmp string, from, to int64, prefix string, part int32
 			}
 			dirs[filepath.Dir(dst)] = true
 			n++
+			if n == 1 {
+				return p.crashAt("renamed-one")
+			}
 			return nil
 		})
 		if err != nil {
