@@ -3,6 +3,7 @@ package faults
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/earthscope/gtsm-stream/internal/testutil"
@@ -121,6 +123,9 @@ func (b *broker) groupState(t testing.TB, group string) (committed, end map[int3
 	ends.Each(func(o kadm.ListedOffset) { end[o.Partition] = o.Offset })
 	committed = map[int32]int64{}
 	offs, err := adm.FetchOffsets(ctx, group)
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		return committed, end // not joined yet
+	}
 	if err != nil {
 		t.Fatalf("offsets of group %s: %v", group, err)
 	}

@@ -51,7 +51,10 @@ import (
 const lockGrace = 5 * time.Second
 
 // minStoreMemory is the floor of a partition file's DuckDB memory_limit.
-const minStoreMemory = 32 << 20
+// 32 MiB was too little: with 12 files open (256MB / 12) a 500-row batch's
+// commit failed with "failed to pin block of size 256.0 KiB (34.7 MiB/34.8
+// MiB used)" (faults.TestStateDirZombieFenced, one member owning all 12).
+const minStoreMemory = 128 << 20
 
 // PartitionFile is the DuckDB file of one partition of topic in a state
 // directory (Config.StateDir).

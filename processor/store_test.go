@@ -156,8 +156,9 @@ func TestStoreMemLimit(t *testing.T) {
 		want  string
 	}{
 		{"256MB", 1, "250000KiB"},
-		{"256MB", 4, "62500KiB"},
-		{"256MB", 12, "32768KiB"}, // the floor
+		{"256MB", 2, "131072KiB"}, // the floor (125,000 KiB below it)
+		{"256MB", 12, "131072KiB"},
+		{"1GiB", 4, "262144KiB"},
 		{"1GiB", 8, "131072KiB"},
 		{"1.5GB", 0, "1464843KiB"},
 	} {
