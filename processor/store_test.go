@@ -13,6 +13,7 @@ import (
 
 	"github.com/earthscope/gtsm-stream/bottle"
 	"github.com/earthscope/gtsm-stream/internal/testutil"
+	"github.com/earthscope/gtsm-stream/partition"
 	"github.com/earthscope/gtsm-stream/record"
 )
 
@@ -172,4 +173,53 @@ func TestStoreMemLimit(t *testing.T) {
 			t.Errorf("sizeBytes(%q): no error", bad)
 		}
 	}
+}
+
+// TestStateDirRefusesForeignFiles: a partition file is refused when it is
+// not the partition's (it holds another partition's offsets) or not the
+// group's (the group has committed past it: a new directory with an old
+// group would silently miss what lies between).
+func TestStateDirRefusesForeignFiles(t *testing.T) {
+	st := startStack(t, 2)
+	recs := synth("B020", bottle.Hour, 1625097600000, 300)
+	st.publish(t, recs)
+	part := partitionOf(st, "B020")
+	for _, c := range []struct {
+		name, want string
+		prepare    func(t *testing.T, dir string, cfg Config)
+	}{
+		{"another partition's file", "not this partition's file", func(t *testing.T, dir string, cfg Config) {
+			db, err := openRW(PartitionFile(dir, testTopic, part))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if _, err := db.Exec(`INSERT INTO kafka_offsets VALUES (?, ?, 5)`, testTopic, 1-part); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"a new directory for a group that has committed", "does not belong to this group", func(t *testing.T, dir string, cfg Config) {
+			cfg.StateDir = filepath.Join(t.TempDir(), "first")
+			run := startProc(t, cfg)
+			run.wait(t)
+			run.stop(t)
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := st.config("", "foreign-"+strings.ReplaceAll(c.name, " ", "-"))
+			cfg.StateDir = dir
+			c.prepare(t, dir, cfg)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			err := Run(ctx, cfg)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("Run = %v, want an error saying %q", err, c.want)
+			}
+		})
+	}
+}
+
+func partitionOf(st *stack, site string) int32 {
+	return partition.For(st.serde.AppendKey(nil, site), st.parts)
 }
