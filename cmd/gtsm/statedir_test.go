@@ -9,6 +9,7 @@ import (
 
 	"github.com/earthscope/gtsm-stream/embedded"
 	"github.com/earthscope/gtsm-stream/internal/testutil"
+	"github.com/earthscope/gtsm-stream/lake"
 	gtsmsql "github.com/earthscope/gtsm-stream/sql"
 )
 
@@ -26,8 +27,8 @@ func TestProcessStateDir(t *testing.T) {
 	if code, _, errs := runCmd(t, vars, "produce", "--quiet", testutil.Testdata(t, "hour"), testutil.Testdata(t, "day")); code != 0 {
 		t.Fatalf("produce: %d %s", code, errs)
 	}
-	dir := filepath.Join(t.TempDir(), "state")
-	code, _, errs := runCmd(t, vars, "process", "--state-dir", dir, "--exit-at-end", "--flush-interval", "50ms",
+	dir, lakeDir := filepath.Join(t.TempDir(), "state"), filepath.Join(t.TempDir(), "lake")
+	code, _, errs := runCmd(t, vars, "process", "--state-dir", dir, "--lake", lakeDir, "--exit-at-end", "--flush-interval", "50ms",
 		"--sql-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-format", "json", "--progress-interval", "0")
 	if code != 0 {
 		t.Fatalf("process --state-dir: exit %d\n%s", code, errs)
@@ -58,5 +59,19 @@ func TestProcessStateDir(t *testing.T) {
 	}
 	if rows != 3600+144 || parts != int64(len(files)) || len(files) == 0 {
 		t.Errorf("%d partition files with %d rows and %d kafka_offsets rows; want 3744 rows, one offsets row per file", len(files), rows, parts)
+	}
+	// --lake: the partitions were published (at the latest once before
+	// their files closed), and the lake's query database sees every row.
+	q, err := lake.OpenQuery(context.Background(), lakeDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	var n int64
+	if err := q.DB().QueryRow(`SELECT count(*) FROM gtsm_etl`).Scan(&n); err != nil || n != rows {
+		t.Errorf("lake gtsm_etl: %d rows, %v; want %d", n, err, rows)
+	}
+	if code, _, errs := runCmd(t, vars, "process", "--lake", lakeDir); code == 0 || !strings.Contains(errs, "--lake needs --state-dir") {
+		t.Errorf("--lake without --state-dir: exit %d, %s", code, errs)
 	}
 }
