@@ -108,6 +108,16 @@ func TestStateDirMatchesModel(t *testing.T) {
 			t.Error("StateDir mode: DB() is not nil")
 		}
 		run.wait(t)
+		// Lag is the group's (Kafka's committed offsets follow the files).
+		lag, err := run.p.Lag(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for part, l := range lag {
+			if l != 0 {
+				t.Errorf("caught up, but Lag says partition %d lags by %d", part, l)
+			}
+		}
 		run.stop(t)
 		got, rows := unionDump(t, dir)
 		testutil.DiffLines(t, "gtsm_etl", got["gtsm_etl"], m.expectRows())
