@@ -94,7 +94,7 @@ func (b *broker) member(t *testing.T, dir, group string, batch int) *proc {
 func (b *broker) cleanRun(t *testing.T, db string) {
 	t.Helper()
 	p := start(t, nil, gtsm(t), "process", "--bootstrap-servers", b.kafka, "--registry", b.registry,
-		"--group", "clean", "--db", db, "--batch-rows", "100", "--flush-interval", "30ms", "--exit-at-end",
+		"--group", "clean", "--db", db, "--batch-rows", "5000", "--flush-interval", "30ms", "--exit-at-end",
 		"--http-addr", "", "--sql-addr", "", "--progress-interval", "0")
 	for range p.lines {
 	}
