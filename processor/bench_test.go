@@ -443,9 +443,9 @@ func cpuTime() time.Duration {
 // row appender or through the data-chunk table function (land.go).
 func BenchmarkLand(b *testing.B) {
 	recs := synth("B009", bottle.Min, 1625097600000, 262_144)
-	rows := make([]row, len(recs))
+	rows := newRowSet()
 	for i := range recs {
-		rows[i] = row{keySite: "B009", rec: recs[i], partition: 0, offset: int64(i)}
+		rows.add("B009", &recs[i], 0, int64(i), false)
 	}
 	for _, way := range []string{"appender", "chunks"} {
 		b.Run(way, func(b *testing.B) {
@@ -465,14 +465,14 @@ func BenchmarkLand(b *testing.B) {
 				if way == "appender" {
 					k.land = "" // isNarrow rows go to the narrow appender
 				}
-				bt := &batch{partition: 0, next: int64(len(rows)), rows: rows}
+				bt := &batch{partition: 0, next: int64(rows.n), rows: rows}
 				t0, c0 := time.Now(), cpuTime()
 				if err := k.write(ctx, []*batch{bt}); err != nil {
 					b.Fatal(err)
 				}
 				el, cpu := time.Since(t0), cpuTime()-c0
-				b.ReportMetric(float64(len(rows))/el.Seconds(), "rows/s")
-				b.ReportMetric(float64(len(rows))/cpu.Seconds(), "rows/cpu-s")
+				b.ReportMetric(float64(rows.n)/el.Seconds(), "rows/s")
+				b.ReportMetric(float64(rows.n)/cpu.Seconds(), "rows/cpu-s")
 				k.close()
 				db.Close()
 			}

@@ -92,7 +92,7 @@ func (p *Processor) runSink() error {
 		info := CommitInfo{Duration: time.Since(t0), Batches: len(bs)}
 		for _, b := range bs {
 			info.Messages += b.messages
-			info.Rows += len(b.rows)
+			info.Rows += b.rows.n
 			info.Duplicates += b.dups
 			info.Late += b.late
 			info.DeadLetters += len(b.dead)
@@ -123,10 +123,10 @@ func (p *Processor) release(bs []*batch, err error) {
 	}
 	for _, b := range bs {
 		select {
-		case p.rowPool <- b.rows[:0]:
+		case p.rowPool <- b.rows.reset():
 		default:
 		}
-		b.rows = nil
+		b.rows = rowSet{}
 	}
 	p.accMu.Lock()
 	for _, b := range bs {
