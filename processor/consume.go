@@ -140,9 +140,14 @@ func (p *Processor) apply(gctx goka.Context, a *partAcc, msg any, part int32, of
 	// Decoded into the batch's scratch record: nothing is allocated per
 	// message but the timestamp string; rows.add copies what it keeps.
 	rec := &a.b.scratch
-	err := retryUnreachable(ctx, p.log, fmt.Sprintf("value schema of partition %d offset %d", part, off), p.cfg.Registry.URL, func() error {
-		return p.dec.DecodeValue(ctx, raw, rec)
-	})
+	// The first try is a plain call: the retry loop's description and
+	// closure cost a Sprintf and an allocation per message (issue 16).
+	err := p.dec.DecodeValue(ctx, raw, rec)
+	if errors.Is(err, registry.ErrUnreachable) {
+		err = retryUnreachable(ctx, p.log, fmt.Sprintf("value schema of partition %d offset %d", part, off), p.cfg.Registry.URL, func() error {
+			return p.dec.DecodeValue(ctx, raw, rec)
+		})
+	}
 	if err != nil {
 		return classify("value", fmt.Errorf("partition %d offset %d: value: %w", part, off, err))
 	}
@@ -182,7 +187,10 @@ func (p *Processor) apply(gctx goka.Context, a *partAcc, msg any, part int32, of
 	if m := p.refs.Load(); m != nil {
 		refs = (*m)[keySite]
 	}
-	out, err := ss.apply(rec, refs, p.lateness, a.seq, dbLoader{ctx: ctx, db: p.db})
+	// A dbLoader value passed as the loader interface was an allocation per
+	// message; a pointer into the batch is not.
+	a.b.loader = dbLoader{ctx: ctx, db: p.db}
+	out, err := ss.apply(rec, refs, p.lateness, a.seq, &a.b.loader)
 	if err != nil {
 		return err
 	}
