@@ -271,21 +271,27 @@ func printResult(wall, cpu float64, goPeak int64) {
 
 // sampleGoMemory records in peak the highest memory the Go runtime has
 // mapped and not released (runtime/metrics: all memory classes minus
-// released heap), every 50 ms until stop is closed.
+// released heap), every 50 ms until stop is closed. With
+// GTSM_BENCH_PROFILE_DIR it writes a heap profile whenever the live heap
+// (as of the last GC) reaches a new high, so the profile shows what the
+// peak holds.
 func sampleGoMemory(peak *atomic.Int64, stop <-chan struct{}) {
-	ms := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+	ms := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}, {Name: "/gc/heap/live:bytes"}}
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
+	dir := os.Getenv("GTSM_BENCH_PROFILE_DIR")
+	var live uint64
 	for {
 		metrics.Read(ms)
 		if v := int64(ms[0].Value.Uint64() - ms[1].Value.Uint64()); v > peak.Load() {
-			if d := os.Getenv("GTSM_BENCH_PROFILE_DIR"); d != "" && v > peak.Load()*11/10 {
-				if f, err := os.Create(filepath.Join(d, os.Getenv("GTSM_BENCH_CHILD")+".heap")); err == nil {
-					pprof.WriteHeapProfile(f)
-					f.Close()
-				}
-			}
 			peak.Store(v)
+		}
+		if l := ms[2].Value.Uint64(); dir != "" && l > live*21/20 {
+			live = l
+			if f, err := os.Create(filepath.Join(dir, os.Getenv("GTSM_BENCH_CHILD")+".heap")); err == nil {
+				pprof.WriteHeapProfile(f)
+				f.Close()
+			}
 		}
 		select {
 		case <-stop:
