@@ -299,9 +299,9 @@ func TestBenchChild(t *testing.T) {
 }
 
 // replayMessages is the most messages a kill -9 can leave uncommitted with
-// the benchmark's 3 partitions and the default 122,880-row batches:
+// the benchmark's 3 partitions and the default 131,072-row batches:
 // (2×3+2) batches (see the replay mode).
-const replayMessages = (2*3 + 2) * 122880
+const replayMessages = (2*3 + 2) * 131072
 
 // stopSlow stops the processor like running.stop, but waits up to 10
 // minutes (its shutdown checkpoint of several site-days on an overloaded

@@ -42,11 +42,12 @@ type Config struct {
 	// MemoryLimit is DuckDB's memory_limit, default 192MB: large
 	// transactions write row groups straight to the file, where the buffer
 	// pool can evict them, so DuckDB need not hold a backlog's table data
-	// (peak RSS measured in docs/performance.md, issue 16: at 256MB, 4x a
-	// site-day peaked at 1,028 MB, of which DuckDB ~370 MB).
+	// (peak RSS measured in docs/performance.md, issue 16: draining 4x a
+	// site-day, RSS minus the Go runtime's memory was ~370 MB at 256MB,
+	// ~310 MB at 192MB).
 	MemoryLimit string
 
-	BatchRows       int           // rows per partition batch (DuckDB transaction), default 122880: ≥ 122,880 rows (DuckDB's row group) lets DuckDB write row groups straight to the file; each in-flight message costs ~500 B of goka's memory, so no more
+	BatchRows       int           // rows per partition batch (DuckDB transaction), default 131072: ≥ 122,880 rows lets DuckDB write row groups straight to the file (122880 itself measured no less memory and left an 841 MB WAL, docs/performance.md)
 	FlushInterval   time.Duration // commit a partial batch this long after its first message, default 1s
 	AllowedLateness time.Duration // a window is final once the site's time >= end + this, default 0
 
@@ -152,7 +153,7 @@ func (c Config) withDefaults() Config {
 		c.MemoryLimit = "192MB"
 	}
 	if c.BatchRows <= 0 {
-		c.BatchRows = 122880
+		c.BatchRows = 131072
 	}
 	if c.FlushInterval <= 0 {
 		c.FlushInterval = time.Second

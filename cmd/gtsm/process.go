@@ -90,7 +90,7 @@ func runProcess(ctx context.Context, env *environ, args []string) error {
 	fs.StringVar(&cfg.Group, "group", "gtsm-processor", "goka group: consumer group and group table <group>-table")
 	fs.StringVar(&cfg.DBPath, "db", envOr(env, "GTSM_DB", "gtsm.duckdb"), "DuckDB file (created and migrated if needed; env GTSM_DB)")
 	fs.StringVar(&cfg.CheckpointThreshold, "checkpoint-threshold", "1GB", "DuckDB WAL size that triggers a checkpoint into the file (bigger: faster ingest, longer replay after a crash)")
-	fs.IntVar(&cfg.BatchRows, "batch-rows", 122880, "rows per partition per DuckDB transaction (≥ 122880 lets DuckDB write row groups straight to the file; larger: more replay after a crash)")
+	fs.IntVar(&cfg.BatchRows, "batch-rows", 131072, "rows per partition per DuckDB transaction (≥ 122880 lets DuckDB write row groups straight to the file; larger: more replay after a crash)")
 	fs.DurationVar(flush, "flush-interval", time.Second, "commit a partial batch this long after its first message (the end-to-end latency bound)")
 	fs.DurationVar(lateness, "allowed-lateness", 0, "a window is final once its site's event time passes window end + this; later data still updates it (counted in late_updates)")
 	fs.StringVar(&version, "kafka-version", "2.8.0", "Kafka protocol version to speak (at least 2.1.0 for Kafka 4.x)")
