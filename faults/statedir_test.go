@@ -475,7 +475,7 @@ func TestStateDirZombieFenced(t *testing.T) {
 	if fenced == 0 {
 		t.Error("the new member opened none of the stalled member's files")
 	}
-	t.Logf("%d partition files passed from the stalled member to the new one, each opened only after the old owner closed it", fenced)
+	t.Logf("%d partition files passed from the stalled member to the new one, each opened only after the old owner began closing it", fenced)
 	clean := filepath.Join(t.TempDir(), "clean.duckdb")
 	b.cleanRun(t, clean)
 	sameAsClean(t, dir, clean)
