@@ -7,10 +7,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/metrics"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -95,10 +98,13 @@ func benchStack(b *testing.B) (*stack, int) {
 //     rows with the row appenders, 50,000 rows per transaction;
 //   - duckdb: the DuckDB columnar limit, INSERT…SELECT of the same rows from
 //     an in-memory table, 1M rows per transaction (loading the source table
-//     is not timed).
+//     is not timed);
+//   - replay: the worst-case replay after a kill -9 (rewindForReplay):
+//     seconds from the processor's start to caught up.
 //
-// It reports records/s, records/CPU-s and max RSS of each, and the
-// processor's ratios to the other two. Run with -benchtime=1x.
+// It reports records/s, records/CPU-s, max RSS and the Go runtime's peak
+// memory of each, and the processor's ratios to the other two. Run with
+// -benchtime=1x.
 func BenchmarkDrainSiteDay(b *testing.B) {
 	st, n := benchStack(b)
 	res := map[string]childResult{}
@@ -106,7 +112,7 @@ func BenchmarkDrainSiteDay(b *testing.B) {
 	procDB := filepath.Join(dir, "proc.duckdb")
 	// "processor" computes Level-2 (the default; B009's metadata is on the
 	// gtsm_metadata topic); "processor-level2-off" is --level2=false.
-	modes := []string{"processor", "processor-level2-off", "baseline", "duckdb"}
+	modes := []string{"processor", "processor-level2-off", "baseline", "duckdb", "replay"}
 	if m := os.Getenv("GTSM_BENCH_MODES"); m != "" { // e.g. "processor" alone for a 4x RSS check
 		modes = strings.Split(m, ",")
 	}
@@ -118,14 +124,22 @@ func BenchmarkDrainSiteDay(b *testing.B) {
 					os.Remove(procDB)
 					db = procDB
 				}
+				if mode == "replay" && res["processor"].wall == 0 {
+					b.Skip("replay rewinds the processor mode's file: run it after processor")
+				}
 				r, err := runChild(st, mode, db, procDB, n)
 				if err != nil {
 					b.Fatal(err)
 				}
 				res[mode] = r
-				b.ReportMetric(float64(n)/r.wall, "records/s")
-				b.ReportMetric(float64(n)/r.cpu, "records/cpu-s")
+				if mode == "replay" {
+					b.ReportMetric(r.wall, "s-replay")
+				} else {
+					b.ReportMetric(float64(n)/r.wall, "records/s")
+					b.ReportMetric(float64(n)/r.cpu, "records/cpu-s")
+				}
 				b.ReportMetric(float64(r.maxRSS)/(1<<20), "MB-maxrss")
+				b.ReportMetric(float64(r.maxGo)/(1<<20), "MB-maxgo")
 			}
 		})
 	}
@@ -139,11 +153,16 @@ func BenchmarkDrainSiteDay(b *testing.B) {
 type childResult struct {
 	wall, cpu float64 // seconds of the timed part
 	maxRSS    int64   // bytes, whole child
+	maxGo     int64   // bytes, peak of the Go runtime's own memory (heap, stacks, GC metadata) in the child
 }
 
 // runChild runs TestBenchChild in a child process and reads its RESULT line.
 func runChild(st *stack, mode, db, src string, n int) (childResult, error) {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestBenchChild$", "-test.v", "-test.count=1")
+	args := []string{"-test.run=^TestBenchChild$", "-test.v", "-test.count=1"}
+	if d := os.Getenv("GTSM_BENCH_PROFILE_DIR"); d != "" { // CPU profile of each child; heap profiles at its Go memory peaks
+		args = append(args, "-test.cpuprofile="+filepath.Join(d, mode+".cpu"))
+	}
+	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "GTSM_BENCH_CHILD="+mode, "GTSM_BENCH_BROKERS="+st.BootstrapServers,
 		"GTSM_BENCH_REGISTRY="+st.RegistryURL, "GTSM_BENCH_DB="+db, "GTSM_BENCH_SRC="+src, "GTSM_BENCH_N="+strconv.Itoa(n))
 	out, err := cmd.CombinedOutput()
@@ -152,8 +171,11 @@ func runChild(st *stack, mode, db, src string, n int) (childResult, error) {
 	}
 	var r childResult
 	for _, l := range strings.Split(string(out), "\n") {
-		if _, err := fmt.Sscanf(strings.TrimSpace(l), "RESULT %g %g %d", &r.wall, &r.cpu, &r.maxRSS); err == nil {
+		if _, err := fmt.Sscanf(strings.TrimSpace(l), "RESULT %g %g %d %d", &r.wall, &r.cpu, &r.maxRSS, &r.maxGo); err == nil {
 			break
+		}
+		if strings.Contains(l, "bench_test.go:") { // the child's own logs (WAL size, shutdown time, Level-2 state)
+			fmt.Printf("    %s: %s\n", mode, strings.TrimSpace(l))
 		}
 	}
 	if r.wall == 0 {
@@ -173,6 +195,12 @@ func TestBenchChild(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("GTSM_BENCH_N"))
 	db := os.Getenv("GTSM_BENCH_DB")
 	st := &stack{Stack: &embedded.Stack{BootstrapServers: os.Getenv("GTSM_BENCH_BROKERS"), RegistryURL: os.Getenv("GTSM_BENCH_REGISTRY")}}
+	// The Go runtime's memory, sampled: max RSS minus this is (mostly)
+	// DuckDB's, which Go cannot see.
+	var goPeak atomic.Int64
+	stopSampler := make(chan struct{})
+	defer close(stopSampler)
+	go sampleGoMemory(&goPeak, stopSampler)
 	var t0 time.Time
 	var c0 time.Duration
 	var wall, cpu float64
@@ -180,7 +208,7 @@ func TestBenchChild(t *testing.T) {
 	report := func(time.Time, time.Duration) { wall, cpu = time.Since(t0).Seconds(), (cpuTime() - c0).Seconds() }
 	defer func() {
 		if wall > 0 && !t.Failed() {
-			printResult(wall, cpu) // after the processor's shutdown, whose checkpoint counts in the RSS
+			printResult(wall, cpu, goPeak.Load()) // after the processor's shutdown, whose checkpoint counts in the RSS
 		}
 	}()
 	switch mode {
@@ -212,7 +240,39 @@ func TestBenchChild(t *testing.T) {
 			}
 			t.Logf("level2 state %d B, checkpoints %d B", state, ck)
 		}
-		r.stop(t)
+		logWAL(t, db)
+		stopSlow(t, r)
+	case "replay":
+		// The worst case after a kill -9 re-applies every message not yet
+		// committed in DuckDB: with P partitions, the transaction in flight
+		// holds at most P+1 batches (the queued one and one blocked cut per
+		// partition), and meanwhile one batch per partition is open or
+		// blocked, plus one queued: 2P+2 batches (8 at the 3 partitions of
+		// the benchmark topic). The processor's drained file is rewound by
+		// that many messages (rows and offsets; the derived state is cleared,
+		// so the replay runs the same per-record path as a drain), then timed
+		// from start (DuckDB open, group join) to caught up.
+		parts, err := rewindForReplay(ctx, os.Getenv("GTSM_BENCH_SRC"), db, replayMessages)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := st.config(db, fmt.Sprintf("bench-%d", time.Now().UnixNano()))
+		cfg.BatchRows, cfg.FlushInterval, cfg.SessionTimeout, cfg.RebalanceTimeout = 0, 0, 0, 0 // the defaults
+		start()
+		r := startProc(t, cfg)
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
+		err = r.p.WaitCaughtUp(cctx)
+		cancel()
+		report(t0, c0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rows int
+		if err := r.p.DB().QueryRow(`SELECT count(*) FROM gtsm_etl`).Scan(&rows); err != nil || rows != n {
+			t.Fatalf("%d rows, %v; want %d", rows, err, n)
+		}
+		t.Logf("replayed %d messages (%d partitions with data)", replayMessages, parts)
+		stopSlow(t, r)
 	case "baseline":
 		rc, err := registry.New(registry.Config{URL: st.RegistryURL})
 		if err != nil {
@@ -238,11 +298,80 @@ func TestBenchChild(t *testing.T) {
 	}
 }
 
+// replayMessages is the most messages a kill -9 can leave uncommitted with
+// the benchmark's 3 partitions and the default 131,072-row batches:
+// (2×3+2) batches (see the replay mode).
+const replayMessages = (2*3 + 2) * 131072
+
+// stopSlow stops the processor like running.stop, but waits up to 10
+// minutes (its shutdown checkpoint of several site-days on an overloaded
+// machine can take more than stop's minute), and logs how long it took.
+func stopSlow(t *testing.T, r *running) {
+	t0 := time.Now()
+	r.cancel()
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Fatalf("processor: %v", err)
+		}
+	case <-time.After(10 * time.Minute):
+		t.Fatal("processor did not stop in 10 minutes")
+	}
+	t.Logf("shutdown (final checkpoint) %.1f s", time.Since(t0).Seconds())
+}
+
+// logWAL logs the size of DuckDB's write-ahead log: what a kill -9 at this
+// point would replay at the next start.
+func logWAL(t *testing.T, db string) {
+	if fi, err := os.Stat(db + ".wal"); err == nil {
+		t.Logf("DuckDB WAL at caught up: %.1f MB", float64(fi.Size())/1e6)
+	} else {
+		t.Logf("DuckDB WAL at caught up: none (%v)", err)
+	}
+}
+
+// rewindForReplay copies the drained DuckDB file src to dst and takes back
+// the last msgs messages (spread over the partitions): their rows go, the
+// partitions' offsets move back, and the derived state (site_state, windows,
+// gaps, Level-2) is cleared so that the replayed records take the stored
+// path, as after a crash. It returns the number of partitions.
+func rewindForReplay(ctx context.Context, src, dst string, msgs int) (int, error) {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return 0, fmt.Errorf("replay source: %w", err)
+	}
+	if err := os.WriteFile(dst, b, 0o644); err != nil {
+		return 0, err
+	}
+	db, err := gtsmsql.Open(ctx, dst, false)
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	var parts int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM kafka_offsets`).Scan(&parts); err != nil || parts == 0 {
+		return 0, fmt.Errorf("kafka_offsets: %d partitions, %v", parts, err)
+	}
+	back := msgs / parts // a site-day is one site, so one partition holds it all at 1×
+	for _, q := range []string{
+		fmt.Sprintf(`DELETE FROM gtsm_etl USING kafka_offsets o WHERE o.kafka_partition = gtsm_etl.kafka_partition AND gtsm_etl.kafka_offset >= o.next_offset - %d`, back),
+		fmt.Sprintf(`UPDATE kafka_offsets SET next_offset = next_offset - %d`, back),
+		`DELETE FROM site_state`, `DELETE FROM windows`, `DELETE FROM gaps`,
+		`DELETE FROM level2_gauge_data`, `DELETE FROM level2_regional_data`, `DELETE FROM level2_state`, `DELETE FROM level2_checkpoint`,
+		`CHECKPOINT`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return 0, fmt.Errorf("rewind: %s: %w", q, err)
+		}
+	}
+	return parts, nil
+}
+
 // printResult prints the timed part and the child's peak RSS. The peak is read
 // from /proc/self/status (VmHWM, this process's own memory): getrusage's
 // maxrss of a child starts at the parent's RSS, whose memory the child
 // shared until exec.
-func printResult(wall, cpu float64) {
+func printResult(wall, cpu float64, goPeak int64) {
 	var hwm int64
 	if b, err := os.ReadFile("/proc/self/status"); err == nil {
 		for _, l := range strings.Split(string(b), "\n") {
@@ -251,7 +380,39 @@ func printResult(wall, cpu float64) {
 			}
 		}
 	}
-	fmt.Printf("RESULT %.3f %.3f %d\n", wall, cpu, hwm*1024)
+	fmt.Printf("RESULT %.3f %.3f %d %d\n", wall, cpu, hwm*1024, goPeak)
+}
+
+// sampleGoMemory records in peak the highest memory the Go runtime has
+// mapped and not released (runtime/metrics: all memory classes minus
+// released heap), every 50 ms until stop is closed. With
+// GTSM_BENCH_PROFILE_DIR it writes a heap profile whenever the live heap
+// (as of the last GC) reaches a new high, so the profile shows what the
+// peak holds.
+func sampleGoMemory(peak *atomic.Int64, stop <-chan struct{}) {
+	ms := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}, {Name: "/gc/heap/live:bytes"}}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	dir := os.Getenv("GTSM_BENCH_PROFILE_DIR")
+	var live uint64
+	for {
+		metrics.Read(ms)
+		if v := int64(ms[0].Value.Uint64() - ms[1].Value.Uint64()); v > peak.Load() {
+			peak.Store(v)
+		}
+		if l := ms[2].Value.Uint64(); dir != "" && l > live*21/20 {
+			live = l
+			if f, err := os.Create(filepath.Join(dir, os.Getenv("GTSM_BENCH_CHILD")+".heap")); err == nil {
+				pprof.WriteHeapProfile(f)
+				f.Close()
+			}
+		}
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // columnarLimit copies the processor's rows into an in-memory table, then
@@ -443,9 +604,9 @@ func cpuTime() time.Duration {
 // row appender or through the data-chunk table function (land.go).
 func BenchmarkLand(b *testing.B) {
 	recs := synth("B009", bottle.Min, 1625097600000, 262_144)
-	rows := make([]row, len(recs))
+	rows := newRowSet()
 	for i := range recs {
-		rows[i] = row{keySite: "B009", rec: recs[i], partition: 0, offset: int64(i)}
+		rows.add("B009", &recs[i], 0, int64(i), false)
 	}
 	for _, way := range []string{"appender", "chunks"} {
 		b.Run(way, func(b *testing.B) {
@@ -465,14 +626,14 @@ func BenchmarkLand(b *testing.B) {
 				if way == "appender" {
 					k.land = "" // isNarrow rows go to the narrow appender
 				}
-				bt := &batch{partition: 0, next: int64(len(rows)), rows: rows}
+				bt := &batch{partition: 0, next: int64(rows.n), rows: rows}
 				t0, c0 := time.Now(), cpuTime()
 				if err := k.write(ctx, []*batch{bt}); err != nil {
 					b.Fatal(err)
 				}
 				el, cpu := time.Since(t0), cpuTime()-c0
-				b.ReportMetric(float64(len(rows))/el.Seconds(), "rows/s")
-				b.ReportMetric(float64(len(rows))/cpu.Seconds(), "rows/cpu-s")
+				b.ReportMetric(float64(rows.n)/el.Seconds(), "rows/s")
+				b.ReportMetric(float64(rows.n)/cpu.Seconds(), "rows/cpu-s")
 				k.close()
 				db.Close()
 			}

@@ -24,27 +24,83 @@ func (p *Processor) acc(part int32) *partAcc {
 		if !ok {
 			next = -1
 		}
-		a = &partAcc{partition: part, next: next, seq: 1, sites: map[string]*siteState{}, keys: map[string]string{}}
+		a = &partAcc{partition: part, next: next, seq: 1, sites: map[string]*siteState{}, keys: map[string]string{},
+			loaded: p.loaded, db: p.db, refs: &p.refs, batches: p.batches}
 		p.accs[part] = a
 	}
 	return a
+}
+
+// lockedAcc returns the partition's accumulator with its mutex held. In
+// StateDir mode it opens the partition's file first if this member has not
+// got it open (store.go); an error means the message cannot be applied.
+func (p *Processor) lockedAcc(sess context.Context, part int32) (*partAcc, error) {
+	if p.cfg.StateDir == "" {
+		a := p.acc(part)
+		a.mu.Lock()
+		return a, nil
+	}
+	for {
+		p.accMu.Lock()
+		a := p.accs[part]
+		p.accMu.Unlock()
+		if a == nil {
+			// Only this partition's goka goroutine opens its file, so
+			// the lock need not be held while it waits for the file.
+			st, err := p.openStore(sess, part)
+			if err != nil {
+				return nil, err
+			}
+			a = &partAcc{partition: part, next: st.next, seq: 1, sites: map[string]*siteState{}, keys: map[string]string{},
+				st: st, loaded: st.loaded, db: st.db, refs: &st.refs, batches: st.batches}
+			p.accMu.Lock()
+			p.accs[part] = a
+			p.accMu.Unlock()
+		}
+		a.mu.Lock()
+		if !a.closed && (a.sess == nil || a.sess == sess || a.sess.Err() == nil) {
+			a.sess = sess
+			return a, nil
+		}
+		a.mu.Unlock()
+		// Closed, or being closed, at the end of the last session (see
+		// watchSessions): wait until the file is (its lock released),
+		// then open it again and reload its state.
+		p.closePart(a, "new goka session")
+	}
 }
 
 // consume is the goka callback: it applies one message to the site's state
 // and the partition's batch. Its Kafka commit is deferred until the batch is
 // in DuckDB.
 func (p *Processor) consume(gctx goka.Context, msg any) {
+	// Deferred first: a callback that returns without DeferCommit has its
+	// message committed by goka.
 	commit := gctx.DeferCommit()
 	part, off := gctx.Partition(), gctx.Offset()
-	a := p.acc(part)
-	a.mu.Lock()
+	a, err := p.lockedAcc(gctx.Context(), part)
+	if err != nil {
+		if gctx.Context().Err() != nil {
+			// The session ended while the file's old owner held it:
+			// the message is not applied, and its commit is released
+			// with an error, which goka never marks (so Kafka cannot
+			// pass it; the next owner reads it again) but counts as
+			// done, instead of waiting 60 s for it at the rebalance.
+			p.log.Warn("message not applied: partition file unavailable at the end of a goka session", "partition", part, "offset", off, "err", err)
+			commit(fmt.Errorf("partition %d offset %d not applied: %w", part, off, err))
+			return
+		}
+		p.fail(err)
+		gctx.Fail(err)
+		return
+	}
 	defer a.mu.Unlock()
 	if a.b == nil {
 		a.b = &batch{seq: a.seq, partition: part, firstAt: time.Now()}
 		select {
 		case a.b.rows = <-p.rowPool:
 		default:
-			a.b.rows = make([]row, 0, min(p.cfg.BatchRows, 1<<16))
+			a.b.rows = newRowSet()
 		}
 	}
 	b := a.b
@@ -137,29 +193,36 @@ func (p *Processor) apply(gctx goka.Context, a *partAcc, msg any, part int32, of
 		}
 		a.keys[gctx.Key()] = keySite
 	}
-	var r row
-	err := retryUnreachable(ctx, p.log, fmt.Sprintf("value schema of partition %d offset %d", part, off), p.cfg.Registry.URL, func() error {
-		return p.dec.DecodeValue(ctx, raw, &r.rec)
-	})
+	// Decoded into the batch's scratch record: nothing is allocated per
+	// message but the timestamp string; rows.add copies what it keeps.
+	rec := &a.b.scratch
+	// The first try is a plain call: the retry loop's description and
+	// closure cost a Sprintf and an allocation per message (issue 16).
+	err := p.dec.DecodeValue(ctx, raw, rec)
+	if errors.Is(err, registry.ErrUnreachable) {
+		err = retryUnreachable(ctx, p.log, fmt.Sprintf("value schema of partition %d offset %d", part, off), p.cfg.Registry.URL, func() error {
+			return p.dec.DecodeValue(ctx, raw, rec)
+		})
+	}
 	if err != nil {
 		return classify("value", fmt.Errorf("partition %d offset %d: value: %w", part, off, err))
 	}
-	if !r.rec.IsSet(record.FieldTime) {
+	if !rec.IsSet(record.FieldTime) {
 		return badMessage{fmt.Errorf("partition %d offset %d: site %s: record has no time", part, off, keySite), "no_time"}
 	}
-	if err := p.plausible(keySite, &r.rec); err != nil {
+	if err := p.plausible(keySite, rec); err != nil {
 		return badMessage{fmt.Errorf("partition %d offset %d: %w", part, off, err.err), err.reason}
 	}
-	sess, err := sessionOf(gctx, &r.rec)
+	sess, err := sessionOf(gctx, rec)
 	if err != nil {
-		return badMessage{fmt.Errorf("partition %d offset %d: site %s time %d: %w", part, off, keySite, r.rec.Time, err), "bad_session"}
+		return badMessage{fmt.Errorf("partition %d offset %d: site %s time %d: %w", part, off, keySite, rec.Time, err), "bad_session"}
 	}
-	r.rec.Session = sess
+	rec.Session = sess
 
 	st := a.sites[keySite]
 	if st == nil {
 		st = &siteState{site: keySite}
-		if l := p.loaded[keySite]; l != nil {
+		if l := a.loaded[keySite]; l != nil {
 			st.sess = *l
 		}
 		a.sites[keySite] = st
@@ -177,10 +240,15 @@ func (p *Processor) apply(gctx goka.Context, a *partAcc, msg any, part int32, of
 		a.dirty = append(a.dirty, ss)
 	}
 	var refs *[4]refGauge
-	if m := p.refs.Load(); m != nil {
+	if m := a.refs.Load(); m != nil {
 		refs = (*m)[keySite]
 	}
-	out, err := ss.apply(&r.rec, refs, p.lateness, a.seq, dbLoader{ctx: ctx, db: p.db})
+	// A dbLoader value passed as the loader interface was an allocation per
+	// message; a pointer into the batch is not. Its context is not
+	// cancelled with the goka session: a rebalance ending it must not fail
+	// a DuckDB read halfway through applying a message.
+	a.b.loader = dbLoader{ctx: context.WithoutCancel(ctx), db: a.db}
+	out, err := ss.apply(rec, refs, p.lateness, a.seq, &a.b.loader)
 	if err != nil {
 		return err
 	}
@@ -190,9 +258,8 @@ func (p *Processor) apply(gctx goka.Context, a *partAcc, msg any, part int32, of
 		p.stats.duplicates.Add(1)
 		a.b.dups++
 	default:
-		r.keySite, r.partition, r.offset, r.late = keySite, part, off, out == storedLate
-		a.b.rows = append(a.b.rows, r)
-		p.level2Sample(gctx, a.b, keySite, &r.rec) // Level-2 hook (level2.go)
+		a.b.rows.add(keySite, rec, part, off, out == storedLate)
+		p.level2Sample(gctx, a.b, keySite, rec) // Level-2 hook (level2.go)
 		p.stats.rows.Add(1)
 		if out == storedLate {
 			p.stats.late.Add(1)
@@ -201,7 +268,7 @@ func (p *Processor) apply(gctx goka.Context, a *partAcc, msg any, part int32, of
 	}
 	ss.maybeEvict(a.committed.Load())
 	st.sinceTab++
-	if st.sinceTab >= p.cfg.TableEvery || st.sinceTab == 1 || len(a.b.rows) >= p.cfg.BatchRows {
+	if st.sinceTab >= p.cfg.TableEvery || st.sinceTab == 1 || a.b.rows.n >= p.cfg.BatchRows {
 		gctx.SetValue(st.tableValue(part, off))
 		st.sinceTab = 1
 	}
@@ -328,7 +395,7 @@ func sessionOf(gctx goka.Context, r *record.Record) (bottle.Session, error) {
 const dataFields = (uint64(1)<<record.NumFields - 1) &^ (1<<record.FirstInt - 1)
 
 func (p *Processor) maybeCut(a *partAcc) {
-	if a.b != nil && (len(a.b.rows) >= p.cfg.BatchRows || a.b.messages >= 2*p.cfg.BatchRows) {
+	if a.b != nil && (a.b.rows.n >= p.cfg.BatchRows || a.b.messages >= 2*p.cfg.BatchRows) {
 		p.cut(a)
 	}
 }
@@ -347,7 +414,7 @@ func (p *Processor) cut(a *partAcc) {
 	a.b = nil
 	a.seq++
 	select {
-	case p.batches <- b:
+	case a.batches <- b:
 	case <-p.failed:
 		err := p.failure()
 		for _, c := range b.commits {
