@@ -342,16 +342,17 @@ func (t *Tide) At(unix int64) [4]float64 {
 // degrees, each reduced to [0, 360), at unix time t, as SPOTL's tdfrph
 // computes them: UT day fraction for τ, the IERS 2003 Delaunay polynomials
 // (IERS Conventions 2003 eq. 5.43) at terrestrial time for the rest.
-// Two properties of tdfrph are kept on purpose so that a series started at
-// the same time gets the same arguments: seconds enter the day fraction
-// divided by 84600 (not 86400; output times are whole 300 s multiples, so
-// this never matters for Level-2), and TT − UTC comes from its leap-second
-// table, which ends with the 2009-01-01 second (66.184 s since then; the
-// true value is 69.184 s since 2017: 3 s, i.e. ~4e-4° of lunar argument).
+// TT − UTC comes from tdfrph's leap-second table, which ends with the
+// 2009-01-01 second (66.184 s since then; the true value is 69.184 s since
+// 2017: 3 s, ~4e-4° of lunar argument), so that a series gets the arguments
+// hartid gives it. One slip of tdfrph is not copied: it divides the seconds
+// of its start time by 84600 instead of 86400. hartid applies that once, to
+// the start of its series (EarthScope's starts are 300 s multiples, where it
+// is 0); copied here it would shift every 1 s point by up to 1.2 s of τ.
 func doodsonArgs(unix int64) [6]float64 {
 	tm := time.Unix(unix, 0).UTC()
 	y := tm.Year()
-	dayfr := float64(tm.Hour())/24 + float64(tm.Minute())/1440 + float64(tm.Second())/84600
+	dayfr := float64(tm.Hour())/24 + float64(tm.Minute())/1440 + float64(tm.Second())/86400
 	days := unix / 86400
 	if unix%86400 < 0 {
 		days--
