@@ -245,7 +245,7 @@ func l2Oracle(t testing.TB, recs []record.Record, meta map[string]l2Meta2, switc
 				if c, ok := atmp[p.Time]; ok {
 					a = fl(c[g])
 				}
-				gauge = append(gauge, fmt.Sprintf("%s|%d|%d|%s|%s|%s|NULL|%s|%s", site, p.Time, g, fl(p.Counts[g]), fl(p.Microstrain[g]), a, fl(p.Offset[g]), v))
+				gauge = append(gauge, fmt.Sprintf("%s|%d|%d|%s|%s|%s|%s|%s|%s", site, p.Time, g, fl(p.Counts[g]), fl(p.Microstrain[g]), a, fl(p.Tide[g]), fl(p.Offset[g]), v))
 			}
 			cfg := cfgOf(meta[site])
 			if vers[i] != md.version {
