@@ -37,6 +37,7 @@ import (
 	_ "embed"
 	"fmt"
 	"math"
+	"math/cmplx"
 	"sort"
 	"strconv"
 	"strings"
@@ -54,6 +55,9 @@ type cteHarmonic struct {
 	amp float64
 }
 
+// maxDoodson bounds the magnitude of the table's argument numbers.
+const maxDoodson = 6
+
 // cte is the parsed table; it is read-only after package initialization.
 var cte = mustParseCTE(cteText)
 
@@ -70,8 +74,8 @@ func mustParseCTE(s string) []cteHarmonic {
 		var h cteHarmonic
 		for k := 0; k < 6; k++ {
 			v, err := strconv.Atoi(f[k])
-			if err != nil {
-				panic(fmt.Sprintf("cte342.txt:%d: %v", i+1, err))
+			if err != nil || v < -maxDoodson || v > maxDoodson {
+				panic(fmt.Sprintf("cte342.txt:%d: argument number %q: %v", i+1, f[k], err))
 			}
 			h.n[k] = v
 		}
@@ -125,6 +129,8 @@ type tideTerm struct {
 	h     int // index into cte
 	amp   float64
 	phase float64 // degrees
+	// amp·cos(phase), amp·sin(phase): the term is ac·cos V − as·sin V
+	ac, as float64
 }
 
 // TideFrom builds the tide model of a station from its metadata: nil when the
@@ -229,7 +235,9 @@ func admittance(longitude float64, cs []TideConstituent) ([]tideTerm, error) {
 		case 1:
 			ph += 90
 		}
-		terms = append(terms, tideTerm{h: i, amp: h.amp * math.Hypot(re, im), phase: ph})
+		a := h.amp * math.Hypot(re, im)
+		sn, cs := math.Sincos(ph * math.Pi / 180)
+		terms = append(terms, tideTerm{h: i, amp: a, phase: ph, ac: a * cs, as: a * sn})
 	}
 	return terms, nil
 }
@@ -312,8 +320,21 @@ func (t *Tide) At(unix int64) [4]float64 {
 	if t == nil {
 		return out
 	}
+	// exp(i V_j) for every harmonic as a product of powers of exp(i d_k):
+	// no trigonometry per harmonic (the argument numbers are at most
+	// maxDoodson in magnitude).
 	d := doodsonArgs(unix)
-	var v [342]float64 // Doodson argument of each harmonic, radians
+	var pw [6][2*maxDoodson + 1]complex128
+	for k := range d {
+		sn, cs := math.Sincos(d[k] * math.Pi / 180)
+		e := complex(cs, sn)
+		pw[k][maxDoodson] = 1
+		for n := 1; n <= maxDoodson; n++ {
+			pw[k][maxDoodson+n] = pw[k][maxDoodson+n-1] * e
+			pw[k][maxDoodson-n] = cmplx.Conj(pw[k][maxDoodson+n])
+		}
+	}
+	var v [342]complex128
 	done := false
 	for g, terms := range t.gauges {
 		if terms == nil {
@@ -321,17 +342,20 @@ func (t *Tide) At(unix int64) [4]float64 {
 		}
 		if !done {
 			for i, h := range cte {
-				var a float64
-				for k := range h.n {
-					a += float64(h.n[k]) * d[k]
+				z := complex(1, 0)
+				for k, n := range h.n {
+					if n != 0 {
+						z *= pw[k][maxDoodson+n]
+					}
 				}
-				v[i] = math.Mod(a, 360) * math.Pi / 180
+				v[i] = z
 			}
 			done = true
 		}
 		var x float64
 		for _, tm := range terms {
-			x += tm.amp * math.Cos(v[tm.h]+tm.phase*math.Pi/180)
+			z := v[tm.h]
+			x += tm.ac*real(z) - tm.as*imag(z)
 		}
 		out[g] = x * 1e-3
 	}

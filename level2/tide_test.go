@@ -538,3 +538,16 @@ func TestTideBands(t *testing.T) {
 		t.Errorf("ParseDoodson O1 = %v, %v", n, err)
 	}
 }
+
+// BenchmarkTideAt: the tide of a station's four gauges at one 300 s point.
+func BenchmarkTideAt(b *testing.B) {
+	s := station(b, "TSM5")
+	tide, err := TideFrom(&s)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		_ = tide.At(1672531200 + int64(i)*300)
+	}
+}
