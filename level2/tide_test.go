@@ -196,7 +196,7 @@ func TestTideAgainstHartid(t *testing.T) {
 	cases := []tideCase{
 		{"TSM5 30 days", "TSM5", "2022-06-03T00:00:00Z", 30 * 288, 300},
 		{"TSM5 1 year", "TSM5", "2023-01-01T00:00:00Z", 365 * 288, 300},
-		{"TSM5 1 day at 1 s, 17:35", "TSM5", "2024-02-29T17:35:00Z", 86400, 1},
+		{"TSM5 6 hours at 1 s, from 17:35", "TSM5", "2024-02-29T17:35:00Z", 6 * 3600, 1},
 		{"B004 30 days (M2, O1 only; longitude -124.42701)", "B004", "2015-12-20T12:00:00Z", 30 * 288, 300},
 		{"synthetic 30 days (14 constituents, 3 bands, splines)", "", "2019-03-10T08:00:00Z", 30 * 288, 300},
 	}
