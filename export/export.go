@@ -15,8 +15,8 @@
 //
 // What the contract tables do not hold is written as fill: detrend_c (trend
 // correction: trends are whole-series fits, provided as SQL macros instead)
-// and atmp (the pressure itself). tide_c is fill while tide correction is not
-// implemented (the processor leaves it NULL).
+// and atmp (the pressure itself). tide_c is the processor's tide correction
+// (level2/tide.go), fill where the gauge has no tidal constituents.
 package export
 
 import (

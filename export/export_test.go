@@ -26,7 +26,7 @@ import (
 
 // gauge is one expected row of the export, from level2.Machine.
 type gauge struct {
-	ms, off, atmp float64 // NaN = missing
+	ms, off, atmp, tide float64 // NaN = missing
 }
 
 // fillLevel2 runs level2.Machine over 1.5 days of generated 1 s counts for
@@ -88,7 +88,7 @@ func fillLevel2(t *testing.T, db *sql.DB) map[int64][4]gauge {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ins, err := tx.Prepare(`INSERT INTO level2_gauge_data VALUES (?, to_timestamp(?)::TIMESTAMP, ?, ?, ?, ?, NULL, ?, ?)`)
+	ins, err := tx.Prepare(`INSERT INTO level2_gauge_data VALUES (?, to_timestamp(?)::TIMESTAMP, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,8 +106,8 @@ func fillLevel2(t *testing.T, db *sql.DB) map[int64][4]gauge {
 			if ok {
 				ac = a[g]
 			}
-			row[g] = gauge{p.Microstrain[g], p.Offset[g], ac}
-			if _, err := ins.Exec("TSM5", p.Time, g, p.Counts[g], null(p.Microstrain[g]), null(ac), null(p.Offset[g]), version); err != nil {
+			row[g] = gauge{p.Microstrain[g], p.Offset[g], ac, p.Tide[g]}
+			if _, err := ins.Exec("TSM5", p.Time, g, p.Counts[g], null(p.Microstrain[g]), null(ac), null(p.Tide[g]), null(p.Offset[g]), version); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -288,20 +288,23 @@ func TestExportLevel2ReadByEarthScopeReader(t *testing.T) {
 			t.Errorf("%s %d gauge %d = %v, want %.9f", series, tm, g, v, w)
 		}
 	}
-	var nAtmp, nOffset int
+	var nAtmp, nOffset, nTide int
 	for tm, row := range want {
 		k := json.Number(itoa(tm)).String()
 		for g := 0; g < 4; g++ {
 			check("microstrain", tm, g, got["microstrain"][k][g], row[g].ms)
 			check("offset_c", tm, g, got["offset_c"][k][g], row[g].off)
 			check("atmp_c", tm, g, got["atmp_c"][k][g], row[g].atmp)
-			check("tide_c", tm, g, got["tide_c"][k][g], math.NaN())
+			check("tide_c", tm, g, got["tide_c"][k][g], row[g].tide)
 			check("trend_c", tm, g, got["trend_c"][k][g], math.NaN())
 			if q := got["quality"][k][g]; q != "g" {
 				t.Errorf("strain_quality %s gauge %d = %v, want g", k, g, q)
 			}
 			if !math.IsNaN(row[g].atmp) {
 				nAtmp++
+			}
+			if math.Abs(row[g].tide) > 1e-3 {
+				nTide++
 			}
 			if row[g].off != 0 {
 				nOffset++
@@ -311,8 +314,8 @@ func TestExportLevel2ReadByEarthScopeReader(t *testing.T) {
 	}
 	// The data must exercise what is compared: pressure corrections and the
 	// CH1 step found as an offset.
-	if nAtmp < 4*400 || nOffset == 0 {
-		t.Errorf("fixture too weak: %d atmp values, %d nonzero offsets", nAtmp, nOffset)
+	if nAtmp < 4*400 || nOffset == 0 || nTide < 4*300 {
+		t.Errorf("fixture too weak: %d atmp values, %d nonzero offsets, %d tide values over 1e-3", nAtmp, nOffset, nTide)
 	}
 }
 

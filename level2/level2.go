@@ -1,11 +1,12 @@
 // Package level2 owns Level-2 strain processing for GTSM borehole
 // strainmeters, streaming, one state machine per station: 1-sps gauge counts
 // in, in time order; 300 s Level-2 points out (decimated counts, linearized
-// gauge microstrain, regional strains for every calibration matrix, offsets),
-// and barometric corrections from the station's pressure channel. Each step
-// is the one EarthScope's processing.py defines (see docs/level2.md for the
-// formula and source line of every step); an oracle test runs processing.py
-// itself on the same input and requires the same numbers.
+// gauge microstrain, regional strains for every calibration matrix, offsets,
+// the tide correction of tide.go), and barometric corrections from the
+// station's pressure channel. Each step is the one EarthScope's processing.py
+// defines (see docs/level2.md for the formula and source line of every step);
+// an oracle test runs processing.py itself on the same input and requires
+// the same numbers.
 //
 // The machine's whole state is a State value: bounded (docs/level2.md gives
 // its size in bytes) and serializable (MarshalBinary), so it can be saved
@@ -39,6 +40,9 @@ type Config struct {
 	// Atmp is the barometric response in microstrain per hPa; nil: no
 	// pressure correction.
 	Atmp *[4]float64
+	// Tide predicts each gauge's tide from the station's constituents
+	// (tide.go); nil: no tide correction.
+	Tide *Tide
 
 	// InterpLimit is the longest run of missing 1 s samples that is
 	// interpolated (processing.interpolate limit=3600).
@@ -77,6 +81,10 @@ func ConfigFrom(s *metadata.Station) Config {
 	c.Gap = s.Gap
 	c.Matrices = s.Matrices
 	c.Atmp = s.Atmp
+	// TideFrom fails only on constituents the metadata parser would not
+	// produce (a Doodson number outside the table); such a station gets no
+	// tide correction rather than none of its Level-2.
+	c.Tide, _ = TideFrom(s)
 	return c
 }
 
@@ -89,6 +97,10 @@ type Point struct {
 	// Offset is the running total of detected offsets per gauge
 	// (calculate_offsets' cumulative sum, in microstrain); NaN without metadata.
 	Offset [4]float64
+	// Tide is the tide correction per gauge in microstrain
+	// (calculate_tide_correction, tide.go); NaN where the gauge has no
+	// tidal constituents.
+	Tide [4]float64
 }
 
 // AtmpPoint is the barometric correction at one 300 s time.
@@ -268,6 +280,7 @@ func (m *Machine) decimate(t int64, v [4]float64, out []Point) []Point {
 
 // level1 fills the metadata-dependent parts of a point.
 func (m *Machine) level1(p *Point) {
+	p.Tide = m.cfg.Tide.At(p.Time)
 	if !m.cfg.HaveLinearization {
 		for g := range p.Microstrain {
 			p.Microstrain[g], p.Offset[g] = math.NaN(), math.NaN()

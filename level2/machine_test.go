@@ -235,7 +235,7 @@ func samePoints(a, b []Point) bool {
 			return false
 		}
 		for g := 0; g < 4; g++ {
-			if !eq(a[i].Counts[g], b[i].Counts[g]) || !eq(a[i].Microstrain[g], b[i].Microstrain[g]) || !eq(a[i].Offset[g], b[i].Offset[g]) {
+			if !eq(a[i].Counts[g], b[i].Counts[g]) || !eq(a[i].Microstrain[g], b[i].Microstrain[g]) || !eq(a[i].Offset[g], b[i].Offset[g]) || !eq(a[i].Tide[g], b[i].Tide[g]) {
 				return false
 			}
 		}

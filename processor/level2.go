@@ -281,7 +281,7 @@ func (o *l2Out) add(site string, st *l2Site, p *level2.Point) {
 	ts := time.Unix(p.Time, 0).UTC()
 	ver := nullS(st.version)
 	for g := range p.Counts {
-		o.gauge = append(o.gauge, site, ts, g, p.Counts[g], nullF(p.Microstrain[g]), nullF(p.Offset[g]), ver)
+		o.gauge = append(o.gauge, site, ts, g, p.Counts[g], nullF(p.Microstrain[g]), nullF(p.Offset[g]), nullF(p.Tide[g]), ver)
 		o.ngauge++
 	}
 	for i, r := range p.Regional {
@@ -297,6 +297,8 @@ func (o *l2Out) add(site string, st *l2Site, p *level2.Point) {
 func (o *l2Out) flush(ctx context.Context, conn *sql.Conn) error {
 	const chunk = 400
 	ins := func(table, cols string, n int, args []any) error {
+		w := strings.Count(cols, ",") + 1 // values per row
+		row := "(?" + strings.Repeat(", ?", w-1) + ")"
 		for i := 0; i < n; i += chunk {
 			k := min(chunk, n-i)
 			var sb strings.Builder
@@ -305,15 +307,15 @@ func (o *l2Out) flush(ctx context.Context, conn *sql.Conn) error {
 				if j > 0 {
 					sb.WriteString(", ")
 				}
-				sb.WriteString("(?, ?, ?, ?, ?, ?, ?)")
+				sb.WriteString(row)
 			}
-			if _, err := conn.ExecContext(ctx, sb.String(), args[i*7:(i+k)*7]...); err != nil {
+			if _, err := conn.ExecContext(ctx, sb.String(), args[i*w:(i+k)*w]...); err != nil {
 				return fmt.Errorf("write %s: %w", table, err)
 			}
 		}
 		return nil
 	}
-	if err := ins("level2_gauge_data", `site, "time", gauge, counts, microstrain, offset_c, metadata_version`, o.ngauge, o.gauge); err != nil {
+	if err := ins("level2_gauge_data", `site, "time", gauge, counts, microstrain, offset_c, tide_c, metadata_version`, o.ngauge, o.gauge); err != nil {
 		return err
 	}
 	return ins("level2_regional_data", `site, "time", matrix, eee_plus_enn, eee_minus_enn, two_ene, metadata_version`, o.nreg, o.regional)

@@ -42,7 +42,7 @@ print(json.dumps(out))
 
 // trendFixture fills level2_gauge_data for site TRND at 300 s steps over
 // 1.4 years: per gauge a known trend, an annual and a semidiurnal cycle,
-// noise, a step of 5 µε (after 2000 rows, 7 days, half of it known as an
+// noise (the semidiurnal cycle also stored as tide_c), a step of 5 µε (after 2000 rows, 7 days, half of it known as an
 // offset correction) and a 10-day hole; site FLAT is an exact line (closed
 // form: the slope itself, both estimators). The rows go in by COPY from a CSV
 // (row-by-row inserts of 1.2 M rows take minutes). It returns the corrected
@@ -60,7 +60,8 @@ func trendFixture(t *testing.T, db *sql.DB, dir string, slopes [4]float64) strin
 		ts := start + int64(i)*300
 		yr := float64(ts-start) / 31557600
 		for g := 0; g < 4; g++ {
-			v := 10*float64(g) + slopes[g]*yr + 3*math.Sin(2*math.Pi*yr+float64(g)) + 0.5*math.Sin(2*math.Pi*float64(ts)/44714) + rng.NormFloat64()*0.2
+			tide := 0.5 * math.Sin(2*math.Pi*float64(ts)/44714)
+			v := 10*float64(g) + slopes[g]*yr + 3*math.Sin(2*math.Pi*yr+float64(g)) + tide + rng.NormFloat64()*0.2
 			off := ""
 			corr := v
 			if i >= 2000 { // early: MIDAS is robust to a step only few one-year pairs straddle
@@ -70,9 +71,10 @@ func trendFixture(t *testing.T, db *sql.DB, dir string, slopes [4]float64) strin
 			}
 			atmp := 0.1 * math.Cos(float64(i))
 			corr -= atmp
-			fmt.Fprintf(&rows, "TRND,%d,%d,%.17g,%.17g,%s\n", ts, g, v, atmp, off)
+			corr -= tide // the semidiurnal cycle is known as tide_c
+			fmt.Fprintf(&rows, "TRND,%d,%d,%.17g,%.17g,%s,%.17g\n", ts, g, v, atmp, off, tide)
 			fmt.Fprintf(&csv, "%d,%d,%.17g\n", g, ts, corr)
-			fmt.Fprintf(&rows, "FLAT,%d,%d,%.17g,,\n", ts, g, 1+slopes[g]*yr)
+			fmt.Fprintf(&rows, "FLAT,%d,%d,%.17g,,,\n", ts, g, 1+slopes[g]*yr)
 		}
 	}
 	rp := filepath.Join(dir, "rows.csv")
@@ -80,8 +82,8 @@ func trendFixture(t *testing.T, db *sql.DB, dir string, slopes [4]float64) strin
 		t.Fatal(err)
 	}
 	if _, err := db.Exec(`INSERT INTO level2_gauge_data (site, "time", gauge, counts, microstrain, atmp_c, tide_c, offset_c, metadata_version)
-		SELECT site, to_timestamp(ts)::TIMESTAMP, gauge, NULL, v, atmp, NULL, off, 'v1'
-		FROM read_csv('` + rp + `', header = false, columns = {'site': 'VARCHAR', 'ts': 'BIGINT', 'gauge': 'UTINYINT', 'v': 'DOUBLE', 'atmp': 'DOUBLE', 'off': 'DOUBLE'})`); err != nil {
+		SELECT site, to_timestamp(ts)::TIMESTAMP, gauge, NULL, v, atmp, tide, off, 'v1'
+		FROM read_csv('` + rp + `', header = false, columns = {'site': 'VARCHAR', 'ts': 'BIGINT', 'gauge': 'UTINYINT', 'v': 'DOUBLE', 'atmp': 'DOUBLE', 'off': 'DOUBLE', 'tide': 'DOUBLE'})`); err != nil {
 		t.Fatal(err)
 	}
 	return csv.String()
@@ -268,10 +270,11 @@ func TestLevel2TrendsAndQueriesThroughEndpoint(t *testing.T) {
 			t.Errorf("level2 first row %v, want gauge 0, microstrain 1, corrected 1", firstRow)
 		}
 	}
-	// corrected = microstrain - atmp_c - offset_c (tide_c NULL counts 0).
+	// corrected = microstrain - atmp_c - tide_c - offset_c (a NULL counts 0).
 	var bad int64
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM (`+mustQuery(t, "level2")+`) q JOIN level2_gauge g USING (site, "time", gauge)
-		WHERE abs(q.corrected - (g.microstrain - coalesce(g.atmp_c, 0) - coalesce(g.offset_c, 0))) > 1e-12`, "TRND").Scan(&bad); err != nil {
+		WHERE abs(q.corrected - (g.microstrain - coalesce(g.atmp_c, 0) - coalesce(g.tide_c, 0) - coalesce(g.offset_c, 0))) > 1e-12
+		   OR g.tide_c IS NULL`, "TRND").Scan(&bad); err != nil {
 		t.Fatal(err)
 	}
 	if bad != 0 {

@@ -21,7 +21,7 @@ columns: date gaugeN(mstrain) strain_quality s_offset tide_c detrend_c atmp_c
 atmp_c_quality version level atmp. Missing values are 999999 (EarthScope's
 fill). detrend_c and atmp (pressure) are always 999999: the tables hold no
 trend correction (see the level2_trend_* macros) and no pressure; tide_c is
-999999 because tide correction is not implemented yet. version is the station
+999999 for a gauge without tidal constituents. version is the station
 metadata version the row was computed with.
 
 The data come from the processor's SQL endpoint when one answers at --addr,

@@ -1,7 +1,8 @@
 -- Trends of Level-2 gauge strain (issue 13): whole-series fits, so SQL over the
 -- level2_gauge view rather than state in the processor. Both fit the corrected
 -- series  v = microstrain - atmp_c - tide_c - offset_c  (a NULL correction counts
--- as 0; tide_c is NULL until tide correction exists) and give slopes in
+-- as 0: no metadata, no pressure, a gauge without tidal constituents; tide_c is
+-- Agnew's admittance-method tide, level2/tide.go) and give slopes in
 -- microstrain per year of 365.25 days. site_ := NULL means every site.
 --
 -- Linear: ordinary least squares of v on time (regr_slope), per site and gauge.
