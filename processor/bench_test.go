@@ -165,6 +165,9 @@ func runChild(st *stack, mode, db, src string, n int) (childResult, error) {
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "GTSM_BENCH_CHILD="+mode, "GTSM_BENCH_BROKERS="+st.BootstrapServers,
 		"GTSM_BENCH_REGISTRY="+st.RegistryURL, "GTSM_BENCH_DB="+db, "GTSM_BENCH_SRC="+src, "GTSM_BENCH_N="+strconv.Itoa(n))
+	if l := os.Getenv("GTSM_BENCH_CHILD_GOMEMLIMIT"); l != "" { // the child's alone: the parent holds the published records
+		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+l)
+	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return childResult{}, fmt.Errorf("bench child %s: %w\n%s", mode, err, out)

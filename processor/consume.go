@@ -4,6 +4,7 @@ package processor
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -244,10 +245,14 @@ func (p *Processor) apply(gctx goka.Context, a *partAcc, msg any, part int32, of
 		refs = (*m)[keySite]
 	}
 	// A dbLoader value passed as the loader interface was an allocation per
-	// message; a pointer into the batch is not. Its context is not
-	// cancelled with the goka session: a rebalance ending it must not fail
-	// a DuckDB read halfway through applying a message.
-	a.b.loader = dbLoader{ctx: context.WithoutCancel(ctx), db: a.db}
+	// message; a pointer into the batch is not (one loader per batch). Its
+	// context is not cancelled with the goka session (loaderFor): a
+	// rebalance ending it must not fail a DuckDB read halfway through
+	// applying a message. a.db is the partition's database (--state-dir) or
+	// the one file.
+	if a.b.loader.db == nil || a.b.loaderOf != ctx {
+		a.b.loaderOf, a.b.loader = ctx, loaderFor(ctx, a.db)
+	}
 	out, err := ss.apply(rec, refs, p.lateness, a.seq, &a.b.loader)
 	if err != nil {
 		return err
@@ -277,6 +282,17 @@ func (p *Processor) apply(gctx goka.Context, a *partAcc, msg any, part int32, of
 		p.relieve(a, ss)
 	}
 	return nil
+}
+
+// loaderFor is the lazy loader of apply. Its DuckDB reads ignore the
+// cancellation of ctx (goka's partition context): a rebalance that revokes
+// the partition while a message's day index or window is being read from
+// DuckDB made the read fail with "context canceled", which stopped the
+// processor (seen 1 in 20 runs of faults.TestKillNineBackfill under load).
+// The read is local and short, and its message is applied like any other
+// message delivered before the revocation.
+func loaderFor(ctx context.Context, db *sql.DB) dbLoader {
+	return dbLoader{ctx: context.WithoutCancel(ctx), db: db}
 }
 
 // relieve bounds a site's memory (Config.SiteStateBytes): it commits the

@@ -172,3 +172,49 @@ func TestRowSetReuse(t *testing.T) {
 		t.Fatalf("reused columns: site %s session %s len %d cap %d", n.site, n.session, n.len(), cap(n.time))
 	}
 }
+
+// TestLoaderSurvivesRevocation: apply's lazy DuckDB reads (day index and
+// window of a site whose state is in DuckDB) must not fail when goka
+// cancels the partition's context (a rebalance), which stopped the
+// processor; a plain dbLoader on that context fails.
+func TestLoaderSurvivesRevocation(t *testing.T) {
+	ctx := context.Background()
+	db, err := gtsmsql.Open(ctx, filepath.Join(t.TempDir(), "load.duckdb"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := gtsmsql.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO gtsm_etl (key_site, site, "time", session, kafka_partition, kafka_offset, late)
+		VALUES ('KL02', 'KL02', 1625097600000, 'Min', 0, 7, false), ('KL02', 'KL02', 1625097600050, 'Min', 0, 8, false)`); err != nil {
+		t.Fatal(err)
+	}
+	revoked, cancel := context.WithCancel(ctx)
+	cancel()
+	for _, tc := range []struct {
+		name    string
+		l       loader
+		wantErr bool
+	}{
+		{"dbLoader on the revoked context", dbLoader{ctx: revoked, db: db}, true},
+		{"loaderFor the revoked context", loaderFor(revoked, db), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts, err := tc.l.times("KL02", bottle.Min, 1625097600000, 1625097600000+dayMs)
+			if tc.wantErr {
+				if err == nil {
+					t.Fatalf("times on a canceled context: %v, no error", ts)
+				}
+				return
+			}
+			if err != nil || len(ts) != 2 || ts[0]+ts[1] != 2*1625097600000+50 {
+				t.Fatalf("times: %v, %v; want the 2 stored times", ts, err)
+			}
+			if _, ok, err := tc.l.window("KL02", bottle.Min, 0, 1625097600000); err != nil || ok {
+				t.Fatalf("window: found %v, %v; want none, no error", ok, err)
+			}
+		})
+	}
+}

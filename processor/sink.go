@@ -32,7 +32,8 @@ type batch struct {
 	next      int64         // Kafka offset after the last message of the batch
 	rows      rowSet        // rows.go
 	scratch   record.Record // the message being applied (consume.go apply)
-	loader    dbLoader      // ditto, DuckDB's state for it
+	loader    dbLoader      // ditto, DuckDB's state for it (loaderFor)
+	loaderOf  context.Context
 	states    []stateRow
 	windows   []windowRow
 	gaps      []gapRow
