@@ -284,6 +284,11 @@ func balancedSites(t *testing.T, serde *registry.Serde, perPart int) []string {
 // noise per gauge, so that DuckDB's and Parquet's compression see values
 // like a real gauge's rather than a ramp. It returns the records (samples).
 func writeNoisySite(t testing.TB, dir, site string, seed uint64, minutes int) int64 {
+	return writeNoisyMinutes(t, dir, site, seed, 0, minutes)
+}
+
+// writeNoisyMinutes is writeNoisySite from minute from on.
+func writeNoisyMinutes(t testing.TB, dir, site string, seed uint64, from, minutes int) int64 {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -291,7 +296,7 @@ func writeNoisySite(t testing.TB, dir, site string, seed uint64, minutes int) in
 	const day = 1625097600
 	rng := rand.New(rand.NewPCG(seed, 14))
 	walk := [4]float64{}
-	for m := 0; m < minutes; m++ {
+	for m := from; m < from+minutes; m++ {
 		for ch := 0; ch < 4; ch++ {
 			v := make([]int32, 1200)
 			for i := range v {
