@@ -59,7 +59,7 @@ func (r backfillRun) cpuPerRecordUS() float64 {
 	return r.cpu.Seconds() / float64(r.records) * 1e6
 }
 
-func envInt(name string, def int) int {
+func backfillEnvInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
 		return v
 	}
@@ -82,10 +82,10 @@ func TestParallelBackfill(t *testing.T) {
 	if os.Getenv("GTSM_BACKFILL") == "" {
 		t.Skip("a measurement of minutes: GTSM_BACKFILL=1 go test -run TestParallelBackfill -v ./faults")
 	}
-	minutes := envInt("GTSM_BACKFILL_MINUTES", 20)
-	perPart := envInt("GTSM_BACKFILL_SITES", 2)
-	producers := envInt("GTSM_BACKFILL_PRODUCERS", 3)
-	rounds := envInt("GTSM_BACKFILL_ROUNDS", 1)
+	minutes := backfillEnvInt("GTSM_BACKFILL_MINUTES", 20)
+	perPart := backfillEnvInt("GTSM_BACKFILL_SITES", 2)
+	producers := backfillEnvInt("GTSM_BACKFILL_PRODUCERS", 3)
+	rounds := backfillEnvInt("GTSM_BACKFILL_ROUNDS", 1)
 	extra := strings.Fields(os.Getenv("GTSM_BACKFILL_ARGS"))
 	bin := gtsm(t)
 
