@@ -21,6 +21,13 @@ type Decoder interface {
 	DecodeValue(ctx context.Context, b []byte, r *record.Record) error
 }
 
+// Publisher receives each partition's database in StateDir mode (see
+// Config.Publisher). db is open and owned by the processor: use it for the
+// call only, and do not close it.
+type Publisher interface {
+	Publish(ctx context.Context, db *sql.DB, partition int32) error
+}
+
 // Config is everything the processor needs. Zero values get the defaults
 // documented on each field (see withDefaults).
 type Config struct {
@@ -32,6 +39,24 @@ type Config struct {
 	// and closed with a checkpoint when Run returns.
 	DBPath string
 
+	// StateDir turns on partition-owned state (issue 14, docs/processor.md
+	// "Many processors: --state-dir"): every Kafka partition of Topic has
+	// its own DuckDB file in this directory (PartitionFile), opened by the
+	// member of the group that owns the partition and closed when its goka
+	// session ends, so any member can take a partition over where its last
+	// owner committed; DuckDB's file lock fences a stalled old owner.
+	// DBPath is then unused, Processor.DB is nil, and MultiInstance is on.
+	StateDir string
+
+	// Publisher, in StateDir mode, is called by a partition's owner with
+	// the partition's open database after commits, at most every
+	// PublishInterval (default 10s), never concurrently for one partition,
+	// and once more before the file is closed (e.g. lake/ exports each
+	// partition to Parquet). Its errors are logged, never fatal: the
+	// partition file stays the truth.
+	Publisher       Publisher
+	PublishInterval time.Duration
+
 	// CheckpointThreshold is DuckDB's checkpoint_threshold: the WAL size
 	// at which a commit also checkpoints it into the file. Default 1GB:
 	// with DuckDB's 16MB default, checkpoints took half the commit time
@@ -39,7 +64,8 @@ type Config struct {
 	// WAL replay after a crash. A clean shutdown always checkpoints.
 	CheckpointThreshold string
 
-	// MemoryLimit is DuckDB's memory_limit, default 256MB: large
+	// MemoryLimit is DuckDB's memory_limit, default 256MB (in StateDir
+	// mode the total over the open partition files, see storeMemLimit): large
 	// transactions write row groups straight to the file, where the buffer
 	// pool can evict them, so DuckDB need not hold a backlog's table data
 	// (peak RSS measured in docs/performance.md, issue 16).
@@ -191,6 +217,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.PublishInterval <= 0 {
+		c.PublishInterval = 10 * time.Second
+	}
+	if c.StateDir != "" {
+		c.MultiInstance = true
 	}
 	return c
 }

@@ -24,20 +24,73 @@ func (p *Processor) acc(part int32) *partAcc {
 		if !ok {
 			next = -1
 		}
-		a = &partAcc{partition: part, next: next, seq: 1, sites: map[string]*siteState{}, keys: map[string]string{}}
+		a = &partAcc{partition: part, next: next, seq: 1, sites: map[string]*siteState{}, keys: map[string]string{},
+			loaded: p.loaded, db: p.db, refs: &p.refs, batches: p.batches}
 		p.accs[part] = a
 	}
 	return a
+}
+
+// lockedAcc returns the partition's accumulator with its mutex held. In
+// StateDir mode it opens the partition's file first if this member has not
+// got it open (store.go); an error means the message cannot be applied.
+func (p *Processor) lockedAcc(sess context.Context, part int32) (*partAcc, error) {
+	if p.cfg.StateDir == "" {
+		a := p.acc(part)
+		a.mu.Lock()
+		return a, nil
+	}
+	for {
+		p.accMu.Lock()
+		a := p.accs[part]
+		p.accMu.Unlock()
+		if a == nil {
+			// Only this partition's goka goroutine opens its file, so
+			// the lock need not be held while it waits for the file.
+			st, err := p.openStore(sess, part)
+			if err != nil {
+				return nil, err
+			}
+			a = &partAcc{partition: part, next: st.next, seq: 1, sites: map[string]*siteState{}, keys: map[string]string{},
+				st: st, loaded: st.loaded, db: st.db, refs: &st.refs, batches: st.batches}
+			p.accMu.Lock()
+			p.accs[part] = a
+			p.accMu.Unlock()
+		}
+		a.mu.Lock()
+		if !a.closed {
+			a.sess = sess
+			return a, nil
+		}
+		a.mu.Unlock()
+		// Closed at the end of the last session: wait until the file is
+		// (its lock released), then open it again.
+		p.closePart(a, "reopen")
+	}
 }
 
 // consume is the goka callback: it applies one message to the site's state
 // and the partition's batch. Its Kafka commit is deferred until the batch is
 // in DuckDB.
 func (p *Processor) consume(gctx goka.Context, msg any) {
+	// Deferred first: a callback that returns without DeferCommit has its
+	// message committed by goka.
 	commit := gctx.DeferCommit()
 	part, off := gctx.Partition(), gctx.Offset()
-	a := p.acc(part)
-	a.mu.Lock()
+	a, err := p.lockedAcc(gctx.Context(), part)
+	if err != nil {
+		if gctx.Context().Err() != nil {
+			// The session ended while the file's old owner held it:
+			// the message is not applied and its commit is never
+			// released (so Kafka cannot pass it); the next owner
+			// reads it again.
+			p.log.Warn("message not applied: partition file unavailable at the end of a goka session", "partition", part, "offset", off, "err", err)
+			return
+		}
+		p.fail(err)
+		gctx.Fail(err)
+		return
+	}
 	defer a.mu.Unlock()
 	if a.b == nil {
 		a.b = &batch{seq: a.seq, partition: part, firstAt: time.Now()}
@@ -159,7 +212,7 @@ func (p *Processor) apply(gctx goka.Context, a *partAcc, msg any, part int32, of
 	st := a.sites[keySite]
 	if st == nil {
 		st = &siteState{site: keySite}
-		if l := p.loaded[keySite]; l != nil {
+		if l := a.loaded[keySite]; l != nil {
 			st.sess = *l
 		}
 		a.sites[keySite] = st
@@ -177,10 +230,12 @@ func (p *Processor) apply(gctx goka.Context, a *partAcc, msg any, part int32, of
 		a.dirty = append(a.dirty, ss)
 	}
 	var refs *[4]refGauge
-	if m := p.refs.Load(); m != nil {
+	if m := a.refs.Load(); m != nil {
 		refs = (*m)[keySite]
 	}
-	out, err := ss.apply(&r.rec, refs, p.lateness, a.seq, dbLoader{ctx: ctx, db: p.db})
+	// Not cancelled with the goka session: a rebalance ending it must not
+	// fail a DuckDB read halfway through applying a message.
+	out, err := ss.apply(&r.rec, refs, p.lateness, a.seq, dbLoader{ctx: context.WithoutCancel(ctx), db: a.db})
 	if err != nil {
 		return err
 	}
@@ -347,7 +402,7 @@ func (p *Processor) cut(a *partAcc) {
 	a.b = nil
 	a.seq++
 	select {
-	case p.batches <- b:
+	case a.batches <- b:
 	case <-p.failed:
 		err := p.failure()
 		for _, c := range b.commits {

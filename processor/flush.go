@@ -33,7 +33,9 @@ func (p *Processor) runFlusher(ctx context.Context, stop <-chan struct{}) {
 				p.cutAll(p.cfg.FlushInterval)
 			}
 		case <-refresh.C:
-			if err := p.loadRefs(ctx); err != nil && ctx.Err() == nil {
+			if p.db == nil {
+				p.reloadStoreRefs(ctx)
+			} else if err := p.loadRefs(ctx); err != nil && ctx.Err() == nil {
 				p.log.Warn("reload site_reference", "err", err)
 			}
 		}
@@ -49,22 +51,28 @@ func (p *Processor) cutAll(age time.Duration) {
 	p.accMu.Unlock()
 	for _, a := range accs {
 		a.mu.Lock()
-		if a.b != nil && time.Since(a.b.firstAt) >= age {
+		// A batch whose goka session has ended is cut at once: the
+		// rebalance waits for its deferred commits.
+		if a.b != nil && (time.Since(a.b.firstAt) >= age || (a.sess != nil && a.sess.Err() != nil)) {
 			p.cut(a)
 		}
 		a.mu.Unlock()
 	}
 }
 
-// runSink writes batches to DuckDB, group-committing whatever is queued, then
-// releases their Kafka commits in order.
-func (p *Processor) runSink() error {
-	for b := range p.batches {
+// runSink writes batches to the processor's DuckDB file.
+func (p *Processor) runSink() error { return p.sinkLoop(p.batches, p.sink, p.cfg.DBPath, nil) }
+
+// sinkLoop writes batches to one DuckDB file (the processor's, or in
+// StateDir mode a partition's), group-committing whatever is queued, then
+// releases their Kafka commits in order and calls committed (if not nil).
+func (p *Processor) sinkLoop(batches <-chan *batch, k *sink, path string, committed func()) error {
+	for b := range batches {
 		bs := []*batch{b}
 	more:
 		for len(bs) < 16 {
 			select {
-			case nb, ok := <-p.batches:
+			case nb, ok := <-batches:
 				if !ok {
 					break more
 				}
@@ -83,8 +91,8 @@ func (p *Processor) runSink() error {
 			p.release(bs, err)
 			continue
 		}
-		if err := p.sink.write(context.Background(), bs); err != nil {
-			err = fmt.Errorf("DuckDB %s: %w", p.cfg.DBPath, err)
+		if err := k.write(context.Background(), bs); err != nil {
+			err = fmt.Errorf("DuckDB %s: %w", path, err)
 			p.fail(err)
 			p.release(bs, err)
 			continue
@@ -104,6 +112,9 @@ func (p *Processor) runSink() error {
 			}
 		}
 		p.release(bs, nil)
+		if committed != nil {
+			committed()
+		}
 		if p.cfg.OnCommit != nil {
 			info.Committed = p.Committed()
 			p.cfg.OnCommit(info)
@@ -143,4 +154,29 @@ func (p *Processor) release(bs []*batch, err error) {
 	close(p.progress)
 	p.progress = make(chan struct{})
 	p.progMu.Unlock()
+}
+
+// reloadStoreRefs rereads site_reference of every open partition file.
+func (p *Processor) reloadStoreRefs(ctx context.Context) {
+	p.accMu.Lock()
+	var sts []*store
+	for _, a := range p.accs {
+		if a.st != nil {
+			sts = append(sts, a.st)
+		}
+	}
+	p.accMu.Unlock()
+	for _, st := range sts {
+		if st.isClosed() {
+			continue
+		}
+		m, err := readRefs(ctx, st.db)
+		if err != nil {
+			if ctx.Err() == nil && !st.isClosed() {
+				p.log.Warn("reload site_reference", "partition", st.part, "err", err)
+			}
+			continue
+		}
+		st.refs.Store(&m)
+	}
 }

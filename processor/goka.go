@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"strings"
 
 	"github.com/IBM/sarama"
@@ -125,11 +126,25 @@ func (p *Processor) gokaProcessor() (*goka.Processor, error) {
 		// refused the file. Passed to consume, a tombstone becomes a dead
 		// letter whose commit is deferred like every other message's.
 		goka.WithNilHandling(goka.NilProcess),
+		goka.WithRebalanceCallback(p.assigned),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("goka processor (brokers %s): %w", strings.Join(p.cfg.Brokers, ","), err)
 	}
 	return gp, nil
+}
+
+// assigned logs each new partition assignment of this member (called by
+// goka in every session's Setup). In StateDir mode the files of the
+// previous session are closed by then (watchSessions); those of the new
+// assignment open on their first message.
+func (p *Processor) assigned(a goka.Assignment) {
+	parts := make([]int, 0, len(a))
+	for part := range a {
+		parts = append(parts, int(part))
+	}
+	sort.Ints(parts)
+	p.log.Info("partitions assigned", "group", p.cfg.Group, "partitions", fmt.Sprint(parts))
 }
 
 type gokaLogger struct{ l *slog.Logger }

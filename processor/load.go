@@ -13,38 +13,52 @@ import (
 )
 
 func (p *Processor) loadState(ctx context.Context) error {
-	p.startOff = map[int32]int64{}
-	rows, err := p.db.QueryContext(ctx, `SELECT kafka_partition, next_offset FROM kafka_offsets WHERE topic = ?`, p.cfg.Topic)
+	off, loaded, err := readState(ctx, p.db, p.cfg.Topic)
 	if err != nil {
-		return fmt.Errorf("read kafka_offsets: %w", err)
+		return err
+	}
+	p.startOff, p.loaded = off, loaded
+	for part, next := range off {
+		p.committed[part] = next
+	}
+	return nil
+}
+
+// readState reads what a restart needs from one DuckDB file: the next
+// offset of each partition it holds, and every site and session's counters
+// and gaps.
+func readState(ctx context.Context, db *sql.DB, topic string) (map[int32]int64, map[string]*[3]*sessState, error) {
+	startOff := map[int32]int64{}
+	rows, err := db.QueryContext(ctx, `SELECT kafka_partition, next_offset FROM kafka_offsets WHERE topic = ?`, topic)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read kafka_offsets: %w", err)
 	}
 	for rows.Next() {
 		var part int32
 		var next int64
 		if err := rows.Scan(&part, &next); err != nil {
 			rows.Close()
-			return fmt.Errorf("read kafka_offsets: %w", err)
+			return nil, nil, fmt.Errorf("read kafka_offsets: %w", err)
 		}
-		p.startOff[part] = next
-		p.committed[part] = next
+		startOff[part] = next
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read kafka_offsets: %w", err)
+		return nil, nil, fmt.Errorf("read kafka_offsets: %w", err)
 	}
 
 	type key struct{ site, session string }
 	gs := map[key][2][]int64{}
-	rows, err = p.db.QueryContext(ctx, `SELECT site, session, epoch_ms(gap_start), epoch_ms(gap_end) FROM gaps`)
+	rows, err = db.QueryContext(ctx, `SELECT site, session, epoch_ms(gap_start), epoch_ms(gap_end) FROM gaps`)
 	if err != nil {
-		return fmt.Errorf("read gaps: %w", err)
+		return nil, nil, fmt.Errorf("read gaps: %w", err)
 	}
 	for rows.Next() {
 		var k key
 		var s, e int64
 		if err := rows.Scan(&k.site, &k.session, &s, &e); err != nil {
 			rows.Close()
-			return fmt.Errorf("read gaps: %w", err)
+			return nil, nil, fmt.Errorf("read gaps: %w", err)
 		}
 		v := gs[k]
 		v[0], v[1] = append(v[0], s), append(v[1], e)
@@ -52,41 +66,54 @@ func (p *Processor) loadState(ctx context.Context) error {
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read gaps: %w", err)
+		return nil, nil, fmt.Errorf("read gaps: %w", err)
 	}
 
-	p.loaded = map[string]*[3]*sessState{}
-	rows, err = p.db.QueryContext(ctx, `SELECT site, session, first_time IS NOT NULL, coalesce(epoch_ms(first_time), 0),
+	loaded := map[string]*[3]*sessState{}
+	rows, err = db.QueryContext(ctx, `SELECT site, session, first_time IS NOT NULL, coalesce(epoch_ms(first_time), 0),
 		coalesce(epoch_ms(last_time), 0), records, duplicates, late, gaps, missing, kafka_partition, kafka_offset FROM site_state`)
 	if err != nil {
-		return fmt.Errorf("read site_state: %w", err)
+		return nil, nil, fmt.Errorf("read site_state: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var r stateRow
 		if err := rows.Scan(&r.site, &r.session, &r.has, &r.first, &r.last, &r.records, &r.duplicates, &r.late,
 			&r.gapCount, &r.missing, &r.partition, &r.offset); err != nil {
-			return fmt.Errorf("read site_state: %w", err)
+			return nil, nil, fmt.Errorf("read site_state: %w", err)
 		}
 		g := gs[key{r.site, r.session}]
 		s, err := loadState(r, g[0], g[1])
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
-		all := p.loaded[r.site]
+		all := loaded[r.site]
 		if all == nil {
 			all = new([3]*sessState)
-			p.loaded[r.site] = all
+			loaded[r.site] = all
 		}
 		all[s.session] = s
 	}
-	return rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("read site_state: %w", err)
+	}
+	return startOff, loaded, nil
 }
 
 func (p *Processor) loadRefs(ctx context.Context) error {
-	rows, err := p.db.QueryContext(ctx, `SELECT site, gauge, reference_counts, gap_m FROM site_reference`)
+	m, err := readRefs(ctx, p.db)
 	if err != nil {
-		return fmt.Errorf("read site_reference: %w", err)
+		return err
+	}
+	p.refs.Store(&m)
+	return nil
+}
+
+// readRefs reads the gauges' reference counts (site_reference) of one file.
+func readRefs(ctx context.Context, db *sql.DB) (map[string]*[4]refGauge, error) {
+	rows, err := db.QueryContext(ctx, `SELECT site, gauge, reference_counts, gap_m FROM site_reference`)
+	if err != nil {
+		return nil, fmt.Errorf("read site_reference: %w", err)
 	}
 	defer rows.Close()
 	m := map[string]*[4]refGauge{}
@@ -95,7 +122,7 @@ func (p *Processor) loadRefs(ctx context.Context) error {
 		var gauge int
 		var r refGauge
 		if err := rows.Scan(&site, &gauge, &r.counts, &r.gapM); err != nil {
-			return fmt.Errorf("read site_reference: %w", err)
+			return nil, fmt.Errorf("read site_reference: %w", err)
 		}
 		if gauge < 1 || gauge > 4 {
 			continue // the table's CHECK forbids it
@@ -107,10 +134,9 @@ func (p *Processor) loadRefs(ctx context.Context) error {
 		m[site][gauge-1] = r
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read site_reference: %w", err)
+		return nil, fmt.Errorf("read site_reference: %w", err)
 	}
-	p.refs.Store(&m)
-	return nil
+	return m, nil
 }
 
 // dbLoader reads committed state from DuckDB for the lazy loads of sessState.
@@ -182,7 +208,12 @@ func (l dbLoader) window(site string, s bottle.Session, width int, start int64) 
 // must be finalized when the site's time passes them, even if no other
 // record of theirs ever comes.
 func (p *Processor) loadOpenWindows(ctx context.Context) error {
-	rows, err := p.db.QueryContext(ctx, `SELECT site, session, width, epoch_ms(window_start), `+windowColumns+` FROM windows WHERE NOT final`)
+	return readOpenWindows(ctx, p.db, p.loaded)
+}
+
+// readOpenWindows adds one file's open windows to the sessions in loaded.
+func readOpenWindows(ctx context.Context, db *sql.DB, loaded map[string]*[3]*sessState) error {
+	rows, err := db.QueryContext(ctx, `SELECT site, session, width, epoch_ms(window_start), `+windowColumns+` FROM windows WHERE NOT final`)
 	if err != nil {
 		return fmt.Errorf("read open windows: %w", err)
 	}
@@ -205,7 +236,7 @@ func (p *Processor) loadOpenWindows(ctx context.Context) error {
 				wi = i
 			}
 		}
-		all := p.loaded[site]
+		all := loaded[site]
 		if wi < 0 || all == nil || all[sess] == nil {
 			return fmt.Errorf("windows row %s/%s %s has no site_state or an unknown width", site, session, width)
 		}

@@ -70,6 +70,8 @@ type Processor struct {
 	accMu sync.Mutex
 	accs  map[int32]*partAcc
 
+	storeCount atomic.Int64 // open partition files (StateDir mode)
+
 	batches chan *batch
 	rowPool chan []row // row slices of committed batches, reused (growing 50k-row slices dominated the profile)
 	failed  chan struct{}
@@ -98,6 +100,19 @@ type partAcc struct {
 	keys      map[string]string // raw Kafka key -> decoded site
 	b         *batch
 	dirty     []*sessState
+
+	// Where the partition's state lives: the processor's one file, or in
+	// StateDir mode the partition's own file (st).
+	st      *store
+	loaded  map[string]*[3]*sessState
+	db      *sql.DB
+	refs    *atomic.Pointer[map[string]*[4]refGauge]
+	batches chan<- *batch
+	// sess is the goka session of the partition's last message (StateDir
+	// mode): once it is done the flusher cuts the batch at once, so the
+	// rebalance waits for no flush interval.
+	sess   context.Context
+	closed bool // StateDir: the file is closed; a new message needs a new acc
 }
 
 type siteState struct {
@@ -151,7 +166,7 @@ func Run(ctx context.Context, cfg Config) error {
 // Run closes the database.
 func New(ctx context.Context, cfg Config) (*Processor, error) {
 	cfg = cfg.withDefaults()
-	if cfg.DBPath == "" {
+	if cfg.DBPath == "" && cfg.StateDir == "" {
 		return nil, errors.New("no DuckDB file given (--db)")
 	}
 	sc, err := cfg.saramaConfig()
@@ -181,6 +196,26 @@ func New(ctx context.Context, cfg Config) (*Processor, error) {
 		if err != nil {
 			return nil, fmt.Errorf("schema registry %s: %w", cfg.Registry.URL, err)
 		}
+	}
+	if cfg.StateDir != "" {
+		// Partition-owned state (store.go): the files are opened per
+		// partition as goka assigns them.
+		if err := prepareStateDir(cfg.StateDir); err != nil {
+			return nil, err
+		}
+		if !sizeRE.MatchString(cfg.MemoryLimit) {
+			return nil, fmt.Errorf("DuckDB memory limit %q: want a size like 512MB or 1GB", cfg.MemoryLimit)
+		}
+		if !sizeRE.MatchString(cfg.CheckpointThreshold) {
+			return nil, fmt.Errorf("checkpoint threshold %q: want a size like 512MB or 1GB", cfg.CheckpointThreshold)
+		}
+		p.startOff, p.loaded = map[int32]int64{}, map[string]*[3]*sessState{}
+		if !cfg.NoLevel2 {
+			if p.l2, err = newL2proc(p.log, cfg.MetadataTopic, cfg.Level2Window); err != nil {
+				return nil, err
+			}
+		}
+		return p, nil
 	}
 	p.db, err = gtsmsql.Open(ctx, cfg.DBPath, false)
 	if err != nil {
@@ -234,7 +269,8 @@ func setCheckpointThreshold(ctx context.Context, db *sql.DB, size string) error 
 	return nil
 }
 
-// DB is the processor's database (valid until Run returns).
+// DB is the processor's database (valid until Run returns); nil in
+// StateDir mode, where each partition has its own.
 func (p *Processor) DB() *sql.DB { return p.db }
 
 // Run processes until ctx is cancelled or a fatal error, then flushes,
@@ -248,7 +284,7 @@ func (p *Processor) Run(ctx context.Context) (err error) {
 			p.fail(err) // wakes WaitCaughtUp
 		}
 	}()
-	if p.cfg.OnDB != nil {
+	if p.cfg.OnDB != nil && p.db != nil {
 		p.cfg.OnDB(p.db)
 	}
 	if err := p.ensureTopic(); err != nil {
@@ -257,8 +293,12 @@ func (p *Processor) Run(ctx context.Context) (err error) {
 	if err := p.checkSoleInstance(ctx); err != nil {
 		return err
 	}
-	if err := p.checkGroupOffsets(); err != nil {
-		return err
+	if p.cfg.StateDir == "" {
+		// In StateDir mode each partition file is checked when it is
+		// opened (checkPartitionOffset).
+		if err := p.checkGroupOffsets(); err != nil {
+			return err
+		}
 	}
 	if p.dlq, err = newDLQ(p.cfg.Brokers, p.sarama, p.cfg.Topic, p.cfg.Topic+".dlq"); err != nil {
 		return err
@@ -272,14 +312,18 @@ func (p *Processor) Run(ctx context.Context) (err error) {
 	defer cancel()
 
 	sinkDone := make(chan error, 1)
-	go func() { sinkDone <- p.runSink() }()
+	if p.cfg.StateDir == "" {
+		go func() { sinkDone <- p.runSink() }()
+	} else {
+		sinkDone <- nil // one sink per partition file (store.go)
+	}
 	flushDone, flushStop := make(chan struct{}), make(chan struct{})
 	go func() { defer close(flushDone); p.runFlusher(runCtx, flushStop) }()
 
 	if p.cfg.OnStart != nil {
 		p.cfg.OnStart(p)
 	}
-	p.log.Info("processor started", "topic", p.cfg.Topic, "group", p.cfg.Group, "db", p.cfg.DBPath,
+	p.log.Info("processor started", "topic", p.cfg.Topic, "group", p.cfg.Group, "db", p.cfg.DBPath, "state_dir", p.cfg.StateDir,
 		"batch_rows", p.cfg.BatchRows, "flush_interval", p.cfg.FlushInterval, "allowed_lateness", p.cfg.AllowedLateness)
 
 	runErr := p.runGoka(runCtx, cancel, gp)
@@ -290,6 +334,9 @@ func (p *Processor) Run(ctx context.Context) (err error) {
 	p.cutAll(0)
 	close(p.batches)
 	sinkErr := <-sinkDone
+	if p.cfg.StateDir != "" {
+		sinkErr = p.closeStores("shutdown")
+	}
 	if ferr := p.failure(); ferr != nil {
 		return ferr
 	}
@@ -320,7 +367,7 @@ func (p *Processor) runGoka(ctx context.Context, cancel context.CancelFunc, gp *
 	for {
 		started := time.Now()
 		gokaErr := make(chan error, 1)
-		go func() { gokaErr <- gp.Run(ctx) }()
+		go func() { gokaErr <- p.runSession(ctx, gp) }()
 		var err error
 		select {
 		case err = <-gokaErr:
@@ -347,6 +394,40 @@ func (p *Processor) runGoka(ctx context.Context, cancel context.CancelFunc, gp *
 		if gp, err = p.gokaProcessor(); err != nil {
 			return err
 		}
+	}
+}
+
+// runSession runs a goka processor; in StateDir mode it closes every
+// partition file each time a goka session ends (see watchSessions).
+func (p *Processor) runSession(ctx context.Context, gp *goka.Processor) error {
+	if p.cfg.StateDir == "" {
+		return gp.Run(ctx)
+	}
+	obs := gp.StateReader().ObserveStateChange()
+	watched := make(chan struct{})
+	go func() { defer close(watched); p.watchSessions(obs.C()) }()
+	err := gp.Run(ctx)
+	obs.Stop()
+	<-watched
+	return err
+}
+
+// watchSessions closes every partition file when goka's state becomes
+// Stopped: its Cleanup has stopped all partition processors (and they have
+// waited for their deferred commits), so nothing writes the files any more,
+// and the next owner of each partition, on this member or another, may
+// take the lock. goka's next state change waits for this one to be read,
+// so the files are closed before the next session's Setup.
+func (p *Processor) watchSessions(states <-chan goka.State) {
+	for s := range states {
+		if s != goka.ProcStateStopped {
+			continue
+		}
+		t0 := time.Now()
+		if err := p.closeStores("goka session ended (rebalance or shutdown)"); err != nil {
+			p.fail(err)
+		}
+		p.log.Info("goka session ended: partition files closed", "took", time.Since(t0))
 	}
 }
 

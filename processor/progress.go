@@ -46,6 +46,11 @@ func (p *Processor) Lag(ctx context.Context) (map[int32]int64, error) {
 		return nil, err
 	}
 	c := p.Committed()
+	if p.cfg.StateDir != "" {
+		if c, err = p.groupCommitted(); err != nil {
+			return nil, err
+		}
+	}
 	lag := map[int32]int64{}
 	for part, h := range hw {
 		next := c[part]
@@ -58,11 +63,16 @@ func (p *Processor) Lag(ctx context.Context) (map[int32]int64, error) {
 }
 
 // WaitCaughtUp blocks until every message that is in the topic when it is
-// called is committed to DuckDB (or ctx ends, or the processor fails).
+// called is committed to DuckDB (or ctx ends, or the processor fails). In
+// StateDir mode that is the whole group's progress, read from the group's
+// Kafka offsets (committed only after the partition files).
 func (p *Processor) WaitCaughtUp(ctx context.Context) error {
 	hw, err := HighWatermarks(p.cfg.Brokers, p.sarama, p.cfg.Topic)
 	if err != nil {
 		return err
+	}
+	if p.cfg.StateDir != "" {
+		return p.waitGroupCaughtUp(ctx, hw)
 	}
 	for {
 		p.progMu.Lock()
@@ -133,4 +143,51 @@ func NewView(cfg Config) (*goka.View, error) {
 		return nil, fmt.Errorf("goka view of %s-table: %w", cfg.Group, err)
 	}
 	return v, nil
+}
+
+// groupCommitted returns the group's committed Kafka offset per partition
+// of the topic (StateDir mode: the partitions are spread over members, and
+// Kafka's commit follows each partition file's).
+func (p *Processor) groupCommitted() (map[int32]int64, error) {
+	admin, err := sarama.NewClusterAdmin(p.cfg.Brokers, p.sarama)
+	if err != nil {
+		return nil, fmt.Errorf("kafka %s: %w", strings.Join(p.cfg.Brokers, ","), err)
+	}
+	defer admin.Close()
+	res, err := admin.ListConsumerGroupOffsets(p.cfg.Group, nil)
+	if err != nil {
+		return nil, fmt.Errorf("offsets of group %s: %w", p.cfg.Group, err)
+	}
+	c := map[int32]int64{}
+	for part, b := range res.Blocks[p.cfg.Topic] {
+		if b.Err == sarama.ErrNoError && b.Offset >= 0 {
+			c[part] = b.Offset
+		}
+	}
+	return c, nil
+}
+
+func (p *Processor) waitGroupCaughtUp(ctx context.Context, hw map[int32]int64) error {
+	for {
+		c, err := p.groupCommitted()
+		if err != nil {
+			p.log.Warn("read the group's offsets", "err", err)
+		}
+		done := err == nil
+		for part, h := range hw {
+			if c[part] < h {
+				done = false
+			}
+		}
+		if done {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-p.failed:
+			return p.failure()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }

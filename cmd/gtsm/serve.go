@@ -16,6 +16,7 @@ import (
 	"github.com/earthscope/gtsm-stream/monitor"
 	"github.com/earthscope/gtsm-stream/pgwire"
 	"github.com/earthscope/gtsm-stream/processor"
+	gtsmsql "github.com/earthscope/gtsm-stream/sql"
 )
 
 // endpointConfig says where a processor serves SQL and monitoring.
@@ -140,11 +141,27 @@ func startProcessor(ctx context.Context, cfg processor.Config, ec endpointConfig
 	if err != nil {
 		return nil, err
 	}
-	m.WatchSites(p.DB())
-	m.WatchLag(cmp.Or(cfg.Topic, "gtsm_etl"), p.Lag)
 	log := cmp.Or(cfg.Logger, slog.Default())
+	db := p.DB()
+	if db == nil {
+		// --state-dir: every partition has its own file and this member
+		// holds only some, so its SQL endpoint would answer for an
+		// arbitrary subset of sites: off (the lake's query service is the
+		// query surface). Monitoring keeps /healthz and /metrics; its
+		// status page reads an empty in-memory database.
+		if ec.sqlAddr != "" {
+			log.Info("--state-dir: the processor's SQL endpoint is off (it would see only this member's partitions)")
+			ec.sqlAddr = ""
+		}
+		if db, err = emptyDB(ctx); err != nil {
+			return nil, errors.Join(err, p.Close())
+		}
+	} else {
+		m.WatchSites(db)
+	}
+	m.WatchLag(cmp.Or(cfg.Topic, "gtsm_etl"), p.Lag)
 	pctx, cancel := context.WithCancel(ctx)
-	ep, err := startEndpoints(pctx, p.DB(), ec, m, p.Healthy, log)
+	ep, err := startEndpoints(pctx, db, ec, m, p.Healthy, log)
 	if err != nil {
 		cancel()
 		return nil, errors.Join(err, p.Close())
@@ -152,6 +169,19 @@ func startProcessor(ctx context.Context, cfg processor.Config, ec endpointConfig
 	r := &runningProcessor{Processor: p, ep: ep, cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- p.Run(pctx) }()
 	return r, nil
+}
+
+// emptyDB is an in-memory database with the processor's tables and no rows.
+func emptyDB(ctx context.Context) (*sql.DB, error) {
+	db, err := gtsmsql.Open(ctx, "", false)
+	if err != nil {
+		return nil, err
+	}
+	if err := gtsmsql.Migrate(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("in-memory DuckDB: %w", err)
+	}
+	return db, nil
 }
 
 // wait runs until ctx ends (then stops cleanly) or the processor fails.

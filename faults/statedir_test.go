@@ -1,0 +1,341 @@
+package faults
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/earthscope/gtsm-stream/internal/testutil"
+	"github.com/earthscope/gtsm-stream/record"
+	gtsmsql "github.com/earthscope/gtsm-stream/sql"
+)
+
+// Issue 14: three `gtsm process --state-dir` (the real binary) on one group
+// and directory over a 12-partition topic. Every table, taken over all the
+// partition files, must equal a crash-free single-instance run's file.
+
+const stateParts = 12
+
+// stateTables are every table the processor writes, with the columns that
+// hold wall-clock times (different between identical runs) left out.
+var stateTables = []struct{ name, exclude string }{
+	{"gtsm_etl", ""}, {"windows", ""}, {"gaps", ""}, {"site_state", "updated_at"}, {"kafka_offsets", ""},
+	{"dead_letters", "received_at"}, {"level2_gauge_data", ""}, {"level2_regional_data", ""}, {"level2_state", ""},
+	{"level2_checkpoint", ""}, {"station_metadata", "received_at"},
+}
+
+// stateBackfill is a broker with a 12-partition topic holding the testdata
+// fixtures, three poison messages and a generated 20-sps set of 8 sites.
+func stateBackfill(t *testing.T, minutes int) (*broker, int64) {
+	t.Helper()
+	b := startBroker(t, t.TempDir(), freeAddr(t), freeAddr(t))
+	adm := b.admin(t)
+	ctx := context.Background()
+	if _, err := adm.CreateTopic(ctx, stateParts, 1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	v := "500"
+	if _, err := adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Name: "group.min.session.timeout.ms", Value: &v}}); err != nil {
+		t.Fatal(err)
+	}
+	in := t.TempDir()
+	sites := []string{"SD01", "SD02", "SD03", "SD04", "SD05", "SD06", "SD07", "SD08"}
+	writeMinSet(t, in, sites, minutes)
+	if code, errOut := b.produce(t, "--quiet", filepath.Join(testutil.RepoRoot(t), "testdata")); code != 0 {
+		t.Fatalf("produce: exit %d\n%s", code, errOut)
+	}
+	serde := b.serde(t)
+	var r record.Record
+	r.SetSite("KLPZ")
+	r.SetTime(1625097600000)
+	value := serde.AppendValue(nil, &r)
+	cl := b.client(t)
+	for _, v := range [][]byte{append([]byte{9}, value[1:]...), value[:len(value)-3], {0, 0, 0}} {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: serde.AppendKey(nil, "KLPZ"), Value: v}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, errOut := b.produce(t, "--quiet", in); code != 0 {
+		t.Fatalf("produce: exit %d\n%s", code, errOut)
+	}
+	return b, b.messages(t, topic)
+}
+
+// member is one `gtsm process --state-dir` process.
+func (b *broker) member(t *testing.T, dir, group string, batch int) *proc {
+	t.Helper()
+	return start(t, nil, gtsm(t), "process", "--bootstrap-servers", b.kafka, "--registry", b.registry,
+		"--group", group, "--state-dir", dir, "--batch-rows", strconv.Itoa(batch), "--flush-interval", "30ms",
+		"--session-timeout", "1500ms", "--rebalance-timeout", "8s", "--partitions", strconv.Itoa(stateParts),
+		"--http-addr", "", "--sql-addr", "", "--progress-interval", "0", "--log-format", "json")
+}
+
+// cleanRun is the crash-free single-instance reference: `gtsm process --db`
+// to the end of the topic.
+func (b *broker) cleanRun(t *testing.T, db string) {
+	t.Helper()
+	p := start(t, nil, gtsm(t), "process", "--bootstrap-servers", b.kafka, "--registry", b.registry,
+		"--group", "clean", "--db", db, "--batch-rows", "100", "--flush-interval", "30ms", "--exit-at-end",
+		"--http-addr", "", "--sql-addr", "", "--progress-interval", "0")
+	for range p.lines {
+	}
+	if err := p.wait(3 * time.Minute); err != nil {
+		t.Fatalf("single-instance run: %v\n%s", err, p.stderr)
+	}
+}
+
+// groupState returns the group's committed offset and the end offset of
+// every partition of the topic.
+func (b *broker) groupState(t testing.TB, group string) (committed, end map[int32]int64) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.kafka))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatalf("end offsets: %v", err)
+	}
+	end = map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) { end[o.Partition] = o.Offset })
+	committed = map[int32]int64{}
+	offs, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		t.Fatalf("offsets of group %s: %v", group, err)
+	}
+	offs.Each(func(o kadm.OffsetResponse) {
+		if o.Topic == topic && o.Err == nil {
+			committed[o.Partition] = o.At
+		}
+	})
+	return committed, end
+}
+
+func drained(committed, end map[int32]int64) bool {
+	for p, e := range end {
+		if committed[p] < e {
+			return false
+		}
+	}
+	return true
+}
+
+// waitDrained waits until the group has committed every message.
+func (b *broker) waitDrained(t *testing.T, group string, timeout time.Duration, ps ...*proc) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		c, e := b.groupState(t, group)
+		if drained(c, e) {
+			return
+		}
+		if time.Now().After(deadline) {
+			var logs strings.Builder
+			for i, p := range ps {
+				fmt.Fprintf(&logs, "--- member %d\n%s\n", i, tail(p.stderr.String(), 40))
+			}
+			t.Fatalf("group %s not drained after %v: committed %v, end %v\n%s", group, timeout, c, e, logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func tail(s string, n int) string {
+	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(l[max(len(l)-n, 0):], "\n")
+}
+
+// assigned is a member's last logged partition assignment.
+func assigned(p *proc) []int32 {
+	var last []int32
+	for _, l := range strings.Split(p.stderr.String(), "\n") {
+		if !strings.Contains(l, `"partitions assigned"`) {
+			continue
+		}
+		var v struct{ Partitions string }
+		if json.Unmarshal([]byte(l), &v) != nil {
+			continue
+		}
+		last = last[:0:0]
+		for _, f := range strings.Fields(strings.Trim(v.Partitions, "[]")) {
+			n, _ := strconv.Atoi(f)
+			last = append(last, int32(n))
+		}
+	}
+	return last
+}
+
+// stop sends SIGTERM and requires a clean exit.
+func stopMember(t *testing.T, p *proc) {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if err := p.wait(60 * time.Second); err != nil {
+		t.Fatalf("member did not stop cleanly: %v\n%s", err, tail(p.stderr.String(), 60))
+	}
+}
+
+// unionTables dumps every table of every partition file in dir, as one
+// sorted list of lines per table.
+func unionTables(t *testing.T, dir string) map[string][]string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, topic+"-p*.duckdb"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no partition files in %s (%v)", dir, err)
+	}
+	out := map[string][]string{}
+	for _, f := range files {
+		for k, v := range dumpAll(t, f) {
+			out[k] = append(out[k], v...)
+		}
+	}
+	for k := range out {
+		sort.Strings(out[k])
+	}
+	return out
+}
+
+func dumpAll(t *testing.T, path string) map[string][]string {
+	t.Helper()
+	db, err := gtsmsql.Open(context.Background(), path, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	out := map[string][]string{}
+	for _, tb := range stateTables {
+		q := "SELECT * FROM " + tb.name
+		if tb.exclude != "" {
+			q = "SELECT * EXCLUDE (" + tb.exclude + ") FROM " + tb.name
+		}
+		out[tb.name] = queryLines(t, db, q+" ORDER BY ALL")
+	}
+	return out
+}
+
+// sameAsClean compares the union of the partition files with the clean file.
+func sameAsClean(t *testing.T, dir, clean string) {
+	t.Helper()
+	got, want := unionTables(t, dir), dumpAll(t, clean)
+	for _, tb := range stateTables {
+		testutil.DiffLines(t, tb.name, got[tb.name], want[tb.name])
+	}
+	t.Logf("union of the partition files equals the single-instance file: %d gtsm_etl rows, %d windows, %d level2_gauge_data rows, %d dead letters",
+		len(want["gtsm_etl"]), len(want["windows"]), len(want["level2_gauge_data"]), len(want["dead_letters"]))
+}
+
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+		return n
+	}
+	return def
+}
+
+// TestStateDirKillFailover kills -9 a random member of three, 10 times
+// during the backfill, measures how long its partitions take to resume on
+// the others (the group's committed offsets of each of them move again),
+// restarts it, and compares the drained result with a crash-free run.
+func TestStateDirKillFailover(t *testing.T) {
+	b, total := stateBackfill(t, envInt("GTSM_STATE_MINUTES", 30))
+	dir := filepath.Join(t.TempDir(), "state")
+	const group = "members"
+	batch := 500
+	ms := make([]*proc, 3)
+	for i := range ms {
+		ms[i] = b.member(t, dir, group, batch)
+	}
+	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
+	kills := envInt("GTSM_STATE_KILLS", 10)
+	var failovers []time.Duration
+	for k := 0; k < kills; k++ {
+		time.Sleep(time.Duration(500+rng.Intn(1500)) * time.Millisecond)
+		i := rng.Intn(len(ms))
+		parts := assigned(ms[i])
+		c0, end := b.groupState(t, group)
+		if drained(c0, end) {
+			t.Fatalf("kill %d: the backfill is over already (%d messages): not a mid-backfill kill; make it longer", k+1, total)
+		}
+		ms[i].cmd.Process.Signal(syscall.SIGKILL)
+		ms[i].wait(10 * time.Second)
+		killed := time.Now()
+		// Its partitions that still had messages to do must move again.
+		var pending []int32
+		for _, p := range parts {
+			if c0[p] < end[p] {
+				pending = append(pending, p)
+			}
+		}
+		for len(pending) > 0 {
+			if time.Since(killed) > 90*time.Second {
+				t.Fatalf("kill %d: partitions %v of member %d did not resume in 90s", k+1, pending, i)
+			}
+			time.Sleep(50 * time.Millisecond)
+			c, _ := b.groupState(t, group)
+			pending = slices.DeleteFunc(pending, func(p int32) bool { return c[p] > c0[p] })
+		}
+		if len(parts) > 0 {
+			failovers = append(failovers, time.Since(killed))
+		}
+		t.Logf("kill %d: member %d (partitions %v) SIGKILLed; its partitions resumed elsewhere after %v", k+1, i, parts, time.Since(killed).Round(10*time.Millisecond))
+		ms[i] = b.member(t, dir, group, batch)
+	}
+	b.waitDrained(t, group, 3*time.Minute, ms...)
+	for _, p := range ms {
+		stopMember(t, p)
+	}
+	slices.Sort(failovers)
+	if len(failovers) > 0 {
+		t.Logf("failover (kill -9 -> partitions resume on another member), %d kills: min %v, median %v, max %v",
+			len(failovers), failovers[0].Round(10*time.Millisecond), failovers[len(failovers)/2].Round(10*time.Millisecond),
+			failovers[len(failovers)-1].Round(10*time.Millisecond))
+	}
+	clean := filepath.Join(t.TempDir(), "clean.duckdb")
+	b.cleanRun(t, clean)
+	sameAsClean(t, dir, clean)
+}
+
+// TestStateDirRollingRestart stops (SIGTERM) and restarts each of three
+// members in turn during the backfill; the result must equal a crash-free
+// run.
+func TestStateDirRollingRestart(t *testing.T) {
+	b, total := stateBackfill(t, envInt("GTSM_STATE_MINUTES", 30))
+	dir := filepath.Join(t.TempDir(), "state")
+	const group = "members"
+	ms := make([]*proc, 3)
+	for i := range ms {
+		ms[i] = b.member(t, dir, group, 500)
+	}
+	for i := range ms {
+		time.Sleep(time.Second)
+		c, end := b.groupState(t, group)
+		if drained(c, end) {
+			t.Fatalf("restart %d: the backfill is over already (%d messages); make it longer", i+1, total)
+		}
+		stopMember(t, ms[i])
+		ms[i] = b.member(t, dir, group, 500)
+		t.Logf("member %d restarted", i)
+	}
+	b.waitDrained(t, group, 3*time.Minute, ms...)
+	for _, p := range ms {
+		stopMember(t, p)
+	}
+	clean := filepath.Join(t.TempDir(), "clean.duckdb")
+	b.cleanRun(t, clean)
+	sameAsClean(t, dir, clean)
+}
