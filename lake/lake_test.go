@@ -1,0 +1,171 @@
+package lake
+
+import (
+	"context"
+	"database/sql"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gtsmsql "github.com/earthscope/gtsm-stream/sql"
+)
+
+// sites of the end-to-end tests: TSM5 and B004 have station metadata
+// (Level-2 with corrections), the others none.
+var sites = []string{"TSM5", "B004", "B009", "B010", "B011", "B012"}
+
+// TestQueryServiceMatchesSingleFile runs the real processor over a
+// 4-partition topic with 6 sites (Level-2 metadata for two, a poison
+// message, late data that changes days already published), publishes every
+// partition from the processor's single DuckDB file while it works and once
+// at the end, and checks that the query service over the lake returns, over
+// the Postgres wire, exactly what the single file returns for every named
+// query (all sites and one site) and for every published table and view.
+func TestQueryServiceMatchesSingleFile(t *testing.T) {
+	ctx := context.Background()
+	st := startStack(t, 4)
+	stations := st.publishMeta(t)
+	refOf := func(site string) [4]int64 {
+		if s := stations[site]; s != nil {
+			return s.Reference
+		}
+		return [4]int64{50_000_000, 51_000_000, 52_000_000, 49_000_000}
+	}
+	hole := func(i int64) bool { return i >= 1000 && i < 1300 || i >= 5000 && i < 5050 }
+	for _, s := range sites {
+		st.publish(t, siteData(s, refOf(s), 0, 7200, hole))
+	}
+	st.publishPoison(t, "B009")
+
+	dir := t.TempDir()
+	path := filepath.Join(dir, "single.duckdb")
+	pub, err := New(filepath.Join(dir, "lake"), Logger(quietLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := startProc(t, st, path)
+	db := <-run.db
+	publishAll := func() error {
+		for p := int32(0); p < st.parts; p++ {
+			if err := pub.Publish(ctx, db, p); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	// Publish while the processor commits, as a partition owner would.
+	stopLoop := make(chan struct{})
+	var loopErr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stopLoop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			if err := publishAll(); err != nil {
+				loopErr = err
+				return
+			}
+		}
+	}()
+	run.waitCaughtUp(t)
+	time.Sleep(300 * time.Millisecond) // at least one publish of the drained state
+	// Late data: the holes of three sites (2024-03-01 23:16, a day already
+	// published) and new data after.
+	for _, s := range sites[:3] {
+		st.publish(t, siteData(s, refOf(s), 1000, 300, nil))
+		st.publish(t, siteData(s, refOf(s), 7200, 600, nil))
+	}
+	run.waitCaughtUp(t)
+	close(stopLoop)
+	wg.Wait()
+	if loopErr != nil {
+		t.Fatalf("publish while processing: %v", loopErr)
+	}
+	if err := publishAll(); err != nil {
+		t.Fatal(err)
+	}
+	rounds := sqlLines(t, db, `SELECT kafka_partition, round > 1, pending_round IS NULL FROM lake_rounds`)
+	run.stop(t)
+	t.Logf("lake_rounds (partition, more than one round, nothing pending): %v", rounds)
+	if len(rounds) < 3 {
+		t.Fatalf("sites landed on %d partitions, want >= 3: %v", len(rounds), rounds)
+	}
+	for _, r := range rounds {
+		if !strings.HasSuffix(r, "|true|true") {
+			t.Errorf("partition round state %s: want several rounds and none pending", r)
+		}
+	}
+
+	fdb, err := gtsmsql.Open(ctx, path, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fdb.Close()
+	q, err := OpenQuery(ctx, pub.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	file := serve(t, fdb)
+	lk := serve(t, q.DB(), q.Dir())
+
+	for _, c := range []struct {
+		what string
+		q    string
+		min  int
+	}{
+		{"level2 rows", `SELECT * FROM level2_gauge_data WHERE microstrain IS NOT NULL`, 100},
+		{"dead letters", `SELECT * FROM dead_letters`, 1},
+		{"late rows", `SELECT * FROM gtsm_etl WHERE late`, 1},
+	} {
+		if n := len(pgLines(t, file, c.q)); n < c.min {
+			t.Fatalf("%s: the single file has %d, want >= %d: the test does not exercise it", c.what, n, c.min)
+		}
+	}
+	for _, nq := range gtsmsql.Queries() {
+		argSets := [][]any{nil}
+		if len(nq.Params) == 1 {
+			argSets = [][]any{{nil}, {"TSM5"}, {"B010"}}
+		}
+		for _, args := range argSets {
+			want := pgLines(t, file, nq.SQL, args...)
+			if len(want) == 0 && (len(args) == 0 || args[0] != "B010") { // B010 has no metadata: no Level-2
+				t.Errorf("named query %s %v: no rows in the single file: the comparison proves nothing", nq.Name, args)
+			}
+			diff(t, "named query "+nq.Name, pgLines(t, lk, nq.SQL, args...), want)
+		}
+	}
+	var names []string
+	for _, tb := range tables {
+		names = append(names, tb.name)
+	}
+	names = append(names, "strain", "level2_gauge", "level2_regional", "kafka_progress")
+	for _, n := range names {
+		want := pgLines(t, file, "SELECT * FROM "+n)
+		diff(t, "table "+n, pgLines(t, lk, "SELECT * FROM "+n), want)
+	}
+	// The trend macro sums floats, in row order, which differs between a
+	// file and Parquet files: compare it to 6 significant digits (they differ in the 9th).
+	trend := `SELECT site, gauge, n, first_time, last_time, printf('%.6g', slope_per_year), printf('%.6g', value_at_2000) FROM level2_trend_linear()`
+	diff(t, "level2_trend_linear()", pgLines(t, lk, trend), pgLines(t, file, trend))
+	// The layout is hive, per site and UTC day, and nothing is left in _tmp.
+	for _, p := range []string{"gtsm_etl/site=TSM5/date=2024-03-01", "gtsm_etl/site=TSM5/date=2024-03-02",
+		"windows/site=B010/date=2024-03-02", "site_state/site=B012", "level2_gauge_data/site=B004/date=2024-03-01"} {
+		ms, _ := filepath.Glob(filepath.Join(pub.Dir(), p, "p*.parquet"))
+		if len(ms) == 0 {
+			t.Errorf("no file in %s", p)
+		}
+	}
+	if es, _ := os.ReadDir(filepath.Join(pub.Dir(), "_tmp")); len(es) != 0 {
+		t.Errorf("_tmp holds %d entries after publishing", len(es))
+	}
+	_ = sql.ErrNoRows
+}
