@@ -7,10 +7,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/metrics"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -126,6 +129,7 @@ func BenchmarkDrainSiteDay(b *testing.B) {
 				b.ReportMetric(float64(n)/r.wall, "records/s")
 				b.ReportMetric(float64(n)/r.cpu, "records/cpu-s")
 				b.ReportMetric(float64(r.maxRSS)/(1<<20), "MB-maxrss")
+				b.ReportMetric(float64(r.maxGo)/(1<<20), "MB-maxgo")
 			}
 		})
 	}
@@ -139,11 +143,16 @@ func BenchmarkDrainSiteDay(b *testing.B) {
 type childResult struct {
 	wall, cpu float64 // seconds of the timed part
 	maxRSS    int64   // bytes, whole child
+	maxGo     int64   // bytes, peak of the Go runtime's own memory (heap, stacks, GC metadata) in the child
 }
 
 // runChild runs TestBenchChild in a child process and reads its RESULT line.
 func runChild(st *stack, mode, db, src string, n int) (childResult, error) {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestBenchChild$", "-test.v", "-test.count=1")
+	args := []string{"-test.run=^TestBenchChild$", "-test.v", "-test.count=1"}
+	if d := os.Getenv("GTSM_BENCH_PROFILE_DIR"); d != "" { // CPU profile of each child; heap profiles at its Go memory peaks
+		args = append(args, "-test.cpuprofile="+filepath.Join(d, mode+".cpu"))
+	}
+	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "GTSM_BENCH_CHILD="+mode, "GTSM_BENCH_BROKERS="+st.BootstrapServers,
 		"GTSM_BENCH_REGISTRY="+st.RegistryURL, "GTSM_BENCH_DB="+db, "GTSM_BENCH_SRC="+src, "GTSM_BENCH_N="+strconv.Itoa(n))
 	out, err := cmd.CombinedOutput()
@@ -152,7 +161,7 @@ func runChild(st *stack, mode, db, src string, n int) (childResult, error) {
 	}
 	var r childResult
 	for _, l := range strings.Split(string(out), "\n") {
-		if _, err := fmt.Sscanf(strings.TrimSpace(l), "RESULT %g %g %d", &r.wall, &r.cpu, &r.maxRSS); err == nil {
+		if _, err := fmt.Sscanf(strings.TrimSpace(l), "RESULT %g %g %d %d", &r.wall, &r.cpu, &r.maxRSS, &r.maxGo); err == nil {
 			break
 		}
 	}
@@ -173,6 +182,12 @@ func TestBenchChild(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("GTSM_BENCH_N"))
 	db := os.Getenv("GTSM_BENCH_DB")
 	st := &stack{Stack: &embedded.Stack{BootstrapServers: os.Getenv("GTSM_BENCH_BROKERS"), RegistryURL: os.Getenv("GTSM_BENCH_REGISTRY")}}
+	// The Go runtime's memory, sampled: max RSS minus this is (mostly)
+	// DuckDB's, which Go cannot see.
+	var goPeak atomic.Int64
+	stopSampler := make(chan struct{})
+	defer close(stopSampler)
+	go sampleGoMemory(&goPeak, stopSampler)
 	var t0 time.Time
 	var c0 time.Duration
 	var wall, cpu float64
@@ -180,7 +195,7 @@ func TestBenchChild(t *testing.T) {
 	report := func(time.Time, time.Duration) { wall, cpu = time.Since(t0).Seconds(), (cpuTime() - c0).Seconds() }
 	defer func() {
 		if wall > 0 && !t.Failed() {
-			printResult(wall, cpu) // after the processor's shutdown, whose checkpoint counts in the RSS
+			printResult(wall, cpu, goPeak.Load()) // after the processor's shutdown, whose checkpoint counts in the RSS
 		}
 	}()
 	switch mode {
@@ -242,7 +257,7 @@ func TestBenchChild(t *testing.T) {
 // from /proc/self/status (VmHWM, this process's own memory): getrusage's
 // maxrss of a child starts at the parent's RSS, whose memory the child
 // shared until exec.
-func printResult(wall, cpu float64) {
+func printResult(wall, cpu float64, goPeak int64) {
 	var hwm int64
 	if b, err := os.ReadFile("/proc/self/status"); err == nil {
 		for _, l := range strings.Split(string(b), "\n") {
@@ -251,7 +266,39 @@ func printResult(wall, cpu float64) {
 			}
 		}
 	}
-	fmt.Printf("RESULT %.3f %.3f %d\n", wall, cpu, hwm*1024)
+	fmt.Printf("RESULT %.3f %.3f %d %d\n", wall, cpu, hwm*1024, goPeak)
+}
+
+// sampleGoMemory records in peak the highest memory the Go runtime has
+// mapped and not released (runtime/metrics: all memory classes minus
+// released heap), every 50 ms until stop is closed. With
+// GTSM_BENCH_PROFILE_DIR it writes a heap profile whenever the live heap
+// (as of the last GC) reaches a new high, so the profile shows what the
+// peak holds.
+func sampleGoMemory(peak *atomic.Int64, stop <-chan struct{}) {
+	ms := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}, {Name: "/gc/heap/live:bytes"}}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	dir := os.Getenv("GTSM_BENCH_PROFILE_DIR")
+	var live uint64
+	for {
+		metrics.Read(ms)
+		if v := int64(ms[0].Value.Uint64() - ms[1].Value.Uint64()); v > peak.Load() {
+			peak.Store(v)
+		}
+		if l := ms[2].Value.Uint64(); dir != "" && l > live*21/20 {
+			live = l
+			if f, err := os.Create(filepath.Join(dir, os.Getenv("GTSM_BENCH_CHILD")+".heap")); err == nil {
+				pprof.WriteHeapProfile(f)
+				f.Close()
+			}
+		}
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // columnarLimit copies the processor's rows into an in-memory table, then
@@ -443,9 +490,9 @@ func cpuTime() time.Duration {
 // row appender or through the data-chunk table function (land.go).
 func BenchmarkLand(b *testing.B) {
 	recs := synth("B009", bottle.Min, 1625097600000, 262_144)
-	rows := make([]row, len(recs))
+	rows := newRowSet()
 	for i := range recs {
-		rows[i] = row{keySite: "B009", rec: recs[i], partition: 0, offset: int64(i)}
+		rows.add("B009", &recs[i], 0, int64(i), false)
 	}
 	for _, way := range []string{"appender", "chunks"} {
 		b.Run(way, func(b *testing.B) {
@@ -465,14 +512,14 @@ func BenchmarkLand(b *testing.B) {
 				if way == "appender" {
 					k.land = "" // isNarrow rows go to the narrow appender
 				}
-				bt := &batch{partition: 0, next: int64(len(rows)), rows: rows}
+				bt := &batch{partition: 0, next: int64(rows.n), rows: rows}
 				t0, c0 := time.Now(), cpuTime()
 				if err := k.write(ctx, []*batch{bt}); err != nil {
 					b.Fatal(err)
 				}
 				el, cpu := time.Since(t0), cpuTime()-c0
-				b.ReportMetric(float64(len(rows))/el.Seconds(), "rows/s")
-				b.ReportMetric(float64(len(rows))/cpu.Seconds(), "rows/cpu-s")
+				b.ReportMetric(float64(rows.n)/el.Seconds(), "rows/s")
+				b.ReportMetric(float64(rows.n)/cpu.Seconds(), "rows/cpu-s")
 				k.close()
 				db.Close()
 			}

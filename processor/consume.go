@@ -97,7 +97,7 @@ func (p *Processor) consume(gctx goka.Context, msg any) {
 		select {
 		case a.b.rows = <-p.rowPool:
 		default:
-			a.b.rows = make([]row, 0, min(p.cfg.BatchRows, 1<<16))
+			a.b.rows = newRowSet()
 		}
 	}
 	b := a.b
@@ -190,24 +190,31 @@ func (p *Processor) apply(gctx goka.Context, a *partAcc, msg any, part int32, of
 		}
 		a.keys[gctx.Key()] = keySite
 	}
-	var r row
-	err := retryUnreachable(ctx, p.log, fmt.Sprintf("value schema of partition %d offset %d", part, off), p.cfg.Registry.URL, func() error {
-		return p.dec.DecodeValue(ctx, raw, &r.rec)
-	})
+	// Decoded into the batch's scratch record: nothing is allocated per
+	// message but the timestamp string; rows.add copies what it keeps.
+	rec := &a.b.scratch
+	// The first try is a plain call: the retry loop's description and
+	// closure cost a Sprintf and an allocation per message (issue 16).
+	err := p.dec.DecodeValue(ctx, raw, rec)
+	if errors.Is(err, registry.ErrUnreachable) {
+		err = retryUnreachable(ctx, p.log, fmt.Sprintf("value schema of partition %d offset %d", part, off), p.cfg.Registry.URL, func() error {
+			return p.dec.DecodeValue(ctx, raw, rec)
+		})
+	}
 	if err != nil {
 		return classify("value", fmt.Errorf("partition %d offset %d: value: %w", part, off, err))
 	}
-	if !r.rec.IsSet(record.FieldTime) {
+	if !rec.IsSet(record.FieldTime) {
 		return badMessage{fmt.Errorf("partition %d offset %d: site %s: record has no time", part, off, keySite), "no_time"}
 	}
-	if err := p.plausible(keySite, &r.rec); err != nil {
+	if err := p.plausible(keySite, rec); err != nil {
 		return badMessage{fmt.Errorf("partition %d offset %d: %w", part, off, err.err), err.reason}
 	}
-	sess, err := sessionOf(gctx, &r.rec)
+	sess, err := sessionOf(gctx, rec)
 	if err != nil {
-		return badMessage{fmt.Errorf("partition %d offset %d: site %s time %d: %w", part, off, keySite, r.rec.Time, err), "bad_session"}
+		return badMessage{fmt.Errorf("partition %d offset %d: site %s time %d: %w", part, off, keySite, rec.Time, err), "bad_session"}
 	}
-	r.rec.Session = sess
+	rec.Session = sess
 
 	st := a.sites[keySite]
 	if st == nil {
@@ -233,9 +240,12 @@ func (p *Processor) apply(gctx goka.Context, a *partAcc, msg any, part int32, of
 	if m := a.refs.Load(); m != nil {
 		refs = (*m)[keySite]
 	}
-	// Not cancelled with the goka session: a rebalance ending it must not
-	// fail a DuckDB read halfway through applying a message.
-	out, err := ss.apply(&r.rec, refs, p.lateness, a.seq, dbLoader{ctx: context.WithoutCancel(ctx), db: a.db})
+	// A dbLoader value passed as the loader interface was an allocation per
+	// message; a pointer into the batch is not. Not cancelled with the goka
+	// session: a rebalance ending it must not fail a DuckDB read halfway
+	// through applying a message.
+	a.b.loader = dbLoader{ctx: context.WithoutCancel(ctx), db: a.db}
+	out, err := ss.apply(rec, refs, p.lateness, a.seq, &a.b.loader)
 	if err != nil {
 		return err
 	}
@@ -245,9 +255,8 @@ func (p *Processor) apply(gctx goka.Context, a *partAcc, msg any, part int32, of
 		p.stats.duplicates.Add(1)
 		a.b.dups++
 	default:
-		r.keySite, r.partition, r.offset, r.late = keySite, part, off, out == storedLate
-		a.b.rows = append(a.b.rows, r)
-		p.level2Sample(gctx, a.b, keySite, &r.rec) // Level-2 hook (level2.go)
+		a.b.rows.add(keySite, rec, part, off, out == storedLate)
+		p.level2Sample(gctx, a.b, keySite, rec) // Level-2 hook (level2.go)
 		p.stats.rows.Add(1)
 		if out == storedLate {
 			p.stats.late.Add(1)
@@ -256,7 +265,7 @@ func (p *Processor) apply(gctx goka.Context, a *partAcc, msg any, part int32, of
 	}
 	ss.maybeEvict(a.committed.Load())
 	st.sinceTab++
-	if st.sinceTab >= p.cfg.TableEvery || st.sinceTab == 1 || len(a.b.rows) >= p.cfg.BatchRows {
+	if st.sinceTab >= p.cfg.TableEvery || st.sinceTab == 1 || a.b.rows.n >= p.cfg.BatchRows {
 		gctx.SetValue(st.tableValue(part, off))
 		st.sinceTab = 1
 	}
@@ -383,7 +392,7 @@ func sessionOf(gctx goka.Context, r *record.Record) (bottle.Session, error) {
 const dataFields = (uint64(1)<<record.NumFields - 1) &^ (1<<record.FirstInt - 1)
 
 func (p *Processor) maybeCut(a *partAcc) {
-	if a.b != nil && (len(a.b.rows) >= p.cfg.BatchRows || a.b.messages >= 2*p.cfg.BatchRows) {
+	if a.b != nil && (a.b.rows.n >= p.cfg.BatchRows || a.b.messages >= 2*p.cfg.BatchRows) {
 		p.cut(a)
 	}
 }

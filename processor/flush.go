@@ -100,7 +100,7 @@ func (p *Processor) sinkLoop(batches <-chan *batch, k *sink, path string, commit
 		info := CommitInfo{Duration: time.Since(t0), Batches: len(bs)}
 		for _, b := range bs {
 			info.Messages += b.messages
-			info.Rows += len(b.rows)
+			info.Rows += b.rows.n
 			info.Duplicates += b.dups
 			info.Late += b.late
 			info.DeadLetters += len(b.dead)
@@ -134,10 +134,10 @@ func (p *Processor) release(bs []*batch, err error) {
 	}
 	for _, b := range bs {
 		select {
-		case p.rowPool <- b.rows[:0]:
+		case p.rowPool <- b.rows.reset():
 		default:
 		}
-		b.rows = nil
+		b.rows = rowSet{}
 	}
 	p.accMu.Lock()
 	for _, b := range bs {

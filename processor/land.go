@@ -9,7 +9,6 @@ import (
 	"github.com/duckdb/duckdb-go/v2"
 
 	"github.com/earthscope/gtsm-stream/bottle"
-	"github.com/earthscope/gtsm-stream/record"
 )
 
 // Columnar landing. The row appender boxes every value into a driver.Value
@@ -18,17 +17,21 @@ import (
 // read by DuckDB from a Go table function that fills whole data chunks with
 // typed writes, inside the batch transaction:
 //
-//	INSERT INTO gtsm_etl (narrow columns) SELECT ..., '<session>', ... FROM <land>(session)
+//	INSERT INTO gtsm_etl (narrow columns) SELECT ?site, ?site, time, ..., '<session>', ?partition, ... FROM <land>()
+//
+// once per site and session of a batch (rowSet, rows.go, holds them in
+// columns already).
 //
 // A columnar INSERT of ≥ 122,880 rows in one transaction also lets DuckDB
 // write row groups straight to the file instead of the WAL.
 
-// landCols are the table function's columns; the session is a SQL literal.
-var landTypes = []duckdb.Type{duckdb.TYPE_VARCHAR, duckdb.TYPE_VARCHAR, duckdb.TYPE_BIGINT, duckdb.TYPE_VARCHAR,
+// landTypes are the table function's columns; site, session and partition
+// are the same for all its rows and are parameters of the INSERT.
+var landTypes = []duckdb.Type{duckdb.TYPE_BIGINT, duckdb.TYPE_VARCHAR,
 	duckdb.TYPE_INTEGER, duckdb.TYPE_INTEGER, duckdb.TYPE_INTEGER, duckdb.TYPE_INTEGER,
-	duckdb.TYPE_INTEGER, duckdb.TYPE_BIGINT, duckdb.TYPE_BOOLEAN}
+	duckdb.TYPE_BIGINT, duckdb.TYPE_BOOLEAN}
 
-var landNames = []string{"key_site", "site", "time", "timestamp", "s1", "s2", "s3", "s4", "kafka_partition", "kafka_offset", "late"}
+var landNames = []string{"time", "timestamp", "s1", "s2", "s3", "s4", "kafka_offset", "late"}
 
 // registerLand registers the sink's table function on its connection. The
 // name is the sink's own (a function closes over its sink; two sinks on one
@@ -42,45 +45,58 @@ func (k *sink) registerLand() error {
 		}
 		cols[i] = duckdb.ColumnInfo{Name: landNames[i], T: ti}
 	}
-	sessT, err := duckdb.NewTypeInfo(duckdb.TYPE_INTEGER)
-	if err != nil {
-		return fmt.Errorf("land argument: %w", err)
-	}
 	name := fmt.Sprintf("gtsm_land_%p", k)
 	name = strings.ReplaceAll(name, "0x", "")
 	f := duckdb.ChunkTableFunction{
-		Config: duckdb.TableFunctionConfig{Arguments: []duckdb.TypeInfo{sessT}},
 		BindArguments: func(named map[string]any, args ...any) (duckdb.ChunkTableSource, error) {
-			s, _ := args[0].(int32)
-			if s < 0 || int(s) >= len(k.pend) {
-				return nil, fmt.Errorf("land: session %d", s)
+			if k.pend == nil {
+				return nil, errors.New("land: no rows pending")
 			}
-			return &landSource{cols: cols, rows: k.pend[s], strain: record.StrainFields(bottle.Session(s))}, nil
+			return &landSource{cols: cols, rows: k.pend}, nil
 		},
 	}
 	if err := duckdb.RegisterTableUDF(k.conn, name, f); err != nil {
 		return fmt.Errorf("register %s: %w", name, err)
 	}
 	k.land = name
+	for _, s := range bottle.Sessions {
+		k.landSQL[s] = fmt.Sprintf(`INSERT INTO gtsm_etl (%s) SELECT ?, ?, "time", "timestamp", s1, s2, s3, s4, '%s', ?, kafka_offset, late FROM %s()`,
+			quoteCols(narrowColumns(s)), s.String(), name)
+	}
 	return nil
 }
 
-// landPending inserts the pending narrow rows of each session and empties
-// the lists (keeping their capacity).
-func (k *sink) landPending(ctx context.Context) error {
-	for _, s := range bottle.Sessions {
-		rows := k.pend[s]
-		if len(rows) == 0 {
-			continue
+// landNarrow inserts one site's and session's narrow rows of a batch: one
+// statement that reads them from the table function (or, without it, the
+// narrow row appender, for BenchmarkLand's comparison).
+func (k *sink) landNarrow(ctx context.Context, n *narrowRows, part int32) error {
+	if n.len() == 0 {
+		return nil
+	}
+	if k.land == "" {
+		return k.appendNarrow(n, part)
+	}
+	k.pend = n
+	_, err := k.conn.ExecContext(ctx, k.landSQL[n.session], n.site, n.site, part)
+	k.pend = nil
+	if err != nil {
+		return fmt.Errorf("land %d %s rows of site %s into gtsm_etl (partition %d offsets %d..%d): %w",
+			n.len(), n.session, n.site, part, n.off[0], n.off[n.len()-1], err)
+	}
+	return nil
+}
+
+// appendNarrow appends narrow rows through the session's narrow appender.
+func (k *sink) appendNarrow(n *narrowRows, part int32) error {
+	a := k.nargs
+	for i := range n.time {
+		a[0], a[1], a[2], a[3] = n.site, n.site, n.time[i], n.ts[i]
+		for j := range n.strain {
+			a[4+j] = nullInt(n.null[i]&(1<<j) == 0, n.strain[j][i])
 		}
-		cols := narrowColumns(s)
-		q := fmt.Sprintf(`INSERT INTO gtsm_etl (%s) SELECT key_site, site, "time", "timestamp", s1, s2, s3, s4, '%s', kafka_partition, kafka_offset, late FROM %s(%d)`,
-			quoteCols(cols), s.String(), k.land, int(s))
-		_, err := k.conn.ExecContext(ctx, q)
-		clear(rows)
-		k.pend[s] = rows[:0]
-		if err != nil {
-			return fmt.Errorf("land %d %s rows into gtsm_etl (partitions/offsets from %d/%d): %w", len(rows), s, rows[0].partition, rows[0].offset, err)
+		a[8], a[9], a[10], a[11] = n.session.String(), part, n.off[i], n.late[i]
+		if err := k.narrow[n.session].AppendRow(a...); err != nil {
+			return fmt.Errorf("append gtsm_etl row (site %s partition %d offset %d): %w", n.site, part, n.off[i], err)
 		}
 	}
 	return nil
@@ -94,46 +110,44 @@ func quoteCols(cols []string) string {
 	return strings.Join(q, ", ")
 }
 
-// landSource scans a list of rows one data chunk at a time.
+// landSource scans one narrowRows a data chunk at a time, with typed
+// writes (no driver.Value boxing; fixed-width values are stored straight
+// into the vector, only the timestamp string is a cgo call).
 type landSource struct {
-	cols   []duckdb.ColumnInfo
-	rows   []*row
-	strain [4]int
-	pos    int
+	cols []duckdb.ColumnInfo
+	rows *narrowRows
+	pos  int
 }
 
 func (l *landSource) ColumnInfos() []duckdb.ColumnInfo { return l.cols }
 
 func (l *landSource) Cardinality() *duckdb.CardinalityInfo {
-	return &duckdb.CardinalityInfo{Cardinality: uint(len(l.rows)), Exact: true}
+	return &duckdb.CardinalityInfo{Cardinality: uint(l.rows.len()), Exact: true}
 }
 
 func (l *landSource) Init() {}
 
 func (l *landSource) FillChunk(c duckdb.DataChunk) error {
-	n := min(duckdb.GetDataChunkCapacity(), len(l.rows)-l.pos)
+	r := l.rows
+	n := min(duckdb.GetDataChunkCapacity(), r.len()-l.pos)
 	for i := 0; i < n; i++ {
-		r := l.rows[l.pos+i]
-		rec := &r.rec
+		x := l.pos + i
 		errs := [...]error{
-			duckdb.SetChunkValue(c, 0, i, r.keySite),
-			duckdb.SetChunkValue(c, 1, i, rec.Site),
-			duckdb.SetChunkValue(c, 2, i, rec.Time),
-			duckdb.SetChunkValue(c, 3, i, rec.Timestamp),
-			duckdb.SetChunkValue(c, 8, i, r.partition),
-			duckdb.SetChunkValue(c, 9, i, r.offset),
-			duckdb.SetChunkValue(c, 10, i, r.late),
+			duckdb.SetChunkValue(c, 0, i, r.time[x]),
+			duckdb.SetChunkValue(c, 1, i, r.ts[x]),
+			duckdb.SetChunkValue(c, 6, i, r.off[x]),
+			duckdb.SetChunkValue(c, 7, i, r.late[x]),
 		}
-		for j, f := range l.strain {
-			if rec.IsSet(f) {
-				errs[0] = errors.Join(errs[0], duckdb.SetChunkValue(c, 4+j, i, rec.Ints[f-record.FirstInt]))
+		for j := range r.strain {
+			if r.null[x]&(1<<j) == 0 {
+				errs[0] = errors.Join(errs[0], duckdb.SetChunkValue(c, 2+j, i, r.strain[j][x]))
 			} else {
-				errs[0] = errors.Join(errs[0], c.SetValue(4+j, i, nil))
+				errs[0] = errors.Join(errs[0], c.SetValue(2+j, i, nil))
 			}
 		}
 		for _, err := range errs {
 			if err != nil {
-				return fmt.Errorf("land site %s partition %d offset %d: %w", r.keySite, r.partition, r.offset, err)
+				return fmt.Errorf("land site %s %s offset %d: %w", r.site, r.session, r.off[x], err)
 			}
 		}
 	}

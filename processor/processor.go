@@ -73,7 +73,7 @@ type Processor struct {
 	storeCount atomic.Int64 // open partition files (StateDir mode)
 
 	batches chan *batch
-	rowPool chan []row // row slices of committed batches, reused (growing 50k-row slices dominated the profile)
+	rowPool chan rowSet // row columns of committed batches, reused (growing 50k-row slices dominated the profile)
 	failed  chan struct{}
 	failMu  sync.Mutex
 	failErr error
@@ -176,7 +176,7 @@ func New(ctx context.Context, cfg Config) (*Processor, error) {
 	p := &Processor{
 		cfg: cfg, log: cfg.Logger, sarama: sc, lateness: cfg.AllowedLateness.Milliseconds(),
 		minTime: cfg.MinEventTime.UnixMilli(), future: cfg.MaxFuture.Milliseconds(),
-		accs: map[int32]*partAcc{}, batches: make(chan *batch, 1), rowPool: make(chan []row, 2), failed: make(chan struct{}),
+		accs: map[int32]*partAcc{}, batches: make(chan *batch, 1), rowPool: make(chan rowSet, 2), failed: make(chan struct{}),
 		committed: map[int32]int64{}, progress: make(chan struct{}),
 	}
 	p.dec = cfg.Decoder

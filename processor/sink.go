@@ -14,15 +14,6 @@ import (
 	"github.com/earthscope/gtsm-stream/record"
 )
 
-// row is one record to store in gtsm_etl.
-type row struct {
-	keySite   string
-	rec       record.Record
-	partition int32
-	offset    int64
-	late      bool
-}
-
 type deadLetter struct {
 	partition  int32
 	offset     int64
@@ -38,8 +29,10 @@ type deadLetter struct {
 type batch struct {
 	seq       uint64
 	partition int32
-	next      int64 // Kafka offset after the last message of the batch
-	rows      []row
+	next      int64         // Kafka offset after the last message of the batch
+	rows      rowSet        // rows.go
+	scratch   record.Record // the message being applied (consume.go apply)
+	loader    dbLoader      // ditto, DuckDB's state for it
 	states    []stateRow
 	windows   []windowRow
 	gaps      []gapRow
@@ -71,10 +64,11 @@ type sink struct {
 	nargs []driver.Value
 
 	// land is the table function that feeds narrow rows to DuckDB a data
-	// chunk at a time (see landSource); pend holds, per session, the rows
-	// of the transaction being written, read by the function's scan.
-	land string
-	pend [3][]*row
+	// chunk at a time (see landSource); pend holds the columns of the
+	// INSERT being executed, read by the function's scan.
+	land    string
+	landSQL [3]string // per session
+	pend    *narrowRows
 }
 
 // narrowColumns are the columns of the narrow appender of a session. Most
@@ -186,12 +180,8 @@ func (k *sink) write(ctx context.Context, bs []*batch) (err error) {
 	}()
 	next := map[int32]int64{}
 	for _, b := range bs {
-		for i := range b.rows {
-			r := &b.rows[i]
-			if k.land != "" && k.isNarrow(&r.rec) {
-				k.pend[r.rec.Session] = append(k.pend[r.rec.Session], r)
-				continue
-			}
+		for i := range b.rows.wide {
+			r := &b.rows.wide[i]
 			if err := k.appendRow(r); err != nil {
 				return fmt.Errorf("append gtsm_etl row (partition %d offset %d): %w", r.partition, r.offset, err)
 			}
@@ -203,7 +193,14 @@ func (k *sink) write(ctx context.Context, bs []*batch) (err error) {
 	if err := k.flushRows(); err != nil {
 		return err
 	}
-	if err := k.landPending(ctx); err != nil {
+	for _, b := range bs {
+		for _, n := range b.rows.narrow {
+			if err := k.landNarrow(ctx, n, b.partition); err != nil {
+				return err
+			}
+		}
+	}
+	if err := k.flushRows(); err != nil {
 		return err
 	}
 	// Batches of one partition follow each other; each batch's upserts are
@@ -260,18 +257,10 @@ func (k *sink) flushRows() error {
 	return nil
 }
 
-// isNarrow: the record sets only site, time, timestamp (all three) and its
-// session's strain fields, so it fits the narrow column set.
-func (k *sink) isNarrow(rec *record.Record) bool {
-	s := rec.Session
-	return rec.Set&^narrowMask(s) == 0 && rec.IsSet(record.FieldSite) &&
-		rec.IsSet(record.FieldTime) && rec.IsSet(record.FieldTimestamp)
-}
-
 func (k *sink) appendRow(r *row) error {
 	rec := &r.rec
 	s := rec.Session
-	if n := k.narrow[s]; n != nil && k.isNarrow(rec) {
+	if n := k.narrow[s]; n != nil && isNarrow(rec) {
 		a := k.nargs
 		a[0], a[1], a[2], a[3] = r.keySite, rec.Site, rec.Time, rec.Timestamp
 		for i, f := range record.StrainFields(s) {
