@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -30,10 +31,13 @@ import (
 const stateParts = 12
 
 // stateTables are every table the processor writes, with the columns that
-// hold wall-clock times (different between identical runs) left out.
+// differ between identical runs left out: wall-clock times, and
+// level2_state.updated_offset, which is the offset of the last message of
+// the batch that touched the site (level2.go), so it depends on where the
+// batches were cut (the single-instance run's differ from the members').
 var stateTables = []struct{ name, exclude string }{
 	{"gtsm_etl", ""}, {"windows", ""}, {"gaps", ""}, {"site_state", "updated_at"}, {"kafka_offsets", ""},
-	{"dead_letters", "received_at"}, {"level2_gauge_data", ""}, {"level2_regional_data", ""}, {"level2_state", ""},
+	{"dead_letters", "received_at"}, {"level2_gauge_data", ""}, {"level2_regional_data", ""}, {"level2_state", "updated_offset"},
 	{"level2_checkpoint", ""}, {"station_metadata", "received_at"},
 }
 
@@ -252,7 +256,7 @@ func envInt(name string, def int) int {
 // the others (the group's committed offsets of each of them move again),
 // restarts it, and compares the drained result with a crash-free run.
 func TestStateDirKillFailover(t *testing.T) {
-	b, total := stateBackfill(t, envInt("GTSM_STATE_MINUTES", 30))
+	b, total := stateBackfill(t, envInt("GTSM_STATE_MINUTES", 45))
 	dir := filepath.Join(t.TempDir(), "state")
 	const group = "members"
 	batch := 500
@@ -265,7 +269,20 @@ func TestStateDirKillFailover(t *testing.T) {
 	var failovers []time.Duration
 	for k := 0; k < kills; k++ {
 		time.Sleep(time.Duration(500+rng.Intn(1500)) * time.Millisecond)
-		i := rng.Intn(len(ms))
+		// A member that owns partitions (a restarted one may not have
+		// joined yet).
+		var owners []int
+		for deadline := time.Now().Add(60 * time.Second); len(owners) == 0 && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			for j := range ms {
+				if len(assigned(ms[j])) > 0 {
+					owners = append(owners, j)
+				}
+			}
+		}
+		if len(owners) == 0 {
+			t.Fatalf("kill %d: no member owns a partition after 60s", k+1)
+		}
+		i := owners[rng.Intn(len(owners))]
 		parts := assigned(ms[i])
 		c0, end := b.groupState(t, group)
 		if drained(c0, end) {
@@ -283,7 +300,11 @@ func TestStateDirKillFailover(t *testing.T) {
 		}
 		for len(pending) > 0 {
 			if time.Since(killed) > 90*time.Second {
-				t.Fatalf("kill %d: partitions %v of member %d did not resume in 90s", k+1, pending, i)
+				var logs strings.Builder
+				for j, p := range ms {
+					fmt.Fprintf(&logs, "--- member %d\n%s\n", j, tail(p.stderr.String(), 60))
+				}
+				t.Fatalf("kill %d: partitions %v of member %d did not resume in 90s\n%s", k+1, pending, i, logs.String())
 			}
 			time.Sleep(50 * time.Millisecond)
 			c, _ := b.groupState(t, group)
@@ -296,7 +317,8 @@ func TestStateDirKillFailover(t *testing.T) {
 		ms[i] = b.member(t, dir, group, batch)
 	}
 	b.waitDrained(t, group, 3*time.Minute, ms...)
-	for _, p := range ms {
+	for i, p := range ms {
+		t.Logf("member %d: peak RSS %s", i, peakRSS(p))
 		stopMember(t, p)
 	}
 	slices.Sort(failovers)
@@ -314,7 +336,7 @@ func TestStateDirKillFailover(t *testing.T) {
 // members in turn during the backfill; the result must equal a crash-free
 // run.
 func TestStateDirRollingRestart(t *testing.T) {
-	b, total := stateBackfill(t, envInt("GTSM_STATE_MINUTES", 30))
+	b, total := stateBackfill(t, envInt("GTSM_STATE_MINUTES", 45))
 	dir := filepath.Join(t.TempDir(), "state")
 	const group = "members"
 	ms := make([]*proc, 3)
@@ -338,4 +360,129 @@ func TestStateDirRollingRestart(t *testing.T) {
 	clean := filepath.Join(t.TempDir(), "clean.duckdb")
 	b.cleanRun(t, clean)
 	sameAsClean(t, dir, clean)
+}
+
+// fileEvents returns, per partition, the times a member logged opening and
+// closing the partition's file.
+func fileEvents(t *testing.T, p *proc) (opened, closed map[int32][]time.Time) {
+	t.Helper()
+	opened, closed = map[int32][]time.Time{}, map[int32][]time.Time{}
+	for _, l := range strings.Split(p.stderr.String(), "\n") {
+		var v struct {
+			Time      time.Time
+			Msg       string
+			Partition int32
+		}
+		if json.Unmarshal([]byte(l), &v) != nil {
+			continue
+		}
+		switch v.Msg {
+		case "partition file opened":
+			opened[v.Partition] = append(opened[v.Partition], v.Time)
+		case "partition file closed":
+			closed[v.Partition] = append(closed[v.Partition], v.Time)
+		}
+	}
+	return opened, closed
+}
+
+// TestStateDirZombieFenced stalls a member (SIGSTOP) that holds partition
+// files: the group gives its partitions to a second member, which must not
+// open any of them (DuckDB's lock) while the stalled one holds it. Woken up
+// (SIGCONT), the old owner finds its session gone, commits what it had
+// applied into its files and closes them; only then does the new owner
+// open them, and the result equals a crash-free run.
+func TestStateDirZombieFenced(t *testing.T) {
+	b, _ := stateBackfill(t, envInt("GTSM_STATE_MINUTES", 45)/3)
+	dir := filepath.Join(t.TempDir(), "state")
+	const group = "members"
+	a := b.member(t, dir, group, 500)
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		c, _ := b.groupState(t, group)
+		var n int64
+		for _, o := range c {
+			n += o
+		}
+		if n > 2000 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("first member committed nothing in 60s\n%s", tail(a.stderr.String(), 40))
+		}
+	}
+	a.cmd.Process.Signal(syscall.SIGSTOP)
+	stopped := time.Now()
+	c0, end := b.groupState(t, group)
+	if drained(c0, end) {
+		t.Fatal("the backfill is over already; make it longer")
+	}
+	nb := b.member(t, dir, group, 500)
+	// The new member joins, gets the stalled member's partitions once its
+	// session expires, and must wait for their locks.
+	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(nb.stderr.String(), "partition file locked by another process"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("second member never waited for a lock\n%s", tail(nb.stderr.String(), 40))
+		}
+	}
+	time.Sleep(2 * time.Second)
+	if opened, _ := fileEvents(t, nb); len(opened) > 0 {
+		t.Fatalf("second member opened partition files %v while the stalled member held them", opened)
+	}
+	if c, _ := b.groupState(t, group); !maps.Equal(c, c0) {
+		t.Errorf("group offsets moved while the only owner was stalled and the other fenced: %v -> %v", c0, c)
+	}
+	t.Logf("stalled member fenced the new one for %v", time.Since(stopped).Round(10*time.Millisecond))
+	a.cmd.Process.Signal(syscall.SIGCONT)
+	b.waitDrained(t, group, 3*time.Minute, a, nb)
+	stopMember(t, a)
+	stopMember(t, nb)
+	// Every open by the new member came after the stalled member's last
+	// close of that file (one machine, one clock).
+	aOpen, aClosed := fileEvents(t, a)
+	bOpen, _ := fileEvents(t, nb)
+	fenced := 0
+	for part, ts := range bOpen {
+		first := ts[0]
+		var lastOpen time.Time // the stalled member's last open before it
+		for _, o := range aOpen[part] {
+			if o.Before(first) {
+				lastOpen = o
+			}
+		}
+		if lastOpen.IsZero() {
+			continue
+		}
+		closedBetween := false
+		for _, c := range aClosed[part] {
+			if c.After(lastOpen) && c.Before(first) {
+				closedBetween = true
+			}
+		}
+		if !closedBetween {
+			t.Errorf("partition %d: the new member opened it at %v while the stalled member had it open (since %v, closes %v)",
+				part, first, lastOpen, aClosed[part])
+		}
+		fenced++
+	}
+	if fenced == 0 {
+		t.Error("the new member opened none of the stalled member's files")
+	}
+	t.Logf("%d partition files passed from the stalled member to the new one, each opened only after the old owner closed it", fenced)
+	clean := filepath.Join(t.TempDir(), "clean.duckdb")
+	b.cleanRun(t, clean)
+	sameAsClean(t, dir, clean)
+}
+
+// peakRSS is a process's VmHWM from /proc.
+func peakRSS(p *proc) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return err.Error()
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "?"
 }

@@ -58,14 +58,15 @@ func (p *Processor) lockedAcc(sess context.Context, part int32) (*partAcc, error
 			p.accMu.Unlock()
 		}
 		a.mu.Lock()
-		if !a.closed {
+		if !a.closed && (a.sess == nil || a.sess == sess || a.sess.Err() == nil) {
 			a.sess = sess
 			return a, nil
 		}
 		a.mu.Unlock()
-		// Closed at the end of the last session: wait until the file is
-		// (its lock released), then open it again.
-		p.closePart(a, "reopen")
+		// Closed, or being closed, at the end of the last session (see
+		// watchSessions): wait until the file is (its lock released),
+		// then open it again and reload its state.
+		p.closePart(a, "new goka session")
 	}
 }
 
@@ -81,10 +82,12 @@ func (p *Processor) consume(gctx goka.Context, msg any) {
 	if err != nil {
 		if gctx.Context().Err() != nil {
 			// The session ended while the file's old owner held it:
-			// the message is not applied and its commit is never
-			// released (so Kafka cannot pass it); the next owner
-			// reads it again.
+			// the message is not applied, and its commit is released
+			// with an error, which goka never marks (so Kafka cannot
+			// pass it; the next owner reads it again) but counts as
+			// done, instead of waiting 60 s for it at the rebalance.
 			p.log.Warn("message not applied: partition file unavailable at the end of a goka session", "partition", part, "offset", off, "err", err)
+			commit(fmt.Errorf("partition %d offset %d not applied: %w", part, off, err))
 			return
 		}
 		p.fail(err)

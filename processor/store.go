@@ -44,10 +44,11 @@ import (
 // lockGrace is how long a partition whose goka session has already ended
 // keeps waiting for the file lock of its old owner: long enough for an old
 // owner that is closing (commit, checkpoint) to let go, so the message is
-// applied and its commit released; short enough that goka's partition
-// processor (which waits up to 60 s for deferred commits) is not held when
-// the old owner is a zombie that never lets go.
-const lockGrace = 20 * time.Second
+// applied; then the message is given up (consume releases its commit with
+// an error, which goka does not mark) rather than hold up this member's
+// rebalance, and with it the old owner's if it waits for a file this
+// member holds.
+const lockGrace = 5 * time.Second
 
 // minStoreMemory is the floor of a partition file's DuckDB memory_limit.
 const minStoreMemory = 32 << 20
@@ -400,4 +401,43 @@ func prepareStateDir(dir string) error {
 		return fmt.Errorf("state directory (--state-dir): %w", err)
 	}
 	return nil
+}
+
+// checkPartitionCount records the topic's partition count in the state
+// directory (<topic>.partitions) the first time, and refuses to start when
+// it has changed since: the producer's partitioner then sends a site's new
+// records to another partition, whose file does not hold the site's state
+// (duplicates, gaps and windows would be computed from nothing).
+func (p *Processor) checkPartitionCount() error {
+	hw, err := HighWatermarks(p.cfg.Brokers, p.sarama, p.cfg.Topic)
+	if err != nil {
+		return err
+	}
+	n := len(hw)
+	path := filepath.Join(p.cfg.StateDir, p.cfg.Topic+".partitions")
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		had, perr := strconv.Atoi(strings.TrimSpace(string(b)))
+		if perr != nil {
+			return fmt.Errorf("%s: %q is not a partition count", path, b)
+		}
+		if had != n {
+			return fmt.Errorf("topic %s has %d partitions but the state directory %s was written with %d: "+
+				"sites now hash to other partitions than their files; re-process into a new --state-dir and --group (docs/processor.md)",
+				p.cfg.Topic, n, p.cfg.StateDir, had)
+		}
+		return nil
+	case errors.Is(err, os.ErrNotExist):
+		tmp := path + ".tmp" + strconv.Itoa(os.Getpid())
+		if err := os.WriteFile(tmp, []byte(strconv.Itoa(n)+"\n"), 0o644); err != nil {
+			return fmt.Errorf("state directory: %w", err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			return fmt.Errorf("state directory: %w", err)
+		}
+		return nil
+	default:
+		return fmt.Errorf("state directory: %w", err)
+	}
 }
