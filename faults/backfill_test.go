@@ -31,6 +31,8 @@ import (
 //	GTSM_BACKFILL_SITES      sites per partition (default 2; 12 partitions)
 //	GTSM_BACKFILL_PRODUCERS  concurrent `gtsm produce` processes (default 3)
 //	GTSM_BACKFILL_ROUNDS     rounds of N = 1, 2, 3 (default 1)
+//	GTSM_BACKFILL_NS         the processor counts of a round (default 1,2,3;
+//	                         ratios are against the round's first)
 //	GTSM_BACKFILL_MODE       state-dir | topics | auto (default auto: state-dir
 //	                         when `gtsm process` has --state-dir)
 //	GTSM_BACKFILL_ARGS       extra `gtsm process` flags, space separated
@@ -87,6 +89,17 @@ func TestParallelBackfill(t *testing.T) {
 	producers := backfillEnvInt("GTSM_BACKFILL_PRODUCERS", 3)
 	rounds := backfillEnvInt("GTSM_BACKFILL_ROUNDS", 1)
 	extra := strings.Fields(os.Getenv("GTSM_BACKFILL_ARGS"))
+	ns := []int{1, 2, 3}
+	if v := os.Getenv("GTSM_BACKFILL_NS"); v != "" {
+		ns = nil
+		for _, f := range strings.Split(v, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 || n > 3 {
+				t.Fatalf("GTSM_BACKFILL_NS %q: counts 1 to 3", v)
+			}
+			ns = append(ns, n)
+		}
+	}
 	bin := gtsm(t)
 
 	mode := os.Getenv("GTSM_BACKFILL_MODE")
@@ -122,7 +135,7 @@ func TestParallelBackfill(t *testing.T) {
 		sites []string
 	}
 	topicsFor := map[int][]drainTopic{}
-	for _, n := range []int{1, 2, 3} {
+	for _, n := range ns {
 		if mode == "state-dir" {
 			topicsFor[n] = []drainTopic{{topic, sites}}
 			continue
@@ -140,7 +153,7 @@ func TestParallelBackfill(t *testing.T) {
 	produced := map[string]bool{}
 	var produceWall, produceCPU time.Duration
 	var produceRecords int64
-	for _, n := range []int{1, 2, 3} {
+	for _, n := range ns {
 		for _, dt := range topicsFor[n] {
 			if produced[dt.name] {
 				continue
@@ -166,7 +179,7 @@ func TestParallelBackfill(t *testing.T) {
 
 	var runs []backfillRun
 	for round := 1; round <= rounds; round++ {
-		for _, n := range []int{1, 2, 3} {
+		for _, n := range ns {
 			var tops []string
 			for _, dt := range topicsFor[n] {
 				tops = append(tops, dt.name)
@@ -182,7 +195,7 @@ func TestParallelBackfill(t *testing.T) {
 				r.brokerCPU.Seconds()/float64(r.records)*1e6, r.maxRSSMB, r.load)
 		}
 	}
-	table := backfillTable(mode, runs, total, len(sites), minutes, producers, kafkaBytes, produceRecords)
+	table := backfillTable(mode, strings.Join(extra, " "), runs, total, len(sites), minutes, producers, kafkaBytes, produceRecords)
 	t.Log("\n" + table)
 	if out := os.Getenv("GTSM_BACKFILL_OUT"); out != "" {
 		f, err := os.OpenFile(out, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
@@ -196,15 +209,18 @@ func TestParallelBackfill(t *testing.T) {
 
 // backfillTable renders the runs as markdown with ratios against the
 // 1-processor run of the same round.
-func backfillTable(mode string, runs []backfillRun, total int64, sites, minutes, producers int, kafkaBytes, produced int64) string {
+func backfillTable(mode, extra string, runs []backfillRun, total int64, sites, minutes, producers int, kafkaBytes, produced int64) string {
 	var sb strings.Builder
+	if extra != "" {
+		mode += ", gtsm process " + extra
+	}
 	fmt.Fprintf(&sb, "mode %s, %d records (%d sites × %d min × 1,200 at 20 sps, 12 partitions), %d producers; Kafka log %.1f bytes/record\n\n",
 		mode, total, sites, minutes, producers, float64(kafkaBytes)/float64(produced))
-	sb.WriteString("| round | N | wall s | first commit s | records/s | ×N=1 | CPU µs/record | ×N=1 | broker CPU µs/record | peak RSS MB | DuckDB bytes/record | Parquet bytes/record | load |\n")
+	sb.WriteString("| round | N | wall s | first commit s | records/s | ×first | CPU µs/record | ×first | broker CPU µs/record | peak RSS MB | DuckDB bytes/record | Parquet bytes/record | load |\n")
 	sb.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
-	base := map[int]backfillRun{}
+	base := map[int]backfillRun{} // each round's first run
 	for _, r := range runs {
-		if r.n == 1 {
+		if _, ok := base[r.round]; !ok {
 			base[r.round] = r
 		}
 	}
