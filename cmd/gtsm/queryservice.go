@@ -61,8 +61,13 @@ func runQueryService(ctx context.Context, env *environ, args []string) error {
 		return err
 	}
 	env.log.Info("query service running", "lake", qs.q.Dir(), "sql", qs.srv.Addr().String())
-	<-ctx.Done()
-	return qs.stop()
+	select {
+	case <-ctx.Done():
+		return qs.stop()
+	case err := <-qs.done: // the endpoint or the refresh stopped on its own
+		qs.received++
+		return errors.Join(fmt.Errorf("query service stopped: %w", err), qs.stop())
+	}
 }
 
 // queryService is the lake's query database served over pgwire.
@@ -70,7 +75,9 @@ type queryService struct {
 	q      *lake.Query
 	srv    *pgwire.Server
 	cancel context.CancelFunc
-	done   chan error
+	done   chan error // Serve's and the refresh loop's results
+	// received counts the results already taken from done.
+	received int
 }
 
 func startQueryService(ctx context.Context, c queryServiceConfig, log *slog.Logger) (*queryService, error) {
@@ -94,6 +101,8 @@ func startQueryService(ctx context.Context, c queryServiceConfig, log *slog.Logg
 func (qs *queryService) stop() error {
 	qs.cancel()
 	err := qs.srv.Close()
-	err = errors.Join(err, <-qs.done, <-qs.done)
+	for ; qs.received < 2; qs.received++ {
+		err = errors.Join(err, <-qs.done)
+	}
 	return errors.Join(err, qs.q.Close())
 }
