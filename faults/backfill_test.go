@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,8 +20,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/earthscope/gtsm-stream/bottle"
+	"github.com/earthscope/gtsm-stream/lake"
 	"github.com/earthscope/gtsm-stream/partition"
+	"github.com/earthscope/gtsm-stream/processor"
 	"github.com/earthscope/gtsm-stream/registry"
+	gtsmsql "github.com/earthscope/gtsm-stream/sql"
 )
 
 // The parallel backfill measurement of issue 14 (docs/scale-out.md,
@@ -33,13 +38,43 @@ import (
 //	GTSM_BACKFILL_ROUNDS     rounds of N = 1, 2, 3 (default 1)
 //	GTSM_BACKFILL_NS         the processor counts of a round (default 1,2,3;
 //	                         ratios are against the round's first)
-//	GTSM_BACKFILL_MODE       state-dir | topics | auto (default auto: state-dir
-//	                         when `gtsm process` has --state-dir)
+//	GTSM_BACKFILL_MODE       state-dir | topics | member | auto (default auto:
+//	                         state-dir when `gtsm process` has --state-dir)
+//	GTSM_BACKFILL_MEMORY     mode member: processor.Config.MemoryLimit, the
+//	                         DuckDB memory shared by a member's open partition
+//	                         files (gtsm process has no flag for it: 256MB)
 //	GTSM_BACKFILL_ARGS       extra `gtsm process` flags, space separated
 //	GTSM_BACKFILL_OUT        a file the result table is appended to
 //
 // Run: GTSM_BACKFILL=1 go test -run TestParallelBackfill -v -timeout 60m ./faults
 const backfillPartitions = 12
+
+// Mode "member" runs each member as this test binary with
+// GTSM_BACKFILL_ROLE=member: processor.Run with the defaults of
+// `gtsm process --state-dir` (no endpoints) except MemoryLimit, which the
+// CLI does not expose. It is here, not in TestMain, so that this file holds
+// the whole harness.
+func init() {
+	if os.Getenv("GTSM_BACKFILL_ROLE") == "member" {
+		os.Exit(backfillMember())
+	}
+}
+
+func backfillMember() int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	cfg := processor.Config{
+		Brokers: []string{os.Getenv("GTSM_BROKERS")}, Topic: topic, Group: os.Getenv("GTSM_GROUP"),
+		Registry: registry.Config{URL: os.Getenv("GTSM_REGISTRY")}, StateDir: os.Getenv("GTSM_STATE_DIR"),
+		MemoryLimit: os.Getenv("GTSM_BACKFILL_MEMORY"), Partitions: backfillPartitions,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
+	}
+	if err := processor.Run(ctx, cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "member:", err)
+		return 1
+	}
+	return 0
+}
 
 // backfillRun is one drain of the backlog by n processors.
 type backfillRun struct {
@@ -52,7 +87,8 @@ type backfillRun struct {
 	brokerCPU         time.Duration // the broker's user+system time during the drain
 	maxRSSMB          []int64       // each processor's peak RSS
 	stateBytes        int64         // DuckDB files after the drain
-	lakeBytes         int64         // Parquet files after the drain (when --lake is given)
+	lakeBytes         int64         // Parquet files after the drain (the members' --lake, or published after it)
+	publishCPU        time.Duration // this process's CPU to publish the files after the drain (0: the members published)
 	records, messages int64
 }
 
@@ -110,6 +146,9 @@ func TestParallelBackfill(t *testing.T) {
 			mode = "state-dir"
 		}
 	}
+	if mode == "member" {
+		mode += " MemoryLimit=" + os.Getenv("GTSM_BACKFILL_MEMORY")
+	}
 	t.Logf("mode %s: %d sites per partition, %d minutes per site, %d producers", mode, perPart, minutes, producers)
 
 	b := newBackfillBroker(t)
@@ -136,7 +175,7 @@ func TestParallelBackfill(t *testing.T) {
 	}
 	topicsFor := map[int][]drainTopic{}
 	for _, n := range ns {
-		if mode == "state-dir" {
+		if mode != "topics" {
 			topicsFor[n] = []drainTopic{{topic, sites}}
 			continue
 		}
@@ -216,8 +255,8 @@ func backfillTable(mode, extra string, runs []backfillRun, total int64, sites, m
 	}
 	fmt.Fprintf(&sb, "mode %s, %d records (%d sites × %d min × 1,200 at 20 sps, 12 partitions), %d producers; Kafka log %.1f bytes/record\n\n",
 		mode, total, sites, minutes, producers, float64(kafkaBytes)/float64(produced))
-	sb.WriteString("| round | N | wall s | first commit s | records/s | ×first | CPU µs/record | ×first | broker CPU µs/record | peak RSS MB | DuckDB bytes/record | Parquet bytes/record | load |\n")
-	sb.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	sb.WriteString("| round | N | wall s | first commit s | records/s | ×first | CPU µs/record | ×first | broker CPU µs/record | peak RSS MB | DuckDB bytes/record | Parquet bytes/record | publish CPU µs/record | load |\n")
+	sb.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	base := map[int]backfillRun{} // each round's first run
 	for _, r := range runs {
 		if _, ok := base[r.round]; !ok {
@@ -226,15 +265,18 @@ func backfillTable(mode, extra string, runs []backfillRun, total int64, sites, m
 	}
 	for _, r := range runs {
 		b := base[r.round]
-		lake := "-"
+		lake, pubCPU := "-", "-"
 		if r.lakeBytes > 0 {
 			lake = fmt.Sprintf("%.1f", float64(r.lakeBytes)/float64(r.records))
 		}
-		fmt.Fprintf(&sb, "| %d | %d | %.1f | %.1f | %.0f | %.2f | %.2f | %.2f | %.2f | %v | %.1f | %s | %.1f |\n",
+		if r.publishCPU > 0 {
+			pubCPU = fmt.Sprintf("%.2f", r.publishCPU.Seconds()/float64(r.records)*1e6)
+		}
+		fmt.Fprintf(&sb, "| %d | %d | %.1f | %.1f | %.0f | %.2f | %.2f | %.2f | %.2f | %v | %.1f | %s | %s | %.1f |\n",
 			r.round, r.n, r.wall.Seconds(), r.firstCommit.Seconds(), r.rate(), r.rate()/b.rate(),
 			r.cpuPerRecordUS(), r.cpuPerRecordUS()/b.cpuPerRecordUS(),
 			r.brokerCPU.Seconds()/float64(r.records)*1e6, r.maxRSSMB,
-			float64(r.stateBytes)/float64(r.records), lake, r.load)
+			float64(r.stateBytes)/float64(r.records), lake, pubCPU, r.load)
 	}
 	return sb.String()
 }
@@ -390,9 +432,13 @@ func (b *broker) drain(t *testing.T, bin, mode string, n int, topics []string, g
 		args := []string{"process", "--bootstrap-servers", b.kafka, "--registry", b.registry,
 			"--sql-addr", "", "--http-addr", "", "--progress-interval", "0"}
 		g := group
-		switch mode {
-		case "state-dir":
+		switch {
+		case mode == "state-dir":
 			args = append(args, "--state-dir", filepath.Join(dir, "state"), "--topic", topics[0])
+		case strings.HasPrefix(mode, "member"):
+			ps = append(ps, start(t, []string{"GTSM_BACKFILL_ROLE=member", "GTSM_BROKERS=" + b.kafka, "GTSM_REGISTRY=" + b.registry,
+				"GTSM_GROUP=" + g, "GTSM_STATE_DIR=" + filepath.Join(dir, "state")}, os.Args[0], "-test.run=^$"))
+			continue
 		default:
 			g = fmt.Sprintf("%s-%d", group, i)
 			args = append(args, "--db", filepath.Join(dir, fmt.Sprintf("p%d.duckdb", i)), "--topic", topics[i])
@@ -407,7 +453,7 @@ func (b *broker) drain(t *testing.T, bin, mode string, n int, topics []string, g
 		}()
 	}
 	groups := []string{group}
-	if mode != "state-dir" {
+	if mode == "topics" {
 		groups = nil
 		for i := range n {
 			groups = append(groups, fmt.Sprintf("%s-%d", group, i))
@@ -480,7 +526,57 @@ func (b *broker) drain(t *testing.T, bin, mode string, n int, topics []string, g
 		}
 		return nil
 	})
+	if mode != "topics" && r.lakeBytes == 0 {
+		r.lakeBytes, r.publishCPU = publishAfter(t, filepath.Join(dir, "state"), filepath.Join(dir, "lake"))
+	}
 	return r
+}
+
+// publishAfter publishes every partition file of a drained state directory
+// to a lake with package lake, as the members would with --lake, and
+// returns the lake's Parquet bytes and the CPU time it took (this process's
+// rusage: nothing else runs in it meanwhile).
+func publishAfter(t *testing.T, state, dir string) (int64, time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	pub, err := lake.New(dir, lake.Logger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(state, topic+"-p*.duckdb"))
+	before := selfCPU()
+	for _, f := range files {
+		part, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), topic+"-p"), ".duckdb"))
+		if err != nil {
+			t.Fatalf("partition of %s: %v", f, err)
+		}
+		db, err := gtsmsql.Open(ctx, f, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pub.Publish(ctx, db, int32(part)); err != nil {
+			t.Fatalf("publish %s: %v", f, err)
+		}
+		db.Close()
+	}
+	cpu := selfCPU() - before
+	var n int64
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(path, ".parquet") {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n, cpu
+}
+
+// selfCPU is this process's user+system time so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // childCPU is an exited child's user+system time.
