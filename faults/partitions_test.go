@@ -2,12 +2,15 @@ package faults
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/earthscope/gtsm-stream/partition"
+	"github.com/earthscope/gtsm-stream/record"
 )
 
 // TestPartitionCountChange (docs/scale-out.md, "A partition count change"):
@@ -86,4 +89,34 @@ func TestPartitionCountChange(t *testing.T) {
 		}
 	}
 	t.Logf("12 → 24 partitions: %d of %d sites moved to p+12", moved, len(sites))
+}
+
+// TestBusiestPartition (docs/scale-out.md, "Path to internet scale"): a
+// partition is processed in order by one member, so a backfill takes at
+// least as long as its busiest partition. With ~80 stations keyed by site,
+// murmur2 spreads them unevenly: for the 80 codes B000..B079, framed as
+// gtsm produce frames keys (magic 0, key schema id 1, Avro string), the
+// table gives the partitions that hold a site and the most sites in one.
+func TestBusiestPartition(t *testing.T) {
+	for _, tc := range []struct {
+		partitions int32
+		used, most int
+	}{
+		{12, 12, 9}, {24, 24, 7}, {48, 42, 5}, {96, 60, 3},
+	} {
+		t.Run(strconv.Itoa(int(tc.partitions)), func(t *testing.T) {
+			count := map[int32]int{}
+			for i := range 80 {
+				key := append([]byte{0, 0, 0, 0, 1}, record.AppendKeyAvro(nil, fmt.Sprintf("B%03d", i))...)
+				count[partition.For(key, tc.partitions)]++
+			}
+			most := 0
+			for _, n := range count {
+				most = max(most, n)
+			}
+			if len(count) != tc.used || most != tc.most {
+				t.Errorf("%d partitions: %d hold sites, the busiest %d; want %d and %d", tc.partitions, len(count), most, tc.used, tc.most)
+			}
+		})
+	}
 }
