@@ -3,6 +3,7 @@ package faults
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/earthscope/gtsm-stream/internal/testutil"
@@ -92,7 +94,7 @@ func (b *broker) member(t *testing.T, dir, group string, batch int) *proc {
 func (b *broker) cleanRun(t *testing.T, db string) {
 	t.Helper()
 	p := start(t, nil, gtsm(t), "process", "--bootstrap-servers", b.kafka, "--registry", b.registry,
-		"--group", "clean", "--db", db, "--batch-rows", "100", "--flush-interval", "30ms", "--exit-at-end",
+		"--group", "clean", "--db", db, "--batch-rows", "5000", "--flush-interval", "30ms", "--exit-at-end",
 		"--http-addr", "", "--sql-addr", "", "--progress-interval", "0")
 	for range p.lines {
 	}
@@ -121,6 +123,9 @@ func (b *broker) groupState(t testing.TB, group string) (committed, end map[int3
 	ends.Each(func(o kadm.ListedOffset) { end[o.Partition] = o.Offset })
 	committed = map[int32]int64{}
 	offs, err := adm.FetchOffsets(ctx, group)
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		return committed, end // not joined yet
+	}
 	if err != nil {
 		t.Fatalf("offsets of group %s: %v", group, err)
 	}

@@ -144,7 +144,9 @@ type Config struct {
 	// database stays open until Run returns.
 	OnDB func(*sql.DB)
 	// OnCommit is called by the sink after every DuckDB transaction (keep
-	// it quick: the next transaction waits), e.g. to update metrics.
+	// it quick: the next transaction waits), e.g. to update metrics. In
+	// StateDir mode each partition file has its own sink, so calls may
+	// come concurrently.
 	OnCommit func(CommitInfo)
 	// OnStart is called with the running processor (for WaitCaughtUp, Lag).
 	OnStart func(*Processor)

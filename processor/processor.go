@@ -299,8 +299,13 @@ func (p *Processor) Run(ctx context.Context) (err error) {
 		if err := p.checkGroupOffsets(); err != nil {
 			return err
 		}
-	} else if err := p.checkPartitionCount(); err != nil {
-		return err
+	} else {
+		if err := p.checkPartitionCount(); err != nil {
+			return err
+		}
+		if err := p.checkStateDirGroup(); err != nil {
+			return err
+		}
 	}
 	if p.dlq, err = newDLQ(p.cfg.Brokers, p.sarama, p.cfg.Topic, p.cfg.Topic+".dlq"); err != nil {
 		return err

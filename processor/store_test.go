@@ -13,6 +13,7 @@ import (
 
 	"github.com/earthscope/gtsm-stream/bottle"
 	"github.com/earthscope/gtsm-stream/internal/testutil"
+	"github.com/earthscope/gtsm-stream/partition"
 	"github.com/earthscope/gtsm-stream/record"
 )
 
@@ -107,6 +108,16 @@ func TestStateDirMatchesModel(t *testing.T) {
 			t.Error("StateDir mode: DB() is not nil")
 		}
 		run.wait(t)
+		// Lag is the group's (Kafka's committed offsets follow the files).
+		lag, err := run.p.Lag(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for part, l := range lag {
+			if l != 0 {
+				t.Errorf("caught up, but Lag says partition %d lags by %d", part, l)
+			}
+		}
 		run.stop(t)
 		got, rows := unionDump(t, dir)
 		testutil.DiffLines(t, "gtsm_etl", got["gtsm_etl"], m.expectRows())
@@ -156,8 +167,9 @@ func TestStoreMemLimit(t *testing.T) {
 		want  string
 	}{
 		{"256MB", 1, "250000KiB"},
-		{"256MB", 4, "62500KiB"},
-		{"256MB", 12, "32768KiB"}, // the floor
+		{"256MB", 2, "131072KiB"}, // the floor (125,000 KiB below it)
+		{"256MB", 12, "131072KiB"},
+		{"1GiB", 4, "262144KiB"},
 		{"1GiB", 8, "131072KiB"},
 		{"1.5GB", 0, "1464843KiB"},
 	} {
@@ -171,4 +183,53 @@ func TestStoreMemLimit(t *testing.T) {
 			t.Errorf("sizeBytes(%q): no error", bad)
 		}
 	}
+}
+
+// TestStateDirRefusesForeignFiles: a partition file is refused when it is
+// not the partition's (it holds another partition's offsets) or not the
+// group's (the group has committed past it: a new directory with an old
+// group would silently miss what lies between).
+func TestStateDirRefusesForeignFiles(t *testing.T) {
+	st := startStack(t, 2)
+	recs := synth("B020", bottle.Hour, 1625097600000, 300)
+	st.publish(t, recs)
+	part := partitionOf(st, "B020")
+	for _, c := range []struct {
+		name, want string
+		prepare    func(t *testing.T, dir string, cfg Config)
+	}{
+		{"another partition's file", "not this partition's file", func(t *testing.T, dir string, cfg Config) {
+			db, err := openRW(PartitionFile(dir, testTopic, part))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if _, err := db.Exec(`INSERT INTO kafka_offsets VALUES (?, ?, 5)`, testTopic, 1-part); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"a new directory for a group that has committed", "does not belong to this group", func(t *testing.T, dir string, cfg Config) {
+			cfg.StateDir = filepath.Join(t.TempDir(), "first")
+			run := startProc(t, cfg)
+			run.wait(t)
+			run.stop(t)
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := st.config("", "foreign-"+strings.ReplaceAll(c.name, " ", "-"))
+			cfg.StateDir = dir
+			c.prepare(t, dir, cfg)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			err := Run(ctx, cfg)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("Run = %v, want an error saying %q", err, c.want)
+			}
+		})
+	}
+}
+
+func partitionOf(st *stack, site string) int32 {
+	return partition.For(st.serde.AppendKey(nil, site), st.parts)
 }
