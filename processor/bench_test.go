@@ -98,10 +98,13 @@ func benchStack(b *testing.B) (*stack, int) {
 //     rows with the row appenders, 50,000 rows per transaction;
 //   - duckdb: the DuckDB columnar limit, INSERT…SELECT of the same rows from
 //     an in-memory table, 1M rows per transaction (loading the source table
-//     is not timed).
+//     is not timed);
+//   - replay: the worst-case replay after a kill -9 (rewindForReplay):
+//     seconds from the processor's start to caught up.
 //
-// It reports records/s, records/CPU-s and max RSS of each, and the
-// processor's ratios to the other two. Run with -benchtime=1x.
+// It reports records/s, records/CPU-s, max RSS and the Go runtime's peak
+// memory of each, and the processor's ratios to the other two. Run with
+// -benchtime=1x.
 func BenchmarkDrainSiteDay(b *testing.B) {
 	st, n := benchStack(b)
 	res := map[string]childResult{}
@@ -109,7 +112,7 @@ func BenchmarkDrainSiteDay(b *testing.B) {
 	procDB := filepath.Join(dir, "proc.duckdb")
 	// "processor" computes Level-2 (the default; B009's metadata is on the
 	// gtsm_metadata topic); "processor-level2-off" is --level2=false.
-	modes := []string{"processor", "processor-level2-off", "baseline", "duckdb"}
+	modes := []string{"processor", "processor-level2-off", "baseline", "duckdb", "replay"}
 	if m := os.Getenv("GTSM_BENCH_MODES"); m != "" { // e.g. "processor" alone for a 4x RSS check
 		modes = strings.Split(m, ",")
 	}
@@ -121,13 +124,20 @@ func BenchmarkDrainSiteDay(b *testing.B) {
 					os.Remove(procDB)
 					db = procDB
 				}
+				if mode == "replay" && res["processor"].wall == 0 {
+					b.Skip("replay rewinds the processor mode's file: run it after processor")
+				}
 				r, err := runChild(st, mode, db, procDB, n)
 				if err != nil {
 					b.Fatal(err)
 				}
 				res[mode] = r
-				b.ReportMetric(float64(n)/r.wall, "records/s")
-				b.ReportMetric(float64(n)/r.cpu, "records/cpu-s")
+				if mode == "replay" {
+					b.ReportMetric(r.wall, "s-replay")
+				} else {
+					b.ReportMetric(float64(n)/r.wall, "records/s")
+					b.ReportMetric(float64(n)/r.cpu, "records/cpu-s")
+				}
 				b.ReportMetric(float64(r.maxRSS)/(1<<20), "MB-maxrss")
 				b.ReportMetric(float64(r.maxGo)/(1<<20), "MB-maxgo")
 			}
@@ -163,6 +173,9 @@ func runChild(st *stack, mode, db, src string, n int) (childResult, error) {
 	for _, l := range strings.Split(string(out), "\n") {
 		if _, err := fmt.Sscanf(strings.TrimSpace(l), "RESULT %g %g %d %d", &r.wall, &r.cpu, &r.maxRSS, &r.maxGo); err == nil {
 			break
+		}
+		if strings.Contains(l, "bench_test.go:") { // the child's own logs (WAL size, shutdown time, Level-2 state)
+			fmt.Printf("    %s: %s\n", mode, strings.TrimSpace(l))
 		}
 	}
 	if r.wall == 0 {
@@ -227,7 +240,39 @@ func TestBenchChild(t *testing.T) {
 			}
 			t.Logf("level2 state %d B, checkpoints %d B", state, ck)
 		}
-		r.stop(t)
+		logWAL(t, db)
+		stopSlow(t, r)
+	case "replay":
+		// The worst case after a kill -9 re-applies every message not yet
+		// committed in DuckDB: with P partitions, the transaction in flight
+		// holds at most P+1 batches (the queued one and one blocked cut per
+		// partition), and meanwhile one batch per partition is open or
+		// blocked, plus one queued: 2P+2 batches (8 at the 3 partitions of
+		// the benchmark topic). The processor's drained file is rewound by
+		// that many messages (rows and offsets; the derived state is cleared,
+		// so the replay runs the same per-record path as a drain), then timed
+		// from start (DuckDB open, group join) to caught up.
+		parts, err := rewindForReplay(ctx, os.Getenv("GTSM_BENCH_SRC"), db, replayMessages)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := st.config(db, fmt.Sprintf("bench-%d", time.Now().UnixNano()))
+		cfg.BatchRows, cfg.FlushInterval, cfg.SessionTimeout, cfg.RebalanceTimeout = 0, 0, 0, 0 // the defaults
+		start()
+		r := startProc(t, cfg)
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
+		err = r.p.WaitCaughtUp(cctx)
+		cancel()
+		report(t0, c0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rows int
+		if err := r.p.DB().QueryRow(`SELECT count(*) FROM gtsm_etl`).Scan(&rows); err != nil || rows != n {
+			t.Fatalf("%d rows, %v; want %d", rows, err, n)
+		}
+		t.Logf("replayed %d messages (%d partitions with data)", replayMessages, parts)
+		stopSlow(t, r)
 	case "baseline":
 		rc, err := registry.New(registry.Config{URL: st.RegistryURL})
 		if err != nil {
@@ -251,6 +296,75 @@ func TestBenchChild(t *testing.T) {
 		}
 		report(t0, c0)
 	}
+}
+
+// replayMessages is the most messages a kill -9 can leave uncommitted with
+// the benchmark's 3 partitions and the default 131,072-row batches:
+// (2×3+2) batches (see the replay mode).
+const replayMessages = (2*3 + 2) * 131072
+
+// stopSlow stops the processor like running.stop, but waits up to 10
+// minutes (its shutdown checkpoint of several site-days on an overloaded
+// machine can take more than stop's minute), and logs how long it took.
+func stopSlow(t *testing.T, r *running) {
+	t0 := time.Now()
+	r.cancel()
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Fatalf("processor: %v", err)
+		}
+	case <-time.After(10 * time.Minute):
+		t.Fatal("processor did not stop in 10 minutes")
+	}
+	t.Logf("shutdown (final checkpoint) %.1f s", time.Since(t0).Seconds())
+}
+
+// logWAL logs the size of DuckDB's write-ahead log: what a kill -9 at this
+// point would replay at the next start.
+func logWAL(t *testing.T, db string) {
+	if fi, err := os.Stat(db + ".wal"); err == nil {
+		t.Logf("DuckDB WAL at caught up: %.1f MB", float64(fi.Size())/1e6)
+	} else {
+		t.Logf("DuckDB WAL at caught up: none (%v)", err)
+	}
+}
+
+// rewindForReplay copies the drained DuckDB file src to dst and takes back
+// the last msgs messages (spread over the partitions): their rows go, the
+// partitions' offsets move back, and the derived state (site_state, windows,
+// gaps, Level-2) is cleared so that the replayed records take the stored
+// path, as after a crash. It returns the number of partitions.
+func rewindForReplay(ctx context.Context, src, dst string, msgs int) (int, error) {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return 0, fmt.Errorf("replay source: %w", err)
+	}
+	if err := os.WriteFile(dst, b, 0o644); err != nil {
+		return 0, err
+	}
+	db, err := gtsmsql.Open(ctx, dst, false)
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	var parts int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM kafka_offsets`).Scan(&parts); err != nil || parts == 0 {
+		return 0, fmt.Errorf("kafka_offsets: %d partitions, %v", parts, err)
+	}
+	back := msgs / parts // a site-day is one site, so one partition holds it all at 1×
+	for _, q := range []string{
+		fmt.Sprintf(`DELETE FROM gtsm_etl USING kafka_offsets o WHERE o.kafka_partition = gtsm_etl.kafka_partition AND gtsm_etl.kafka_offset >= o.next_offset - %d`, back),
+		fmt.Sprintf(`UPDATE kafka_offsets SET next_offset = next_offset - %d`, back),
+		`DELETE FROM site_state`, `DELETE FROM windows`, `DELETE FROM gaps`,
+		`DELETE FROM level2_gauge_data`, `DELETE FROM level2_regional_data`, `DELETE FROM level2_state`, `DELETE FROM level2_checkpoint`,
+		`CHECKPOINT`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return 0, fmt.Errorf("rewind: %s: %w", q, err)
+		}
+	}
+	return parts, nil
 }
 
 // printResult prints the timed part and the child's peak RSS. The peak is read

@@ -64,14 +64,16 @@ type Config struct {
 	// WAL replay after a crash. A clean shutdown always checkpoints.
 	CheckpointThreshold string
 
-	// MemoryLimit is DuckDB's memory_limit, default 256MB (in StateDir
+	// MemoryLimit is DuckDB's memory_limit, default 192MB (in StateDir
 	// mode the total over the open partition files, see storeMemLimit): large
 	// transactions write row groups straight to the file, where the buffer
 	// pool can evict them, so DuckDB need not hold a backlog's table data
-	// (peak RSS measured in docs/performance.md, issue 16).
+	// (peak RSS measured in docs/performance.md, issue 16: draining 4x a
+	// site-day, RSS minus the Go runtime's memory was ~370 MB at 256MB,
+	// ~310 MB at 192MB).
 	MemoryLimit string
 
-	BatchRows       int           // rows per partition batch (DuckDB transaction), default 131072: ≥ 122,880 rows lets DuckDB write row groups straight to the file
+	BatchRows       int           // rows per partition batch (DuckDB transaction), default 131072: ≥ 122,880 rows lets DuckDB write row groups straight to the file (122880 itself measured no less memory and left an 841 MB WAL, docs/performance.md)
 	FlushInterval   time.Duration // commit a partial batch this long after its first message, default 1s
 	AllowedLateness time.Duration // a window is final once the site's time >= end + this, default 0
 
@@ -176,7 +178,7 @@ func (c Config) withDefaults() Config {
 		c.CheckpointThreshold = "1GB"
 	}
 	if c.MemoryLimit == "" {
-		c.MemoryLimit = "256MB"
+		c.MemoryLimit = "192MB"
 	}
 	if c.BatchRows <= 0 {
 		c.BatchRows = 131072

@@ -244,9 +244,9 @@ func (p *Processor) apply(gctx goka.Context, a *partAcc, msg any, part int32, of
 		refs = (*m)[keySite]
 	}
 	// A dbLoader value passed as the loader interface was an allocation per
-	// message; a pointer into the batch is not. Not cancelled with the goka
-	// session: a rebalance ending it must not fail a DuckDB read halfway
-	// through applying a message.
+	// message; a pointer into the batch is not. Its context is not
+	// cancelled with the goka session: a rebalance ending it must not fail
+	// a DuckDB read halfway through applying a message.
 	a.b.loader = dbLoader{ctx: context.WithoutCancel(ctx), db: a.db}
 	out, err := ss.apply(rec, refs, p.lateness, a.seq, &a.b.loader)
 	if err != nil {
