@@ -340,6 +340,10 @@ func (p *Processor) closeStore(st *store, why string) error {
 		if p.cfg.Publisher != nil && sinkErr == nil && p.failure() == nil {
 			p.publish(st)
 		}
+		// Nothing more is written to the file but the checkpoint inside
+		// Close, after which the lock is released (and the next owner may
+		// open it before "partition file closed" is logged).
+		p.log.Info("partition file closing", "partition", st.part, "file", st.path, "why", why)
 		err := st.sink.close()
 		if err != nil {
 			err = fmt.Errorf("close DuckDB appenders of %s: %w", st.path, err)
