@@ -212,7 +212,9 @@ func EnsureTopic(ctx context.Context, cl *kgo.Client, topic string, partitions i
 		cl.PurgeTopicsFromClient(topic)
 		return resp.NumPartitions, true, nil
 	}
-	// Someone else created it meanwhile: use theirs.
+	// Someone else (another gtsm produce) created it meanwhile: use theirs,
+	// looked up afresh, not through the "unknown topic" kgo cached above.
+	cl.PurgeTopicsFromClient(topic)
 	return EnsureTopic(ctx, cl, topic, partitions, replication, true)
 }
 
