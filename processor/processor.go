@@ -56,8 +56,13 @@ type Processor struct {
 	db     *sql.DB
 	dec    Decoder
 	sarama *sarama.Config
-	sink   *sink
-	dlq    *dlq
+	// instanceTag is this process's mark in its consumer-group join
+	// metadata (sarama Member.UserData), so the fence can tell another
+	// instance from this one's own earlier goka incarnation (fence.go).
+	instanceTag  []byte
+	gokaRestarts atomic.Int32 // goka processors runGoka started again after an error
+	sink         *sink
+	dlq          *dlq
 
 	lateness int64
 	minTime  int64 // event-time bounds (Config.MinEventTime, MaxFuture), ms
@@ -179,6 +184,8 @@ func New(ctx context.Context, cfg Config) (*Processor, error) {
 		accs: map[int32]*partAcc{}, batches: make(chan *batch, 1), rowPool: make(chan rowSet, 2), failed: make(chan struct{}),
 		committed: map[int32]int64{}, progress: make(chan struct{}),
 	}
+	p.instanceTag = newInstanceTag()
+	sc.Consumer.Group.Member.UserData = p.instanceTag
 	p.dec = cfg.Decoder
 	if p.dec == nil {
 		rc, err := registry.New(cfg.Registry)
@@ -392,6 +399,7 @@ func (p *Processor) runGoka(ctx context.Context, cancel context.CancelFunc, gp *
 		if failures >= 5 {
 			return err
 		}
+		p.gokaRestarts.Add(1) // the fence (fence.go) must not take our old member for another instance
 		p.log.Warn("goka processor stopped; starting a new one", "err", err, "attempt", failures)
 		select {
 		case <-ctx.Done():
