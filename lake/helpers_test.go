@@ -14,11 +14,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/earthscope/gtsm-stream/bottle"
 	"github.com/earthscope/gtsm-stream/embedded"
+	"github.com/earthscope/gtsm-stream/internal/testutil"
 	"github.com/earthscope/gtsm-stream/metadata"
 	"github.com/earthscope/gtsm-stream/metadata/publish"
 	"github.com/earthscope/gtsm-stream/partition"
@@ -40,39 +40,8 @@ type stack struct {
 
 func startStack(t testing.TB, partitions int) *stack {
 	t.Helper()
-	st, err := embedded.Start(embedded.Config{KafkaAddr: "127.0.0.1:0", RegistryAddr: "127.0.0.1:0", Partitions: partitions})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, serde := testutil.KafkaStack(t, testTopic, partitions)
 	t.Cleanup(func() { st.Close() })
-	ctx := context.Background()
-	rc, err := registry.New(registry.Config{URL: st.RegistryURL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, v, err := registry.LoadSchemas(ctx, rc, "", testTopic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serde, err := registry.NewSerde(ctx, rc, testTopic, k, v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(st.BootstrapServers))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	if _, err := adm.CreateTopic(ctx, int32(partitions), 1, nil, testTopic); err != nil {
-		t.Fatal(err)
-	}
-	// The processor's 1 s group session (a quick test) is below kfake's
-	// default minimum.
-	v500 := "500"
-	if _, err := adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Name: "group.min.session.timeout.ms", Value: &v500}}); err != nil {
-		t.Fatal(err)
-	}
 	return &stack{Stack: st, serde: serde, parts: int32(partitions)}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -87,28 +86,7 @@ type band struct {
 }
 
 // serveLevel2 answers GET /api/level2?site=[&matrix=][&from=&to=(ms)|&span=(ms)|&span=all][&points=].
-func serveLevel2(db *sql.DB) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), seriesTimeout)
-		defer cancel()
-		resp, err := loadLevel2(ctx, db, r.URL.Query())
-		var br badRequest
-		switch {
-		case errors.As(err, &br):
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		case errors.Is(err, errNoData):
-			http.Error(w, err.Error(), http.StatusNotFound)
-			return
-		case err != nil:
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
-		json.NewEncoder(w).Encode(resp)
-	}
-}
+func serveLevel2(db *sql.DB) http.HandlerFunc { return serveLoaded(db, loadLevel2) }
 
 // matrixVersion is one metadata version's calibration matrix.
 type matrixVersion struct {

@@ -121,11 +121,15 @@ func parseMS(q url.Values, name string) (int64, bool, error) {
 }
 
 // serveSeries answers GET /api/series?site=&session=[&from=&to=(ms)|&span=(ms)|&span=all][&points=][&unit=counts|ue].
-func serveSeries(db *sql.DB) http.HandlerFunc {
+func serveSeries(db *sql.DB) http.HandlerFunc { return serveLoaded(db, loadSeries) }
+
+// serveLoaded answers a GET with load's result as JSON, within
+// seriesTimeout: 400 for a bad request, 404 when there is no data.
+func serveLoaded[T any](db *sql.DB, load func(context.Context, *sql.DB, url.Values) (T, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), seriesTimeout)
 		defer cancel()
-		resp, err := loadSeries(ctx, db, r.URL.Query())
+		resp, err := load(ctx, db, r.URL.Query())
 		var br badRequest
 		switch {
 		case errors.As(err, &br):

@@ -17,7 +17,6 @@ import (
 
 	"github.com/earthscope/gtsm-stream/internal/testutil"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/earthscope/gtsm-stream/bottle"
@@ -91,37 +90,7 @@ func startStack(t testing.TB, partitions int) *stack {
 // startStackKeep starts a stack that lives until the test binary exits.
 func startStackKeep(t testing.TB, partitions int) *stack {
 	t.Helper()
-	st, err := embedded.Start(embedded.Config{KafkaAddr: "127.0.0.1:0", RegistryAddr: "127.0.0.1:0", Partitions: partitions})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	rc, err := registry.New(registry.Config{URL: st.RegistryURL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, v, err := registry.LoadSchemas(ctx, rc, "", testTopic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serde, err := registry.NewSerde(ctx, rc, testTopic, k, v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(st.BootstrapServers))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	if _, err := adm.CreateTopic(ctx, int32(partitions), 1, nil, testTopic); err != nil {
-		t.Fatal(err)
-	}
-	// Short group sessions, so a SIGKILLed member is noticed quickly.
-	v500 := "500"
-	if _, err := adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Name: "group.min.session.timeout.ms", Value: &v500}}); err != nil {
-		t.Fatal(err)
-	}
+	st, serde := testutil.KafkaStack(t, testTopic, partitions)
 	return &stack{Stack: st, serde: serde, parts: int32(partitions)}
 }
 
