@@ -33,13 +33,13 @@ import (
 const stateParts = 12
 
 // stateTables are every table the processor writes, with the columns that
-// differ between identical runs left out: wall-clock times, and
-// level2_state.updated_offset, which is the offset of the last message of
-// the batch that touched the site (level2.go), so it depends on where the
-// batches were cut (the single-instance run's differ from the members').
+// differ between identical runs left out: wall-clock times.
+// level2_state.updated_offset is compared: it is the site's own last
+// record's offset, not (as before) the batch's last message's, which
+// depended on where batches were cut.
 var stateTables = []struct{ name, exclude string }{
 	{"gtsm_etl", ""}, {"windows", ""}, {"gaps", ""}, {"site_state", "updated_at"}, {"kafka_offsets", ""},
-	{"dead_letters", "received_at"}, {"level2_gauge_data", ""}, {"level2_regional_data", ""}, {"level2_state", "updated_offset"},
+	{"dead_letters", "received_at"}, {"level2_gauge_data", ""}, {"level2_regional_data", ""}, {"level2_state", ""},
 	{"level2_checkpoint", ""}, {"station_metadata", "received_at"},
 }
 

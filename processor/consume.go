@@ -264,7 +264,7 @@ func (p *Processor) apply(gctx goka.Context, a *partAcc, msg any, part int32, of
 		a.b.dups++
 	default:
 		a.b.rows.add(keySite, rec, part, off, out == storedLate)
-		p.level2Sample(gctx, a.b, keySite, rec) // Level-2 hook (level2.go)
+		p.level2Sample(gctx, a.b, keySite, rec, off) // Level-2 hook (level2.go)
 		p.stats.rows.Add(1)
 		if out == storedLate {
 			p.stats.late.Add(1)

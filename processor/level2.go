@@ -70,6 +70,7 @@ type l2Sample struct {
 	counts   [4]int32 // Hour gauge counts, level2.FillValue where null
 	hPa      float64  // Day pressure; NaN for a fill value
 	meta     *l2Meta
+	off      int64 // its Kafka offset (level2_state.updated_offset)
 }
 
 // l2Batch is a batch's Level-2 part.
@@ -111,11 +112,11 @@ func newL2proc(log *slog.Logger, topic string, window time.Duration) (*l2proc, e
 }
 
 // level2Sample is apply's hook: it queues a stored record's Level-2 input.
-func (p *Processor) level2Sample(gctx goka.Context, b *batch, site string, r *record.Record) {
+func (p *Processor) level2Sample(gctx goka.Context, b *batch, site string, r *record.Record, off int64) {
 	if p.l2 == nil {
 		return
 	}
-	s := l2Sample{site: site}
+	s := l2Sample{site: site, off: off}
 	switch r.Session {
 	case bottle.Hour:
 		if r.Time%1000 != 0 {
@@ -209,7 +210,9 @@ func (l *l2proc) write(ctx context.Context, conn *sql.Conn, bs []*batch) error {
 			} else {
 				w.strain = append(w.strain, s)
 			}
-			w.last, w.offset = s.meta, b.next-1
+			// The site's own last record, not the batch's last message: the
+			// value must not depend on where batches were cut.
+			w.last, w.offset = s.meta, s.off
 		}
 	}
 	sites := make([]string, 0, len(work))
