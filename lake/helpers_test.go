@@ -18,7 +18,7 @@ import (
 
 	"github.com/earthscope/gtsm-stream/bottle"
 	"github.com/earthscope/gtsm-stream/embedded"
-	"github.com/earthscope/gtsm-stream/internal/testutil"
+	"github.com/earthscope/gtsm-stream/internal/teststack"
 	"github.com/earthscope/gtsm-stream/metadata"
 	"github.com/earthscope/gtsm-stream/metadata/publish"
 	"github.com/earthscope/gtsm-stream/partition"
@@ -40,7 +40,7 @@ type stack struct {
 
 func startStack(t testing.TB, partitions int) *stack {
 	t.Helper()
-	st, serde := testutil.KafkaStack(t, testTopic, partitions)
+	st, serde := teststack.KafkaStack(t, testTopic, partitions)
 	t.Cleanup(func() { st.Close() })
 	return &stack{Stack: st, serde: serde, parts: int32(partitions)}
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/earthscope/gtsm-stream/internal/teststack"
 	"github.com/earthscope/gtsm-stream/internal/testutil"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -90,7 +91,7 @@ func startStack(t testing.TB, partitions int) *stack {
 // startStackKeep starts a stack that lives until the test binary exits.
 func startStackKeep(t testing.TB, partitions int) *stack {
 	t.Helper()
-	st, serde := testutil.KafkaStack(t, testTopic, partitions)
+	st, serde := teststack.KafkaStack(t, testTopic, partitions)
 	return &stack{Stack: st, serde: serde, parts: int32(partitions)}
 }
 

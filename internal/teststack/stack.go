@@ -1,4 +1,7 @@
-package testutil
+// Package teststack starts the embedded Kafka broker and schema registry for
+// tests of the packages above record/ (testutil stays importable by bottle/
+// and record/ tests, which this package would make an import cycle).
+package teststack
 
 import (
 	"context"
