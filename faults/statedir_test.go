@@ -249,6 +249,20 @@ func sameAsClean(t *testing.T, dir, clean string) {
 		len(want["gtsm_etl"]), len(want["windows"]), len(want["level2_gauge_data"]), len(want["dead_letters"]))
 }
 
+// committedFraction is the share of the topic's messages below the group's
+// committed offsets.
+func committedFraction(committed, end map[int32]int64) float64 {
+	var c, e int64
+	for p, n := range end {
+		c += max(0, min(committed[p], n))
+		e += n
+	}
+	if e == 0 {
+		return 1
+	}
+	return float64(c) / float64(e)
+}
+
 func envInt(name string, def int) int {
 	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
 		return n
@@ -261,7 +275,7 @@ func envInt(name string, def int) int {
 // the others (the group's committed offsets of each of them move again),
 // restarts it, and compares the drained result with a crash-free run.
 func TestStateDirKillFailover(t *testing.T) {
-	b, total := stateBackfill(t, envInt("GTSM_STATE_MINUTES", 45))
+	b, total := stateBackfill(t, envInt("GTSM_STATE_MINUTES", 90))
 	dir := filepath.Join(t.TempDir(), "state")
 	const group = "members"
 	batch := 500
@@ -273,7 +287,17 @@ func TestStateDirKillFailover(t *testing.T) {
 	kills := envInt("GTSM_STATE_KILLS", 10)
 	var failovers []time.Duration
 	for k := 0; k < kills; k++ {
-		time.Sleep(time.Duration(500+rng.Intn(1500)) * time.Millisecond)
+		// Space the kills by progress, not only by time: kill k comes once
+		// about (k+1)/(kills+1) of the backlog is committed, so all of them
+		// land mid-backfill however fast the machine drains it (on an idle
+		// CI machine fixed sleeps ran out of backlog before the tenth).
+		time.Sleep(time.Duration(200+rng.Intn(800)) * time.Millisecond)
+		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			c, end := b.groupState(t, group)
+			if committedFraction(c, end) >= float64(k+1)/float64(kills+1) {
+				break
+			}
+		}
 		// A member that owns partitions (a restarted one may not have
 		// joined yet).
 		var owners []int
