@@ -38,14 +38,25 @@ func (p *Processor) ensureTopic() error {
 	}
 	// The dead-letter topic too, so the first poison message does not
 	// depend on the broker auto-creating topics (off on most clusters).
+	inputParts := p.cfg.Partitions
+	if d, ok := topics[p.cfg.Topic]; ok {
+		inputParts = int(d.NumPartitions)
+	}
 	for _, t := range []struct {
 		name, what string
 		parts      int
 		compact    bool
-	}{{p.cfg.Topic, "input", p.cfg.Partitions, false}, {p.cfg.Topic + ".dlq", "dead-letter", 1, false},
+		skip       bool
+	}{{p.cfg.Topic, "input", p.cfg.Partitions, false, false}, {p.cfg.Topic + ".dlq", "dead-letter", 1, false, false},
 		// Level-2's station metadata table (level2.go): compacted, keyed by site.
-		{p.cfg.MetadataTopic, "station metadata", 1, true}} {
-		if _, ok := topics[t.name]; ok || (t.compact && p.l2 == nil) {
+		{p.cfg.MetadataTopic, "station metadata", 1, true, p.l2 == nil},
+		// goka's group table, co-partitioned with the input. goka creates
+		// it too, but fails when another member created it between its
+		// check and its create (three --state-dir members starting at once:
+		// "error creating topic members-table"); here that race is
+		// harmless.
+		{string(goka.GroupTable(goka.Group(p.cfg.Group))), "group table", inputParts, true, false}} {
+		if _, ok := topics[t.name]; ok || t.skip {
 			continue
 		}
 		td := &sarama.TopicDetail{NumPartitions: int32(t.parts), ReplicationFactor: int16(p.cfg.Replication)}
