@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -99,34 +98,13 @@ func loadLevel2(ctx context.Context, db *sql.DB, q url.Values) (*level2Response,
 	if site == "" {
 		return nil, badRequest{"site= is required"}
 	}
-	points := defaultPoints
-	if s := q.Get("points"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > maxPoints {
-			return nil, badRequest{fmt.Sprintf("points=%q: want 1..%d", s, maxPoints)}
-		}
-		points = n
-	}
-	from, hasFrom, err := parseMS(q, "from")
+	points, err := parsePoints(q)
 	if err != nil {
 		return nil, err
 	}
-	to, hasTo, err := parseMS(q, "to")
+	rng, err := parseRange(q, level2DefaultSpan)
 	if err != nil {
 		return nil, err
-	}
-	span := int64(level2DefaultSpan)
-	all := false
-	switch s := q.Get("span"); s {
-	case "":
-	case "all":
-		all = true
-	default:
-		v, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || v <= 0 {
-			return nil, badRequest{fmt.Sprintf("span=%q: want milliseconds > 0 or all", s)}
-		}
-		span = v
 	}
 	resp := &level2Response{Site: site, Unit: "µε", Corrections: corrections}
 	err = readTx(ctx, db, func(tx *sql.Conn) error {
@@ -139,16 +117,7 @@ func loadLevel2(ctx context.Context, db *sql.DB, q url.Values) (*level2Response,
 			return fmt.Errorf("level2 site %q: %w", site, errNoData)
 		}
 		end := last.Int64 + level2StepMS
-		if !hasTo {
-			to = end
-		}
-		if !hasFrom {
-			from = to - span
-		}
-		if all {
-			from, to = first.Int64, end
-		}
-		from, to = max(from, first.Int64), min(to, end)
+		from, to := rng.clamp(first.Int64, end)
 		if to <= from {
 			return badRequest{fmt.Sprintf("empty range: the Level-2 data of %s spans %s .. %s UTC", site,
 				time.UnixMilli(first.Int64).UTC().Format(time.DateTime), time.UnixMilli(last.Int64).UTC().Format(time.DateTime))}

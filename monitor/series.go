@@ -157,13 +157,9 @@ func loadSeries(ctx context.Context, db *sql.DB, q url.Values) (*seriesResponse,
 	if site == "" {
 		return nil, badRequest{"site= is required"}
 	}
-	points := defaultPoints
-	if s := q.Get("points"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > maxPoints {
-			return nil, badRequest{fmt.Sprintf("points=%q: want 1..%d", s, maxPoints)}
-		}
-		points = n
+	points, err := parsePoints(q)
+	if err != nil {
+		return nil, err
 	}
 	unit := "counts"
 	switch q.Get("unit") {
@@ -173,26 +169,9 @@ func loadSeries(ctx context.Context, db *sql.DB, q url.Values) (*seriesResponse,
 	default:
 		return nil, badRequest{fmt.Sprintf("unit=%q: want counts or ue", q.Get("unit"))}
 	}
-	from, hasFrom, err := parseMS(q, "from")
+	rng, err := parseRange(q, info.defaultSpan)
 	if err != nil {
 		return nil, err
-	}
-	to, hasTo, err := parseMS(q, "to")
-	if err != nil {
-		return nil, err
-	}
-	span := info.defaultSpan
-	all := false
-	switch s := q.Get("span"); s {
-	case "":
-	case "all":
-		all = true
-	default:
-		v, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || v <= 0 {
-			return nil, badRequest{fmt.Sprintf("span=%q: want milliseconds > 0 or all", s)}
-		}
-		span = v
 	}
 	resp := &seriesResponse{Site: site, Session: session, Unit: unit, IntervalS: float64(info.intervalMS) / 1000}
 	err = readTx(ctx, db, func(tx *sql.Conn) error {
@@ -206,20 +185,8 @@ func loadSeries(ctx context.Context, db *sql.DB, q url.Values) (*seriesResponse,
 			return fmt.Errorf("series %s %s: read site_state: %w", site, session, err)
 		}
 		end := last.Int64 + info.intervalMS // [first, end) holds every sample
-		// The range: explicit, or the last span of the data (archives are
-		// years old: "now" would show nothing). Clamped to the data, so a
-		// short session (a Min file is one minute) fills the plot.
-		if !hasTo {
-			to = end
-		}
-		if !hasFrom {
-			from = to - span
-		}
-		if all {
-			from, to = first.Int64, end
-		}
-		from, to = max(from, first.Int64), min(to, end)
-		if !hasFrom && !hasTo && q.Get("span") == "" && to > from {
+		from, to := rng.clamp(first.Int64, end)
+		if rng.isDefault() && to > from {
 			// The default range starts at its first sample: a session
 			// recorded now and then (Min files) is not a dot at the edge.
 			var firstIn sql.NullInt64
@@ -361,4 +328,72 @@ func loadBuckets(ctx context.Context, tx *sql.Conn, resp *seriesResponse, info s
 		}
 	}
 	return rows.Err()
+}
+
+// timeRange is a request's from=, to= and span= (ms), before it is clamped
+// to the data.
+type timeRange struct {
+	from, to       int64
+	hasFrom, hasTo bool
+	span           int64 // default span, or span=
+	spanGiven      bool
+	all            bool // span=all
+}
+
+// parseRange reads from=, to= and span= (milliseconds > 0, or all).
+func parseRange(q url.Values, defaultSpan int64) (timeRange, error) {
+	r := timeRange{span: defaultSpan}
+	var err error
+	if r.from, r.hasFrom, err = parseMS(q, "from"); err != nil {
+		return r, err
+	}
+	if r.to, r.hasTo, err = parseMS(q, "to"); err != nil {
+		return r, err
+	}
+	switch s := q.Get("span"); s {
+	case "":
+	case "all":
+		r.all, r.spanGiven = true, true
+	default:
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || v <= 0 {
+			return r, badRequest{fmt.Sprintf("span=%q: want milliseconds > 0 or all", s)}
+		}
+		r.span, r.spanGiven = v, true
+	}
+	return r, nil
+}
+
+// isDefault: the request named no range at all.
+func (r timeRange) isDefault() bool { return !r.hasFrom && !r.hasTo && !r.spanGiven }
+
+// clamp resolves the range against data spanning [first, end): explicit
+// bounds, or the last span of the data (archives are years old: "now"
+// would show nothing), or all of it; clamped to the data, so a short
+// session (a Min file is one minute) fills the plot.
+func (r timeRange) clamp(first, end int64) (from, to int64) {
+	from, to = r.from, r.to
+	if !r.hasTo {
+		to = end
+	}
+	if !r.hasFrom {
+		from = to - r.span
+	}
+	if r.all {
+		from, to = first, end
+	}
+	return max(from, first), min(to, end)
+}
+
+// parsePoints reads points= (1..maxPoints; default defaultPoints).
+func parsePoints(q url.Values) (int, error) {
+	s := q.Get("points")
+	if s == "" {
+		return defaultPoints, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > maxPoints {
+		return 0, badRequest{fmt.Sprintf("points=%q: want 1..%d", s, maxPoints)}
+	}
+	return n, nil
 }
