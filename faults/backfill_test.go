@@ -284,12 +284,17 @@ func backfillTable(mode, extra string, runs []backfillRun, total int64, sites, m
 }
 
 // newBackfillBroker is newBroker with a 12-partition topic.
-func newBackfillBroker(t *testing.T) *broker {
+func newBackfillBroker(t *testing.T) *broker { return newPartitionedBroker(t, backfillPartitions) }
+
+// newPartitionedBroker is newBroker with a topic of parts partitions and the
+// broker's minimum group session lowered to 500 ms (members run 1.5 s
+// sessions, so a SIGKILLed one is noticed quickly).
+func newPartitionedBroker(t *testing.T, parts int32) *broker {
 	t.Helper()
 	b := startBroker(t, t.TempDir(), freeAddr(t), freeAddr(t))
 	adm := b.admin(t)
 	ctx := context.Background()
-	if _, err := adm.CreateTopic(ctx, backfillPartitions, 1, nil, topic); err != nil {
+	if _, err := adm.CreateTopic(ctx, parts, 1, nil, topic); err != nil {
 		t.Fatal(err)
 	}
 	v := "500"

@@ -47,16 +47,8 @@ var stateTables = []struct{ name, exclude string }{
 // fixtures, three poison messages and a generated 20-sps set of 8 sites.
 func stateBackfill(t *testing.T, minutes int) (*broker, int64) {
 	t.Helper()
-	b := startBroker(t, t.TempDir(), freeAddr(t), freeAddr(t))
-	adm := b.admin(t)
+	b := newPartitionedBroker(t, stateParts)
 	ctx := context.Background()
-	if _, err := adm.CreateTopic(ctx, stateParts, 1, nil, topic); err != nil {
-		t.Fatal(err)
-	}
-	v := "500"
-	if _, err := adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Name: "group.min.session.timeout.ms", Value: &v}}); err != nil {
-		t.Fatal(err)
-	}
 	in := t.TempDir()
 	sites := []string{"SD01", "SD02", "SD03", "SD04", "SD05", "SD06", "SD07", "SD08"}
 	writeMinSet(t, in, sites, minutes)
