@@ -37,15 +37,42 @@ func Testdata(t testing.TB, name string) string {
 	return filepath.Join(RepoRoot(t), "testdata", name)
 }
 
-// RealBottleDir is ../shared/real-bottle beside the repository root; the test
-// is skipped, with the reason, when it is absent.
+// RealBottleDir is ../shared/real-bottle beside the repository root (see
+// Shared for what happens when it is absent).
 func RealBottleDir(t testing.TB) string {
 	t.Helper()
-	dir := filepath.Join(RepoRoot(t), "..", "shared", "real-bottle")
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("real bottle files not available (%s): %v", dir, err)
+	return Shared(t, "real-bottle")
+}
+
+// Shared is ../shared/<rel> beside the repository root: the oracles and real
+// data that a fresh clone does not have. When it is absent the test is
+// skipped, naming what it needs; under CI (CI=true), where ../shared is always
+// laid beside the clone, it fails instead, so a missing oracle can never turn
+// into a silently skipped check.
+func Shared(t testing.TB, rel string) string {
+	t.Helper()
+	p := filepath.Join(RepoRoot(t), "..", "shared", filepath.FromSlash(rel))
+	if _, err := os.Stat(p); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI needs %s (../shared beside the clone): %v", p, err)
+		}
+		t.Skipf("needs %s, which a fresh clone does not have: put the project's shared/ material at ../shared beside the repository (%v)", p, err)
 	}
-	return dir
+	return p
+}
+
+// LongEnv is the environment variable that turns on the long tests (soak,
+// kill loops, large backfills): .ci/run sets it, the README's quick test
+// command does not.
+const LongEnv = "GTSM_LONG"
+
+// Long skips a test that takes more than a few seconds of a 2-core machine
+// unless GTSM_LONG=1; CI runs them all.
+func Long(t testing.TB) {
+	t.Helper()
+	if os.Getenv(LongEnv) != "1" {
+		t.Skipf("long test: set %s=1 to run it (.ci/run does)", LongEnv)
+	}
 }
 
 // DiffLines requires got and want to hold the same lines as multisets (row
