@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/earthscope/gtsm-stream/sitecode"
 )
 
 // Session is the recording session a bottle file belongs to, which fixes its
@@ -89,10 +91,8 @@ func ParseName(base string) (Name, error) {
 		return bad("too short")
 	}
 	n.Site = base[:4]
-	for _, c := range []byte(n.Site) {
-		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-			return bad("site must be four upper-case letters or digits")
-		}
+	if !sitecode.Valid(n.Site) {
+		return bad("site must be " + sitecode.Rule)
 	}
 	yy, err1 := atoi(base[4:6])
 	doy, err2 := atoi(base[6:9])

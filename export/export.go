@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/earthscope/gtsm-stream/shell"
+	"github.com/earthscope/gtsm-stream/sitecode"
 )
 
 // Fill is EarthScope's missing-value marker.
@@ -81,6 +82,11 @@ type File struct {
 func Level2(ctx context.Context, b shell.Backend, o Options) ([]File, error) {
 	if o.Site == "" {
 		return nil, fmt.Errorf("export level2: no site")
+	}
+	// The site names the files written under Dir: only a site code, never
+	// a path.
+	if err := sitecode.Check(o.Site); err != nil {
+		return nil, fmt.Errorf("export level2: --site: %w", err)
 	}
 	ts := func(t time.Time) any {
 		if t.IsZero() {

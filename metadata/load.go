@@ -54,7 +54,11 @@ func LoadFiles(paths []string) ([]Station, error) {
 	}
 	out := make([]Station, 0, len(rows))
 	for site, r := range rows {
-		out = append(out, Combine(r, readmes[site]))
+		st := Combine(r, readmes[site])
+		if err := Validate(&st); err != nil {
+			return nil, fmt.Errorf("%s: %w", strings.Join(st.Sources, ", "), err)
+		}
+		out = append(out, st)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Site < out[j].Site })
 	return out, nil

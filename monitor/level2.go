@@ -95,8 +95,8 @@ type matrixVersion struct {
 
 func loadLevel2(ctx context.Context, db *sql.DB, q url.Values) (*level2Response, error) {
 	site := q.Get("site")
-	if site == "" {
-		return nil, badRequest{"site= is required"}
+	if err := checkSite(site); err != nil {
+		return nil, err
 	}
 	points, err := parsePoints(q)
 	if err != nil {
@@ -187,7 +187,9 @@ func loadMatrices(ctx context.Context, tx *sql.Conn, site, name string) ([]matri
 		}
 		var st metadata.Station
 		if err := json.Unmarshal([]byte(j), &st); err != nil {
-			return nil, nil, fmt.Errorf("level2 %s: station_metadata version %s: record_json: %w", site, v, err)
+			// Data, not a fault of the server: the version's matrices
+			// are unknown, and its rows are listed in missing_matrix.
+			continue
 		}
 		for _, m := range st.Matrices {
 			if !contains(names, m.Name) {
@@ -303,8 +305,7 @@ func ptr(v sql.NullFloat64) *float64 {
 	if !v.Valid {
 		return nil
 	}
-	f := v.Float64
-	return &f
+	return finite(v.Float64)
 }
 
 // level2Gauges buckets level2_gauge: per bucket and gauge the raw

@@ -6,10 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/earthscope/gtsm-stream/sitecode"
 )
 
 // The status page's plots load their data from GET /api/series (one site and
@@ -105,6 +108,27 @@ type badRequest struct{ msg string }
 
 func (e badRequest) Error() string { return e.msg }
 
+// finite is f as a JSON value: null for NaN and the infinities, which JSON
+// cannot carry (the encoder would fail and the client get nothing).
+func finite(f float64) *float64 {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return nil
+	}
+	return &f
+}
+
+// checkSite refuses a site= that is missing or not a site code (400): the
+// site is a query parameter, but also a name in the response and the page.
+func checkSite(site string) error {
+	if site == "" {
+		return badRequest{"site= is required"}
+	}
+	if err := sitecode.Check(site); err != nil {
+		return badRequest{"site=: " + err.Error()}
+	}
+	return nil
+}
+
 var errNoData = errors.New("no samples")
 
 // parseMS reads a query parameter as UNIX milliseconds.
@@ -154,8 +178,8 @@ func loadSeries(ctx context.Context, db *sql.DB, q url.Values) (*seriesResponse,
 	if !ok {
 		return nil, badRequest{fmt.Sprintf("session=%q: want Day, Hour or Min", session)}
 	}
-	if site == "" {
-		return nil, badRequest{"site= is required"}
+	if err := checkSite(site); err != nil {
+		return nil, err
 	}
 	points, err := parsePoints(q)
 	if err != nil {
@@ -320,7 +344,7 @@ func loadBuckets(ctx context.Context, tx *sql.Conn, resp *seriesResponse, info s
 				if refs[g] != nil {
 					f = refs[g].microstrain(f)
 				}
-				return &f
+				return finite(f)
 			}
 			gs.Min = append(gs.Min, conv(vals[3*g]))
 			gs.Max = append(gs.Max, conv(vals[3*g+1]))

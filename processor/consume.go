@@ -13,6 +13,7 @@ import (
 	"github.com/earthscope/gtsm-stream/bottle"
 	"github.com/earthscope/gtsm-stream/record"
 	"github.com/earthscope/gtsm-stream/registry"
+	"github.com/earthscope/gtsm-stream/sitecode"
 	"github.com/lovoo/goka"
 )
 
@@ -191,6 +192,11 @@ func (p *Processor) apply(gctx goka.Context, a *partAcc, msg any, part int32, of
 		})
 		if err != nil {
 			return classify("key", fmt.Errorf("partition %d offset %d: key: %w", part, off, err))
+		}
+		// The site names files (partition state, export, the lake) and
+		// SQL rows: anything but a site code is set aside here, first.
+		if err := sitecode.Check(keySite); err != nil {
+			return badMessage{fmt.Errorf("partition %d offset %d: key: %w", part, off, err), "key_bad_site"}
 		}
 		a.keys[gctx.Key()] = keySite
 	}

@@ -30,6 +30,12 @@ const (
 	HeaderDLQReference = "dlq.reference"  // why only a reference is kept
 	HeaderDLQKeySize   = "dlq.key_size"   // bytes of the original key
 	HeaderDLQValueSize = "dlq.value_size" // bytes of the original value
+
+	// HeaderDLQSeenAt is set on a dead letter from another topic than the
+	// input (a station metadata record, read through goka's lookup table,
+	// which gives no offset; dlq.partition and dlq.offset are then -1): the
+	// input message, topic/partition@offset, at which the processor met it.
+	HeaderDLQSeenAt = "dlq.seen_at"
 )
 
 // maxRefKey: a reference keeps the original key up to this size.
@@ -100,13 +106,8 @@ func (d *dlq) send(ctx context.Context, bs []*batch) error {
 			for k, v := range l.headers {
 				h = append(h, sarama.RecordHeader{Key: []byte(k), Value: v})
 			}
-			h = append(h,
-				sarama.RecordHeader{Key: []byte(HeaderDLQReason), Value: []byte(l.reason)},
-				sarama.RecordHeader{Key: []byte(HeaderDLQError), Value: []byte(l.err)},
-				sarama.RecordHeader{Key: []byte(HeaderDLQTopic), Value: []byte(d.src)},
-				sarama.RecordHeader{Key: []byte(HeaderDLQPartition), Value: []byte(strconv.Itoa(int(l.partition)))},
-				sarama.RecordHeader{Key: []byte(HeaderDLQOffset), Value: []byte(strconv.FormatInt(l.offset, 10))},
-			)
+			h = append(h, d.origin(l)...)
+			h = append(h, sarama.RecordHeader{Key: []byte(HeaderDLQError), Value: []byte(l.err)})
 			m := &sarama.ProducerMessage{Topic: d.topic, Headers: h, Metadata: l}
 			if l.key != nil {
 				m.Key = sarama.ByteEncoder(l.key)
@@ -164,17 +165,16 @@ func (d *dlq) send(ctx context.Context, bs []*batch) error {
 // reference is the dead letter without the original value (and key, if
 // large): what fits whatever the size of the poison message.
 func (d *dlq) reference(l *deadLetter, why string) *sarama.ProducerMessage {
-	h := []sarama.RecordHeader{
-		{Key: []byte(HeaderDLQReason), Value: []byte(l.reason)},
-		{Key: []byte(HeaderDLQError), Value: []byte(truncate(l.err, 4096))},
-		{Key: []byte(HeaderDLQTopic), Value: []byte(d.src)},
-		{Key: []byte(HeaderDLQPartition), Value: []byte(strconv.Itoa(int(l.partition)))},
-		{Key: []byte(HeaderDLQOffset), Value: []byte(strconv.FormatInt(l.offset, 10))},
-		{Key: []byte(HeaderDLQReference), Value: []byte(why + "; the original is at " + d.src + "/" +
-			strconv.Itoa(int(l.partition)) + "@" + strconv.FormatInt(l.offset, 10))},
-		{Key: []byte(HeaderDLQKeySize), Value: []byte(strconv.Itoa(len(l.key)))},
-		{Key: []byte(HeaderDLQValueSize), Value: []byte(strconv.Itoa(len(l.value)))},
+	where := d.src + "/" + strconv.Itoa(int(l.partition)) + "@" + strconv.FormatInt(l.offset, 10)
+	if l.topic != "" && l.topic != d.src {
+		where = l.topic + " under key " + truncate(string(l.key), 64) + " (latest value; met at " + where + ")"
 	}
+	h := append(d.origin(l),
+		sarama.RecordHeader{Key: []byte(HeaderDLQError), Value: []byte(truncate(l.err, 4096))},
+		sarama.RecordHeader{Key: []byte(HeaderDLQReference), Value: []byte(why + "; the original is at " + where)},
+		sarama.RecordHeader{Key: []byte(HeaderDLQKeySize), Value: []byte(strconv.Itoa(len(l.key)))},
+		sarama.RecordHeader{Key: []byte(HeaderDLQValueSize), Value: []byte(strconv.Itoa(len(l.value)))},
+	)
 	// Marked as a reference, so a refusal of the reference itself is not
 	// turned into another reference (it is a broker fault: retried).
 	m := &sarama.ProducerMessage{Topic: d.topic, Headers: h}
@@ -182,6 +182,25 @@ func (d *dlq) reference(l *deadLetter, why string) *sarama.ProducerMessage {
 		m.Key = sarama.ByteEncoder(l.key)
 	}
 	return m
+}
+
+// origin is a dead letter's reason and source headers: dlq.reason,
+// dlq.topic, dlq.partition, dlq.offset, and for a record of another topic
+// than the input dlq.seen_at.
+func (d *dlq) origin(l *deadLetter) []sarama.RecordHeader {
+	part, off := strconv.Itoa(int(l.partition)), strconv.FormatInt(l.offset, 10)
+	h := []sarama.RecordHeader{{Key: []byte(HeaderDLQReason), Value: []byte(l.reason)}}
+	if l.topic != "" && l.topic != d.src {
+		return append(h,
+			sarama.RecordHeader{Key: []byte(HeaderDLQTopic), Value: []byte(l.topic)},
+			sarama.RecordHeader{Key: []byte(HeaderDLQPartition), Value: []byte("-1")},
+			sarama.RecordHeader{Key: []byte(HeaderDLQOffset), Value: []byte("-1")},
+			sarama.RecordHeader{Key: []byte(HeaderDLQSeenAt), Value: []byte(d.src + "/" + part + "@" + off)})
+	}
+	return append(h,
+		sarama.RecordHeader{Key: []byte(HeaderDLQTopic), Value: []byte(d.src)},
+		sarama.RecordHeader{Key: []byte(HeaderDLQPartition), Value: []byte(part)},
+		sarama.RecordHeader{Key: []byte(HeaderDLQOffset), Value: []byte(off)})
 }
 
 // permanentSendError: errors that every retry of the same message gets.

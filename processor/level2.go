@@ -143,13 +143,14 @@ func (p *Processor) level2Sample(gctx goka.Context, b *batch, site string, r *re
 		return
 	}
 	raw, _ := gctx.Lookup(p.l2.table, site).([]byte)
-	s.meta = p.l2.meta(site, raw, b)
+	s.meta = p.l2.meta(site, raw, b, off)
 	b.l2.samples = append(b.l2.samples, s)
 }
 
 // meta returns the site's metadata for raw, the table's current value,
-// decoding it only when it changed.
-func (l *l2proc) meta(site string, raw []byte, b *batch) *l2Meta {
+// decoding it only when it changed. A value that fails validation is a dead
+// letter and leaves the previous version in force (metaintake.go).
+func (l *l2proc) meta(site string, raw []byte, b *batch, off int64) *l2Meta {
 	l.mu.Lock()
 	c := l.cur[site]
 	l.mu.Unlock()
@@ -158,13 +159,10 @@ func (l *l2proc) meta(site string, raw []byte, b *batch) *l2Meta {
 	}
 	m := &l2Meta{raw: bytes.Clone(raw), cfg: level2.ConfigFrom(nil)}
 	if len(raw) > 0 {
-		st, v, err := l.codec.DecodeMessage(raw)
-		switch {
-		case err != nil:
-			l.log.Warn("station metadata not usable; Level-2 without metadata", "topic", string(l.table), "site", site, "err", err)
-		case st.Site != site:
-			l.log.Warn("station metadata names another site; Level-2 without metadata", "topic", string(l.table), "key", site, "site", st.Site)
-		default:
+		st, v, err := l.acceptMeta(site, raw)
+		if err != nil {
+			m = l.rejectMeta(site, raw, b, off, c, err)
+		} else {
 			j, err := json.Marshal(st)
 			if err != nil {
 				l.log.Warn("station metadata as JSON", "site", site, "err", err)

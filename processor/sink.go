@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"database/sql/driver"
@@ -15,6 +16,11 @@ import (
 )
 
 type deadLetter struct {
+	// topic is the source topic when it is not the input topic (a station
+	// metadata record met through the lookup table, metaintake.go); its
+	// partition and offset are then those of the input message at which
+	// the processor met it.
+	topic      string
 	partition  int32
 	offset     int64
 	err        string
@@ -213,7 +219,7 @@ func (k *sink) write(ctx context.Context, bs []*batch) (err error) {
 		}
 		for _, d := range b.dead {
 			if _, err := k.conn.ExecContext(ctx, `INSERT OR REPLACE INTO dead_letters VALUES (?, ?, ?, ?, ?, ?, ?)`,
-				k.topic, d.partition, d.offset, d.err, nullBytes(d.key), nullBytes(d.value), now); err != nil {
+				cmp.Or(d.topic, k.topic), d.partition, d.offset, d.err, nullBytes(d.key), nullBytes(d.value), now); err != nil {
 				return fmt.Errorf("dead letter (partition %d offset %d): %w", d.partition, d.offset, err)
 			}
 		}

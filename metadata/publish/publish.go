@@ -109,9 +109,17 @@ func Publish(ctx context.Context, stations []metadata.Station, o Options) (*Summ
 	versions := make([]string, 0, len(stations))
 	for i := range stations {
 		s := &stations[i]
+		// The processor refuses what fails this check (and keeps the
+		// previous version): never publish it.
+		if err := metadata.Validate(s); err != nil {
+			return nil, err
+		}
 		body, v, err := codec.Encode(s)
 		if err != nil {
 			return nil, err
+		}
+		if err := metadata.CheckSize(len(body) + 5); err != nil {
+			return nil, fmt.Errorf("station %s: %w", s.Site, err)
 		}
 		key := []byte(s.Site)
 		val := append(header(sum.ValueSchemaID), body...)
