@@ -46,7 +46,13 @@ func (p *Props) Set(kv string) error {
 	k, v, ok := strings.Cut(kv, "=")
 	k = strings.TrimSpace(k)
 	if !ok || k == "" {
-		return fmt.Errorf("%q: want key=value (a Kafka client property, e.g. client.id=gtsm)", kv)
+		// Quoted only if it cannot hold a secret ("sasl.password secret"
+		// with a space for the '=').
+		shown := strconv.Quote(kv)
+		if Secret(kv) {
+			shown = "a value naming a secret"
+		}
+		return fmt.Errorf("%s: want key=value (a Kafka client property, e.g. client.id=gtsm)", shown)
 	}
 	p.put(k, strings.TrimSpace(v), "-X "+k)
 	return nil
@@ -73,12 +79,34 @@ func (p *Props) String() string {
 			b.WriteString(",")
 		}
 		v := p.vals[k]
-		if strings.Contains(k, "password") {
+		if Secret(k) {
 			v = "***"
 		}
 		b.WriteString(k + "=" + v)
 	}
 	return b.String()
+}
+
+// valueError is a refused value's error, naming where the property came
+// from; a secret's value (which the error may quote) is left out.
+func (p *Props) valueError(k string, err error) error {
+	if Secret(k) {
+		return fmt.Errorf("%s: %s: the value is not valid (not shown: it is a secret)", p.from[k], k)
+	}
+	return fmt.Errorf("%s: %s: %w", p.from[k], k, err)
+}
+
+// Secret reports whether a property key (or a string that may hold one)
+// names a secret whose value must never be shown: passwords, secrets,
+// tokens, JAAS configurations and inline private keys.
+func Secret(k string) bool {
+	k = strings.ToLower(k)
+	for _, w := range []string{"password", "secret", "token", "jaas", "credential", "key.pem", "private"} {
+		if strings.Contains(k, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // Type names the value in pflag's help.
@@ -136,7 +164,8 @@ func ReadFile(path string) (*Props, error) {
 		cont.Reset()
 		i := strings.IndexAny(line, "=: \t")
 		if i <= 0 {
-			return nil, fmt.Errorf("%s:%d: %q: want key=value", path, start, line)
+			// Not quoted: the line may be a password.
+			return nil, fmt.Errorf("%s:%d: want key=value (a line starting with '=', ':' or a blank)", path, start)
 		}
 		k := line[:i]
 		v := strings.TrimSpace(line[i+1:])
@@ -516,7 +545,7 @@ func (p *Props) Franz() ([]kgo.Opt, error) {
 			return nil, fmt.Errorf("%s: %w", p.from[k], unknown(k, "franz", "gtsm produce (franz-go)"))
 		}
 		if err := prop.franz(p.vals[k], &s); err != nil {
-			return nil, fmt.Errorf("%s: %s: %w", p.from[k], k, err)
+			return nil, p.valueError(k, err)
 		}
 	}
 	if err := s.sec.check(); err != nil {
@@ -570,7 +599,7 @@ func (p *Props) Sarama() (Security, func(*sarama.Config) error, error) {
 				return fmt.Errorf("%s: %w", p.from[k], unknown(k, "sarama", "gtsm process (sarama)"))
 			}
 			if err := prop.sarama(p.vals[k], c, s); err != nil {
-				return fmt.Errorf("%s: %s: %w", p.from[k], k, err)
+				return p.valueError(k, err)
 			}
 		}
 		return s.sec.check()

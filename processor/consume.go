@@ -186,7 +186,7 @@ func (p *Processor) apply(gctx goka.Context, a *partAcc, msg any, part int32, of
 	ctx := gctx.Context()
 	keySite, ok := a.keys[gctx.Key()]
 	if !ok {
-		err := retryUnreachable(ctx, p.log, fmt.Sprintf("key schema of partition %d offset %d", part, off), p.cfg.Registry.URL, func() (err error) {
+		err := retryUnreachable(ctx, p.log, fmt.Sprintf("key schema of partition %d offset %d", part, off), p.cfg.Registry.SafeURL(), func() (err error) {
 			keySite, err = p.dec.DecodeKey(ctx, []byte(gctx.Key()))
 			return err
 		})
@@ -207,7 +207,7 @@ func (p *Processor) apply(gctx goka.Context, a *partAcc, msg any, part int32, of
 	// closure cost a Sprintf and an allocation per message (issue 16).
 	err := p.dec.DecodeValue(ctx, raw, rec)
 	if errors.Is(err, registry.ErrUnreachable) {
-		err = retryUnreachable(ctx, p.log, fmt.Sprintf("value schema of partition %d offset %d", part, off), p.cfg.Registry.URL, func() error {
+		err = retryUnreachable(ctx, p.log, fmt.Sprintf("value schema of partition %d offset %d", part, off), p.cfg.Registry.SafeURL(), func() error {
 			return p.dec.DecodeValue(ctx, raw, rec)
 		})
 	}

@@ -192,7 +192,7 @@ func New(ctx context.Context, cfg Config) (*Processor, error) {
 		if err != nil {
 			return nil, fmt.Errorf("schema registry: %w", err)
 		}
-		err = retryUnreachable(ctx, p.log, "load schemas", cfg.Registry.URL, func() error {
+		err = retryUnreachable(ctx, p.log, "load schemas", cfg.Registry.SafeURL(), func() error {
 			k, v, err := registry.LoadSchemas(ctx, rc, "", cfg.Topic)
 			if err != nil {
 				return err
@@ -201,7 +201,7 @@ func New(ctx context.Context, cfg Config) (*Processor, error) {
 			return err
 		})
 		if err != nil {
-			return nil, fmt.Errorf("schema registry %s: %w", cfg.Registry.URL, err)
+			return nil, fmt.Errorf("schema registry %s: %w", cfg.Registry.SafeURL(), err)
 		}
 	}
 	if cfg.StateDir != "" {

@@ -305,17 +305,17 @@ func connectRegistry(ctx context.Context, rc *registry.Client, opt Options) (*re
 			}
 			serde, err := registry.NewSerde(ctx, rc, opt.Topic, k, v)
 			if err != nil {
-				return nil, fmt.Errorf("schema registry %s: %w", opt.Registry.URL, err)
+				return nil, fmt.Errorf("schema registry %s: %w", opt.Registry.SafeURL(), err)
 			}
 			return serde, nil
 		}()
 		if err == nil || !errors.Is(err, registry.ErrUnreachable) || ctx.Err() != nil || wait < 0 || time.Now().Add(delay).After(deadline) {
 			return serde, err
 		}
-		log.Warn("schema registry unreachable; retrying", "url", opt.Registry.URL, "in", delay, "until", deadline.Format(time.TimeOnly), "err", err)
+		log.Warn("schema registry unreachable; retrying", "url", opt.Registry.SafeURL(), "in", delay, "until", deadline.Format(time.TimeOnly), "err", err)
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("schema registry %s: %w (while waiting: %v)", opt.Registry.URL, ctx.Err(), err)
+			return nil, fmt.Errorf("schema registry %s: %w (while waiting: %v)", opt.Registry.SafeURL(), ctx.Err(), err)
 		case <-time.After(delay):
 		}
 		delay = min(2*delay, 15*time.Second)

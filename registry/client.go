@@ -70,12 +70,12 @@ func New(cfg Config) (*Client, error) {
 	if cfg.URL == "" {
 		return nil, errors.New("schema registry URL is empty (set SCHEMA_REGISTRY_URL or --registry)")
 	}
-	u, err := url.Parse(cfg.URL)
+	u, err := parseURL(cfg.URL)
 	if err != nil {
-		return nil, fmt.Errorf("schema registry URL %q: %w", cfg.URL, err)
+		return nil, fmt.Errorf("schema registry URL %q: %w", cfg.SafeURL(), err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return nil, fmt.Errorf("schema registry URL %q: want http://host:port or https://host:port", cfg.URL)
+		return nil, fmt.Errorf("schema registry URL %q: want http://host:port or https://host:port", cfg.SafeURL())
 	}
 	c := &Client{user: cfg.Username, pass: cfg.Password, retries: cfg.MaxRetries, backoff: 100 * time.Millisecond, byID: map[int]string{}}
 	if u.User != nil {

@@ -69,7 +69,7 @@ func applyConfig(env *environ, fs *pflag.FlagSet, c *commonFlags) error {
 		}
 		for _, v := range vals[name] {
 			if err := fs.Set(name, v); err != nil {
-				return usageError{fmt.Sprintf("config %s: %s: %v", path, name, err)}
+				return usageError{fmt.Sprintf("config %s: %s: %s", path, name, redactFlagError(err.Error()))}
 			}
 		}
 	}

@@ -24,11 +24,16 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/earthscope/gtsm-stream/kafkaprops"
+	"github.com/earthscope/gtsm-stream/registry"
 )
 
 // command is one subcommand. run gets the arguments after the subcommand name
@@ -312,6 +317,7 @@ func printHelp(w io.Writer, synopsis, help string, fs *pflag.FlagSet) {
 	common := pflag.NewFlagSet("common", pflag.ContinueOnError)
 	own.SortFlags, common.SortFlags = false, false
 	fs.VisitAll(func(f *pflag.Flag) {
+		f.DefValue = helpDefault(f)
 		if isCommon(f.Name) {
 			common.AddFlag(f)
 		} else {
@@ -323,6 +329,41 @@ func printHelp(w io.Writer, synopsis, help string, fs *pflag.FlagSet) {
 	fmt.Fprintln(w, "\nFlags of every command:")
 	fmt.Fprint(w, common.FlagUsages())
 	fmt.Fprintln(w, "  -h, --help   this help")
+}
+
+// helpDefault is a flag's default as help shows it: defaults come from the
+// environment (SCHEMA_REGISTRY_URL=http://user:password@host), so a URL's
+// user-info is cut and a secret flag's default is not shown.
+func helpDefault(f *pflag.Flag) string {
+	switch {
+	case f.DefValue == "":
+		return ""
+	case kafkaprops.Secret(f.Name):
+		return "(set, not shown)"
+	case strings.Contains(f.DefValue, "://"):
+		return registry.RedactURL(f.DefValue)
+	}
+	return f.DefValue
+}
+
+// flagValueInError is how pflag quotes a refused value.
+var flagValueInError = regexp.MustCompile(`invalid argument ("(?:[^"\\]|\\.)*") for "([^"]*)" flag`)
+
+// redactFlagError takes out of pflag's "invalid argument" message a value
+// that is or may hold a secret (-X "sasl.password pw", a password flag, a
+// URL with user-info).
+func redactFlagError(msg string) string {
+	return flagValueInError.ReplaceAllStringFunc(msg, func(m string) string {
+		sub := flagValueInError.FindStringSubmatch(m)
+		v, err := strconv.Unquote(sub[1])
+		switch {
+		case err != nil || kafkaprops.Secret(v) || kafkaprops.Secret(sub[2]):
+			return fmt.Sprintf("invalid argument (not shown: it may hold a secret) for %q flag", sub[2])
+		case strings.Contains(v, "://"):
+			return fmt.Sprintf("invalid argument %q for %q flag", registry.RedactURL(v), sub[2])
+		}
+		return m
+	})
 }
 
 // parseFlags parses args, mapping a bad flag to a usageError; then fills
@@ -338,7 +379,7 @@ func parseFlags(fs *pflag.FlagSet, args []string) error {
 		if errors.Is(err, pflag.ErrHelp) {
 			return err
 		}
-		return usageError{err.Error()}
+		return usageError{redactFlagError(err.Error())}
 	}
 	if err := applyConfig(env, fs, h.c); err != nil {
 		return err

@@ -103,7 +103,7 @@ func Publish(ctx context.Context, stations []metadata.Station, o Options) (*Summ
 		return nil, fmt.Errorf("schema registry: %w", err)
 	}
 	if sum.ValueSchemaID, err = rc.Register(ctx, o.Topic+"-value", avroschemas.Metadata); err != nil {
-		return nil, fmt.Errorf("schema registry %s: register %s-value: %w", o.Registry.URL, o.Topic, err)
+		return nil, fmt.Errorf("schema registry %s: register %s-value: %w", o.Registry.SafeURL(), o.Topic, err)
 	}
 	recs := make([]*kgo.Record, 0, len(stations))
 	versions := make([]string, 0, len(stations))
