@@ -126,7 +126,9 @@ func otherInstances(admin sarama.ClusterAdmin, group string, tag []byte) (all, f
 		for id, m := range d.Members {
 			name := fmt.Sprintf("%s@%s (%s)", m.ClientId, strings.TrimPrefix(m.ClientHost, "/"), id)
 			all = append(all, name)
-			if meta, err := m.GetMemberMetadata(); err != nil || meta == nil || string(meta.UserData) != string(tag) {
+			// The join metadata is the tag, then (agree.go) the member's
+			// configuration, which changes once it consumes.
+			if meta, err := m.GetMemberMetadata(); err != nil || meta == nil || tagOf(meta.UserData) != string(tag) {
 				foreign = append(foreign, name)
 			}
 		}
@@ -134,4 +136,10 @@ func otherInstances(admin sarama.ClusterAdmin, group string, tag []byte) (all, f
 	sort.Strings(all)
 	sort.Strings(foreign)
 	return all, foreign, state, nil
+}
+
+// tagOf is the instance tag of a member's join metadata (its first line).
+func tagOf(userData []byte) string {
+	t, _ := splitUserData(userData)
+	return t
 }

@@ -314,6 +314,9 @@ func (p *Processor) Run(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	if err := p.agreement(); err != nil { // agree.go: members agree before any consumes
+		return err
+	}
 	if p.dlq, err = newDLQ(p.cfg.Brokers, p.sarama, p.cfg.Topic, p.cfg.Topic+".dlq"); err != nil {
 		return err
 	}
