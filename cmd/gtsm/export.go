@@ -8,6 +8,7 @@ import (
 	"github.com/earthscope/gtsm-stream/export"
 	"github.com/earthscope/gtsm-stream/pgwire"
 	"github.com/earthscope/gtsm-stream/shell"
+	"github.com/earthscope/gtsm-stream/sitecode"
 )
 
 const exportLevel2Help = `Writes one site's Level-2 gauge strain (the level2_gauge view) in EarthScope's
@@ -47,6 +48,9 @@ func runExportLevel2(ctx context.Context, env *environ, args []string) error {
 	}
 	if o.Site == "" {
 		return usageError{"--site is required"}
+	}
+	if err := sitecode.Check(o.Site); err != nil {
+		return usageError{"--site: " + err.Error()}
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
