@@ -20,6 +20,7 @@ import (
 	"github.com/earthscope/gtsm-stream/compare"
 	"github.com/earthscope/gtsm-stream/flink"
 	"github.com/earthscope/gtsm-stream/pgwire"
+	"github.com/earthscope/gtsm-stream/registry"
 	gtsmsql "github.com/earthscope/gtsm-stream/sql"
 )
 
@@ -275,7 +276,7 @@ func connectEndpoint(ctx context.Context, env *environ, url string) (*pgx.Conn, 
 	}
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
-		return nil, usageError{fmt.Sprintf("--pg %q: %v", url, err)}
+		return nil, usageError{fmt.Sprintf("--pg %q: %v", registry.RedactURL(url), err)}
 	}
 	if cfg.Password == "" {
 		cfg.Password = env.getenv("GTSM_SQL_PASSWORD")
