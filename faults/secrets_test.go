@@ -93,10 +93,10 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	for _, r := range runs {
 		t.Run(r.name, func(t *testing.T) {
 			out := runForSecrets(t, bin, r)
+			assertNoSecret(t, out, pw, user+":")
 			if !strings.Contains(out, r.expect) {
 				t.Fatalf("the run did not reach the path under test (no %q in its output):\n%s", r.expect, tail(out, 3000))
 			}
-			assertNoSecret(t, out, pw, user+":")
 		})
 	}
 
