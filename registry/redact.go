@@ -9,22 +9,16 @@ import (
 // RedactURL returns s without the user-info of a URL ("user:password@"),
 // for logs and error messages: the registry URL may carry basic-auth
 // credentials. It works on strings url.Parse refuses too (a password with a
-// space or a '#' in it), so a malformed URL cannot carry its password into
-// an error: everything between "://" (or the start) and the last '@' of the
-// authority is cut.
+// space, '#', '/' or '@' in it), so a malformed URL cannot carry its
+// password into an error: everything between "://" (or the start) and the
+// last '@' is cut. A URL whose path holds an '@' loses more than its
+// user-info, which is the safe way to be wrong.
 func RedactURL(s string) string {
 	rest, scheme := s, ""
 	if i := strings.Index(s, "://"); i >= 0 {
 		scheme, rest = s[:i+3], s[i+3:]
 	}
-	// The authority ends at the first '/', '?' or '#' after the last '@'
-	// that comes before any '/': a password may contain '?' or '#', and a
-	// path may contain '@', so look for the '@' first.
-	end := len(rest)
-	if i := strings.IndexByte(rest, '/'); i >= 0 {
-		end = i
-	}
-	at := strings.LastIndexByte(rest[:end], '@')
+	at := strings.LastIndexByte(rest, '@')
 	if at < 0 {
 		return s
 	}
