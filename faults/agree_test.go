@@ -1,7 +1,6 @@
 package faults
 
 import (
-	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -142,12 +141,8 @@ func checkRefusal(t *testing.T, p *proc, err error, flag string) {
 	if !strings.Contains(out, flag) {
 		t.Fatalf("the refused member's error does not name %s (exit %v):\n%s", flag, err, tail(out, 30))
 	}
-	fmt.Fprintln(testWriter{t}, "refused:", lastErrorLine(out))
+	t.Log("refused:", lastErrorLine(out))
 }
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(b []byte) (int, error) { w.t.Log(strings.TrimSpace(string(b))); return len(b), nil }
 
 func lastErrorLine(out string) string {
 	for _, l := range slices.Backward(strings.Split(out, "\n")) {
