@@ -137,6 +137,7 @@ type Server struct {
 
 	sessions *sessions
 	auth     *authThrottle
+	streams  *streamer // native connections for streamed results (stream.go)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -195,7 +196,13 @@ func Listen(db *sql.DB, cfg Config) (*Server, error) {
 		own.Close()
 		return nil, err
 	}
-	s := &Server{cfg: cfg, db: own, path: path, parser: p, conns: map[net.Conn]struct{}{}, sessions: newSessions()}
+	streams, err := newStreamer(path, strings.EqualFold(mode, "read_only"))
+	if err != nil {
+		p.close()
+		own.Close()
+		return nil, err
+	}
+	s := &Server{cfg: cfg, db: own, path: path, parser: p, conns: map[net.Conn]struct{}{}, sessions: newSessions(), streams: streams}
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	s.auth = newAuthThrottle(s.stopping)
 	opts := []wire.OptionFn{
@@ -203,7 +210,9 @@ func Listen(db *sql.DB, cfg Config) (*Server, error) {
 		wire.Version(serverVersion),
 		wire.BackendKeyData(s.sessions.keyData),
 		wire.CancelRequest(s.sessions.cancelRequest),
-		wire.TxStatus(s.sessions.idle),
+		wire.TxStatus(s.txStatus),
+		wire.Portals(newPortals),
+		wire.ExtendTypes(pgTextTypes),
 		wire.GlobalParameters(wire.Parameters{"DateStyle": "ISO, MDY", "TimeZone": "UTC", "integer_datetimes": "on",
 			// DuckDB strings are standard: a backslash is an ordinary character.
 			"standard_conforming_strings": "on"}),
@@ -214,6 +223,7 @@ func Listen(db *sql.DB, cfg Config) (*Server, error) {
 	s.wire, err = wire.NewServer(s.parse, opts...)
 	if err != nil {
 		p.close()
+		streams.close()
 		own.Close()
 		return nil, fmt.Errorf("SQL endpoint: %w", err)
 	}
@@ -221,6 +231,7 @@ func Listen(db *sql.DB, cfg Config) (*Server, error) {
 	if err != nil {
 		p.close()
 		own.Close()
+		streams.close()
 		return nil, fmt.Errorf("SQL endpoint: listen on %s: %w", cfg.Addr, err)
 	}
 	s.ln = &trackingListener{Listener: ln, s: s}
@@ -264,6 +275,7 @@ func (s *Server) Close() error {
 		}
 		s.wire.Wait()
 		s.parser.close()
+		s.streams.close()
 		if err := s.db.Close(); err != nil && s.closeErr == nil {
 			s.closeErr = fmt.Errorf("SQL endpoint: close its DuckDB connections: %w", err)
 		}

@@ -284,3 +284,40 @@ func formatDecimal(d duckdb.Decimal) string {
 	}
 	return sign + digits[:len(digits)-scale] + "." + digits[len(digits)-scale:]
 }
+
+// pgTextTypes adjusts psql-wire's type map to how Postgres writes values in
+// text format: pgx writes a timestamptz as "2021-07-01 00:00:01Z", which
+// pgjdbc refuses ("Bad value for type timestamp"); Postgres (TimeZone UTC)
+// writes "2021-07-01 00:00:01+00".
+func pgTextTypes(m *pgtype.Map) {
+	m.RegisterType(&pgtype.Type{Name: "timestamptz", OID: pgtype.TimestamptzOID, Codec: &pgTimestamptzCodec{}})
+}
+
+type pgTimestamptzCodec struct{ pgtype.TimestamptzCodec }
+
+func (c *pgTimestamptzCodec) PlanEncode(m *pgtype.Map, oid uint32, format int16, value any) pgtype.EncodePlan {
+	if _, ok := value.(pgtype.TimestamptzValuer); ok && format == pgtype.TextFormatCode {
+		return timestamptzText{}
+	}
+	return c.TimestamptzCodec.PlanEncode(m, oid, format, value)
+}
+
+type timestamptzText struct{}
+
+func (timestamptzText) Encode(value any, buf []byte) ([]byte, error) {
+	ts, err := value.(pgtype.TimestamptzValuer).TimestamptzValue()
+	if err != nil || !ts.Valid {
+		return nil, err
+	}
+	switch ts.InfinityModifier {
+	case pgtype.Infinity:
+		return append(buf, "infinity"...), nil
+	case pgtype.NegativeInfinity:
+		return append(buf, "-infinity"...), nil
+	}
+	t := ts.Time.UTC()
+	if t.Year() <= 0 {
+		return append(buf, t.AddDate(1-2*t.Year(), 0, 0).Format("2006-01-02 15:04:05.999999")+"+00 BC"...), nil
+	}
+	return append(buf, t.Format("2006-01-02 15:04:05.999999")+"+00"...), nil
+}
