@@ -16,12 +16,44 @@ import (
 // queries by it.
 const serverVersion = "15.0 (gtsm DuckDB, read-only)"
 
+// serverVersionNum is server_version_num, as clients compare it.
+const serverVersionNum = "150000"
+
+// pgSettings are the Postgres parameters clients read with SHOW or
+// current_setting(), as a Postgres 15 server configured like the endpoint
+// (UTC, UTF8, read-only) answers them.
+var pgSettings = map[string]string{
+	"server_version":                serverVersion,
+	"server_version_num":            serverVersionNum,
+	"transaction_isolation":         "serializable",
+	"default_transaction_isolation": "serializable",
+	"transaction_read_only":         "on",
+	"default_transaction_read_only": "on",
+	"standard_conforming_strings":   "on",
+	"client_encoding":               "UTF8",
+	"server_encoding":               "UTF8",
+	"datestyle":                     "ISO, MDY",
+	"timezone":                      "UTC",
+	"integer_datetimes":             "on",
+	"max_identifier_length":         "63",
+	"max_index_keys":                "32",
+	"search_path":                   `"$user", public`,
+	"lc_collate":                    "C",
+	"lc_ctype":                      "C",
+	"is_superuser":                  "off",
+	"application_name":              "",
+}
+
 // compatMacros are created on each of the endpoint's own connections, as
 // TEMPORARY macros: they live in that connection's temp schema only, so
 // nothing is written to the database file and the processor never sees
 // them. They fill the pg_catalog functions Postgres clients' introspection
 // calls and DuckDB lacks.
 var compatMacros = []string{
+	// version() as a Postgres 15 server says it (SQLAlchemy, pandas and
+	// Metabase parse it), naming DuckDB's version after it.
+	`CREATE OR REPLACE TEMP MACRO version() AS 'PostgreSQL ` + serverVersionNumber + ` (gtsm DuckDB ' || (SELECT library_version FROM pragma_version()) || ', read-only) on ' || (SELECT platform FROM pragma_platform()) || ', 64-bit'`,
+	`CREATE OR REPLACE TEMP MACRO quote_ident(s) AS CASE WHEN regexp_full_match(s, '[a-z_][a-z0-9_$]*') THEN s ELSE '"' || replace(s, '"', '""') || '"' END`,
 	`CREATE OR REPLACE TEMP MACRO pg_get_userbyid(id) AS 'gtsm'`,
 	`CREATE OR REPLACE TEMP MACRO pg_encoding_to_char(enc) AS 'UTF8'`,
 	`CREATE OR REPLACE TEMP MACRO pg_tablespace_location(id) AS ''`,
@@ -39,6 +71,9 @@ var compatMacros = []string{
 	`CREATE OR REPLACE TEMP MACRO array_upper(arr, dim) AS len(arr)`,
 	`CREATE OR REPLACE TEMP MACRO pg_get_partition_constraintdef(id) AS NULL::VARCHAR`,
 }
+
+// serverVersionNumber is serverVersion's number ("15.0").
+const serverVersionNumber = "15.0"
 
 // catalogSubqueries stand in for pg_catalog relations: DuckDB's with the
 // columns psql 15 reads and DuckDB lacks, and empty ones DuckDB has not (no
@@ -102,11 +137,84 @@ var (
 	pgRegCastRE     = regexp.MustCompile(`(?i)::\s*(regtype|regclass|regproc|regprocedure|regnamespace)\b`)
 )
 
+var (
+	// current_setting('name' [, missing_ok]) of a parameter in pgSettings.
+	currentSettingRE = regexp.MustCompile(`(?i)\b(?:pg_catalog\s*\.\s*)?current_setting\s*\(\s*'([a-z_]+)'\s*(?:,\s*(?:true|false)\s*)?\)`)
+	// = ANY('{a,b}') and = ANY(ARRAY['a','b']): Postgres array literals,
+	// which DuckDB's ANY turns into a correlated UNNEST it cannot run.
+	anyArrayRE = regexp.MustCompile(`(?i)(=|<>|!=)\s*ANY\s*\(\s*(?:'\{([^'{}]*)\}'(?:\s*::\s*[a-z_"]+(?:\s*\[\])?)?|ARRAY\s*\[((?:[^\[\]']|'(?:[^']|'')*')*)\](?:\s*::\s*[a-z_"]+(?:\s*\[\])?)?)\s*\)`)
+)
+
+// rewriteAnyArray turns x = ANY(array literal) into x IN (elements), and
+// x <> ANY of a one-element array into x <> element (with more elements
+// <> ANY is left to DuckDB).
+func rewriteAnyArray(m string) string {
+	g := anyArrayRE.FindStringSubmatch(m)
+	var elems []string
+	if g[3] != "" || strings.Contains(strings.ToUpper(m), "ARRAY") {
+		elems = splitArrayElems(g[3])
+	} else {
+		for _, e := range strings.Split(g[2], ",") {
+			e = strings.Trim(strings.TrimSpace(e), `"`)
+			if e == "" {
+				continue
+			}
+			elems = append(elems, "'"+strings.ReplaceAll(e, "'", "''")+"'")
+		}
+	}
+	if len(elems) == 0 {
+		elems = []string{"NULL"}
+	}
+	if g[1] != "=" {
+		if len(elems) != 1 {
+			return m // x <> ANY(several): true unless all equal; left to DuckDB
+		}
+		return "<> " + elems[0]
+	}
+	return "IN (" + strings.Join(elems, ", ") + ")"
+}
+
+// splitArrayElems splits the elements of ARRAY[...] at top-level commas.
+func splitArrayElems(s string) []string {
+	var out []string
+	depth, start, inStr := 0, 0, false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\'':
+			inStr = !inStr
+		case inStr:
+		case c == '(':
+			depth++
+		case c == ')':
+			depth--
+		case c == ',' && depth == 0:
+			out = append(out, strings.TrimSpace(s[start:i]))
+			start = i + 1
+		}
+	}
+	if t := strings.TrimSpace(s[start:]); t != "" {
+		out = append(out, t)
+	}
+	return out
+}
+
 // pgRewrite adapts catalog queries of Postgres clients (psql's \d family,
 // pgx, psycopg) to DuckDB. It runs before the statement guard, which checks
 // the rewritten text: the text DuckDB runs.
 func pgRewrite(text string) string {
-	if !strings.Contains(strings.ToLower(text), "pg_catalog") {
+	lower := strings.ToLower(text)
+	if strings.Contains(lower, "current_setting") {
+		text = currentSettingRE.ReplaceAllStringFunc(text, func(m string) string {
+			if v, ok := pgSettings[strings.ToLower(currentSettingRE.FindStringSubmatch(m)[1])]; ok {
+				return "'" + strings.ReplaceAll(v, "'", "''") + "'"
+			}
+			return m
+		})
+	}
+	if strings.Contains(lower, "any") {
+		text = anyArrayRE.ReplaceAllStringFunc(text, rewriteAnyArray)
+	}
+	if !strings.Contains(lower, "pg_catalog") {
 		return text
 	}
 	text = pgOperatorRE.ReplaceAllString(text, " $1 ")
@@ -118,7 +226,7 @@ func pgRewrite(text string) string {
 	return pgRegCastRE.ReplaceAllString(text, "::VARCHAR")
 }
 
-var showRE = regexp.MustCompile(`(?is)^\s*SHOW\s+"?([a-z_]+)"?\s*;?\s*$`)
+var showRE = regexp.MustCompile(`(?is)^\s*SHOW\s+"?([a-z_]+|TRANSACTION\s+ISOLATION\s+LEVEL)"?\s*;?\s*$`)
 
 // show answers SHOW of the Postgres parameters clients ask for, and
 // gtsm_database: the absolute path of the DuckDB file this endpoint serves
@@ -128,30 +236,15 @@ func (s *Server) show(text string) *wire.PreparedStatement {
 	if m == nil {
 		return nil
 	}
-	name := strings.ToLower(m[1])
-	var v string
-	switch name {
-	case "server_version":
-		v = serverVersion
-	case "server_version_num":
-		v = "150000"
-	case "gtsm_database":
-		v = s.path
-	case "transaction_isolation":
-		v = "serializable"
-	case "standard_conforming_strings":
-		v = "on"
-	case "client_encoding", "server_encoding":
-		v = "UTF8"
-	case "datestyle":
-		v = "ISO, MDY"
-	case "timezone":
-		v = "UTC"
-	case "integer_datetimes":
-		v = "on"
-	case "max_identifier_length":
-		v = "63"
-	default:
+	name := strings.ToLower(strings.Join(strings.Fields(m[1]), "_"))
+	if name == "transaction_isolation_level" {
+		name = "transaction_isolation" // SHOW TRANSACTION ISOLATION LEVEL (pgjdbc)
+	}
+	v, ok := pgSettings[name]
+	if name == "gtsm_database" {
+		v, ok = s.path, true
+	}
+	if !ok {
 		return nil
 	}
 	cols := wire.Columns{{Name: name, Oid: pgtype.TextOID, Width: -1}}
