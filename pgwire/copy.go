@@ -187,9 +187,9 @@ func unquote(tok string) (string, bool) {
 }
 
 // parseCopyOptions reads COPY's options, in both Postgres syntaxes: the
-// parenthesised list (FORMAT csv, HEADER, DELIMITER ';', NULL '', QUOTE,
+// parenthesised list (FORMAT csv, HEADER, DELIMITER ';', NULL ”, QUOTE,
 // ESCAPE, FORCE_QUOTE, ENCODING) and the older words psql users type after
-// \copy (WITH CSV HEADER DELIMITER AS ';' NULL AS '' FORCE QUOTE *).
+// \copy (WITH CSV HEADER DELIMITER AS ';' NULL AS ” FORCE QUOTE *).
 func parseCopyOptions(s string) (copyOptions, error) {
 	o := copyOptions{delim: '\t', null: `\N`}
 	toks, err := copyTokens(s)
