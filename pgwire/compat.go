@@ -5,6 +5,7 @@ import (
 	"database/sql/driver"
 	"fmt"
 	"regexp"
+	"sort"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgtype"
@@ -81,7 +82,6 @@ const serverVersionNumber = "15.0"
 // They are subqueries put into the statement text, not temporary views,
 // which information_schema and SHOW TABLES would list among the user's.
 var catalogSubqueries = map[string]string{
-	"pg_class":                 `SELECT * REPLACE (NULL::VARCHAR[] AS reloptions), false AS relforcerowsecurity FROM pg_catalog.pg_class`,
 	"pg_database":              `SELECT *, 6 AS encoding, 'C' AS datcollate, 'C' AS datctype, NULL::VARCHAR AS daticulocale, 'c' AS datlocprovider, NULL::VARCHAR[] AS datacl, 0 AS datdba FROM pg_catalog.pg_database`,
 	"pg_policy":                `SELECT ''::VARCHAR AS polname, true AS polpermissive, []::BIGINT[] AS polroles, ''::VARCHAR AS polqual, ''::VARCHAR AS polwithcheck, ''::VARCHAR AS polcmd, 0::BIGINT AS polrelid WHERE false`,
 	"pg_roles":                 `SELECT 0::BIGINT AS oid, 'gtsm' AS rolname`,
@@ -93,9 +93,22 @@ var catalogSubqueries = map[string]string{
 	"pg_trigger":               `SELECT 0::BIGINT AS oid, 0::BIGINT AS tgrelid, ''::VARCHAR AS tgname, false AS tgisinternal, ''::VARCHAR AS tgenabled, 0::BIGINT AS tgparentid WHERE false`,
 }
 
+func init() {
+	for k, v := range catalogRelations() {
+		catalogSubqueries[k] = v
+	}
+	compatMacros = append(compatMacros, catalogMacros()...)
+	names := make([]string, 0, len(catalogSubqueries))
+	for k := range catalogSubqueries {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	catalogRE = regexp.MustCompile(`(?i)\bpg_catalog\s*\.\s*(` + strings.Join(names, "|") + `)\b(\s+(?:AS\s+)?([a-z_][a-z0-9_]*))?`)
+}
+
 // catalogRE matches a qualified catalog relation and what follows it (an
-// alias or the next keyword).
-var catalogRE = regexp.MustCompile(`(?i)\bpg_catalog\s*\.\s*(pg_class|pg_database|pg_policy|pg_roles|pg_statistic_ext|pg_publication|pg_publication_rel|pg_publication_namespace|pg_inherits|pg_trigger)\b(\s+(?:AS\s+)?([a-z_][a-z0-9_]*))?`)
+// alias or the next keyword); built from catalogSubqueries.
+var catalogRE *regexp.Regexp
 
 var sqlKeywords = map[string]bool{"WHERE": true, "LEFT": true, "RIGHT": true, "INNER": true, "JOIN": true, "ON": true, "ORDER": true,
 	"GROUP": true, "LIMIT": true, "UNION": true, "CROSS": true, "FULL": true, "NATURAL": true, "HAVING": true, "USING": true,
@@ -202,6 +215,7 @@ func splitArrayElems(s string) []string {
 // pgx, psycopg) to DuckDB. It runs before the statement guard, which checks
 // the rewritten text: the text DuckDB runs.
 func pgRewrite(text string) string {
+	text = catalogRewrite(text)
 	lower := strings.ToLower(text)
 	if strings.Contains(lower, "current_setting") {
 		text = currentSettingRE.ReplaceAllStringFunc(text, func(m string) string {

@@ -19,13 +19,13 @@ func TestPsqlMetaCommands(t *testing.T) {
 		cmd  string
 		want []string
 	}{
-		{`\dt`, []string{"main|t|table|gtsm"}},
-		{`\d`, []string{"main|t|table|gtsm", "main|v|view|gtsm"}},
-		{`\d t`, []string{"i|int8||", "s|varchar||", "ts|timestamp||"}},
-		{`\d+ t`, []string{"i|int8|", "dec|numeric(18,3)|"}},
-		{`\d v`, []string{"i|int8||", "s|varchar||"}},
+		{`\dt`, []string{"public|t|table|gtsm"}},
+		{`\d`, []string{"public|t|table|gtsm", "public|v|view|gtsm"}},
+		{`\d t`, []string{"i|bigint||", "s|text||", "ts|timestamp without time zone||"}},
+		{`\d+ t`, []string{"i|bigint|", "dec|numeric(18,3)|"}},
+		{`\d v`, []string{"i|bigint||", "s|text||"}},
 		{`\l`, []string{"e|gtsm|UTF8"}},
-		{`\dn`, []string{"main|gtsm"}},
+		{`\dn`, []string{"public|gtsm"}},
 		{`SHOW server_version`, []string{"15.0 (gtsm DuckDB, read-only)"}},
 		{`SHOW gtsm_database`, []string{e.dir + "/e.duckdb"}},
 	} {
@@ -54,13 +54,13 @@ func TestClientIntrospection(t *testing.T) {
 		}
 		for _, q := range []struct{ sql, want string }{
 			{`SELECT version()`, ""},
-			{`SELECT current_schema()`, "main"},
+			{`SELECT current_schema()`, "public"},
 			{`SHOW server_version`, "15.0 (gtsm DuckDB, read-only)"},
 			{`SHOW transaction_isolation`, "serializable"},
 			{`SELECT string_agg(column_name, ',' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_name = 't'`, "i,n,d,s,ts,b,dec,day,h,l"},
 			{`SELECT count(*)::VARCHAR FROM pg_catalog.pg_type WHERE typname = 'int8'`, "1"},
 			{`SELECT pg_catalog.pg_get_userbyid(10)`, "gtsm"},
-			{`SELECT n.nspname FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.~) '^(main)$' COLLATE pg_catalog.default`, "main"},
+			{`SELECT n.nspname FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.~) '^(public)$' COLLATE pg_catalog.default`, "public"},
 		} {
 			var got string
 			if err := c.QueryRow(ctx, q.sql).Scan(&got); err != nil {
@@ -91,7 +91,7 @@ print(c.server_version)
 cur = c.cursor()
 cur.execute("SELECT i, s FROM t WHERE i = %s", (1,))
 print([d.name for d in cur.description], cur.fetchall())
-cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY 1")
+cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1")
 print(cur.fetchall())
 c.rollback()
 c.close()

@@ -46,39 +46,34 @@ func oidForType(t duckdb.Type) uint32 {
 	}
 }
 
-// oidForTypeName does the same from database/sql's DatabaseTypeName
-// ("BIGINT", "DECIMAL(18,3)", "TIMESTAMP WITH TIME ZONE", ...), used when a
-// statement had to be described by running it.
+// duckdbTypeOIDs maps database/sql's DatabaseTypeName (and
+// duckdb_columns.data_type) to the Postgres type the endpoint announces, as
+// oidForType does; the catalog (catalog.go) reports columns with it too.
+// DECIMAL(p,s) is numeric; names not here are sent as text.
+var duckdbTypeOIDs = map[string]uint32{
+	"BOOLEAN": pgtype.BoolOID,
+	"TINYINT": pgtype.Int2OID, "SMALLINT": pgtype.Int2OID, "UTINYINT": pgtype.Int2OID,
+	"INTEGER": pgtype.Int4OID, "USMALLINT": pgtype.Int4OID,
+	"BIGINT": pgtype.Int8OID, "UINTEGER": pgtype.Int8OID,
+	"UBIGINT": pgtype.NumericOID, "HUGEINT": pgtype.NumericOID, "UHUGEINT": pgtype.NumericOID, "BIGNUM": pgtype.NumericOID, "VARINT": pgtype.NumericOID,
+	"FLOAT": pgtype.Float4OID, "DOUBLE": pgtype.Float8OID,
+	"DATE":      pgtype.DateOID,
+	"TIMESTAMP": pgtype.TimestampOID, "TIMESTAMP_S": pgtype.TimestampOID, "TIMESTAMP_MS": pgtype.TimestampOID, "TIMESTAMP_NS": pgtype.TimestampOID,
+	"TIMESTAMPTZ": pgtype.TimestamptzOID, "TIMESTAMP WITH TIME ZONE": pgtype.TimestamptzOID,
+	"BLOB": pgtype.ByteaOID,
+}
+
+// oidForTypeName does the same as oidForType from database/sql's
+// DatabaseTypeName ("BIGINT", "DECIMAL(18,3)", "TIMESTAMP WITH TIME ZONE",
+// ...), used when a statement had to be described by running it.
 func oidForTypeName(name string) uint32 {
 	if strings.HasPrefix(name, "DECIMAL") {
 		return pgtype.NumericOID
 	}
-	switch name {
-	case "BOOLEAN":
-		return pgtype.BoolOID
-	case "TINYINT", "SMALLINT", "UTINYINT":
-		return pgtype.Int2OID
-	case "INTEGER", "USMALLINT":
-		return pgtype.Int4OID
-	case "BIGINT", "UINTEGER":
-		return pgtype.Int8OID
-	case "UBIGINT", "HUGEINT", "UHUGEINT", "BIGNUM", "VARINT":
-		return pgtype.NumericOID
-	case "FLOAT":
-		return pgtype.Float4OID
-	case "DOUBLE":
-		return pgtype.Float8OID
-	case "DATE":
-		return pgtype.DateOID
-	case "TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS":
-		return pgtype.TimestampOID
-	case "TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE":
-		return pgtype.TimestamptzOID
-	case "BLOB":
-		return pgtype.ByteaOID
-	default:
-		return pgtype.TextOID
+	if oid, ok := duckdbTypeOIDs[name]; ok {
+		return oid
 	}
+	return pgtype.TextOID
 }
 
 // toWire converts a value scanned from DuckDB into what pgtype encodes for
