@@ -198,6 +198,10 @@ func replaceInfoSchema(text string) string {
 	})
 }
 
+// pgExtensionRows is pg_extension: no extensions.
+const pgExtensionRows = `(SELECT 0::BIGINT AS oid, ''::VARCHAR AS extname, 10::BIGINT AS extowner, 11::BIGINT AS extnamespace,
+	false AS extrelocatable, ''::VARCHAR AS extversion, NULL::BIGINT[] AS extconfig, NULL::VARCHAR[] AS extcondition WHERE false) AS pg_extension`
+
 // catalogMacros are created with compatMacros: the type names and the
 // functions of Postgres' catalog that clients call.
 func catalogMacros() []string {
@@ -208,6 +212,9 @@ func catalogMacros() []string {
 			ELSE coalesce(` + display + `, '???') END`,
 		`CREATE OR REPLACE TEMP MACRO current_schema() AS 'public'`,
 		`CREATE OR REPLACE TEMP MACRO current_schemas(implicit) AS CASE WHEN implicit THEN ['pg_catalog', 'public'] ELSE ['public'] END`,
+		`CREATE OR REPLACE TEMP MACRO array_lower(arr, dim) AS CASE WHEN len(arr) > 0 THEN 1 END`,
+		// parse_ident('a.b') -> ['a', 'b'], quotes removed (Grafana's column list).
+		`CREATE OR REPLACE TEMP MACRO parse_ident(s) AS list_transform(string_split(s, '.'), x -> replace(trim(x, '"'), '""', '"'))`,
 		`CREATE OR REPLACE TEMP MACRO _pg_expandarray(arr) AS {'x': arr[1], 'n': 1}`,
 		`CREATE OR REPLACE TEMP MACRO pg_get_function_result(oid) AS ''`,
 		`CREATE OR REPLACE TEMP MACRO pg_get_function_arguments(oid) AS ''`,
@@ -224,6 +231,15 @@ var (
 	infoFuncRE = regexp.MustCompile(`(?i)\binformation_schema\s*\.\s*(_pg_expandarray\s*\()`)
 	// = ANY(current_schemas(...)) (pgjdbc's type lookups).
 	anySchemasRE = regexp.MustCompile(`(?i)=\s*ANY\s*\(\s*(?:pg_catalog\s*\.\s*)?current_schemas\s*\(\s*(true|false)\s*\)\s*\)`)
+	// pg_extension, qualified or not (Grafana's TimescaleDB detection):
+	// no extensions.
+	pgExtensionRE = regexp.MustCompile(`(?i)(^|[^\w."])(?:pg_catalog\s*\.\s*)?pg_extension\b`)
+	// string_to_array('literal', ',') s in a FROM list: a one-row table.
+	stringToArrayFromRE = regexp.MustCompile(`(?i)\bstring_to_array\s*\(\s*('(?:[^']|'')*')\s*,\s*('(?:[^']|'')*')\s*\)\s+(?:AS\s+)?([a-z_][a-z0-9_]*)\b`)
+	// generate_series(...) [AS] i, : Postgres names the column i too.
+	seriesAliasRE = regexp.MustCompile(`(?i)(generate_series\s*\((?:[^()]|\((?:[^()]|\([^()]*\))*\))*\))\s+(?:AS\s+)?([a-z_][a-z0-9_]*)\s*,`)
+	// CASE ... THEN user ELSE (Grafana's search_path expansion).
+	thenUserRE = regexp.MustCompile(`(?i)\bTHEN\s+user\s+ELSE\b`)
 	// "public". or public. qualifying a name.
 	publicRE = regexp.MustCompile(`(?i)(^|[^\w."$])(?:"public"|public)\s*\.\s*`)
 )
@@ -269,6 +285,28 @@ func catalogRewrite(text string) string {
 		text = infoFuncRE.ReplaceAllString(text, "$1")
 		text = replaceInfoSchema(text)
 	}
+	if strings.Contains(lower, "pg_extension") {
+		text = pgExtensionRE.ReplaceAllString(text, "${1}"+pgExtensionRows)
+	}
+	if strings.Contains(lower, "string_to_array") {
+		text = stringToArrayFromRE.ReplaceAllStringFunc(text, func(m string) string {
+			g := stringToArrayFromRE.FindStringSubmatch(m)
+			if sqlKeywords[strings.ToUpper(g[3])] || strings.EqualFold(g[3], "AND") || strings.EqualFold(g[3], "OR") {
+				return m
+			}
+			return "(SELECT string_to_array(" + g[1] + ", " + g[2] + ") AS " + g[3] + ") AS " + g[3]
+		})
+	}
+	if strings.Contains(lower, "generate_series") {
+		text = seriesAliasRE.ReplaceAllStringFunc(text, func(m string) string {
+			g := seriesAliasRE.FindStringSubmatch(m)
+			if sqlKeywords[strings.ToUpper(g[2])] {
+				return m
+			}
+			return g[1] + " AS " + g[2] + "(" + g[2] + "),"
+		})
+	}
+	text = thenUserRE.ReplaceAllString(text, "THEN current_user ELSE")
 	if strings.Contains(lower, "current_schemas") {
 		text = anySchemasRE.ReplaceAllStringFunc(text, func(m string) string {
 			if strings.EqualFold(anySchemasRE.FindStringSubmatch(m)[1], "true") {

@@ -145,9 +145,7 @@ var (
 	pgCollateRE  = regexp.MustCompile(`(?i)\s+COLLATE\s+pg_catalog\s*\.\s*"?default"?`)
 	pgFuncRE     = regexp.MustCompile(`(?i)\bpg_catalog\s*\.\s*([a-z_][a-z0-9_]*\s*\()`)
 	pgCastRE     = regexp.MustCompile(`(?i)::\s*pg_catalog\s*\.\s*`)
-	// FROM generate_series(...) s: Postgres lets s name the column too.
-	pgSeriesAliasRE = regexp.MustCompile(`(?i)(generate_series\s*\((?:[^()]|\([^()]*\))*\))\s+([a-z_]+)\s*,`)
-	pgRegCastRE     = regexp.MustCompile(`(?i)::\s*(regtype|regclass|regproc|regprocedure|regnamespace)\b`)
+	pgRegCastRE  = regexp.MustCompile(`(?i)::\s*(regtype|regclass|regproc|regprocedure|regnamespace)\b`)
 )
 
 var (
@@ -215,7 +213,6 @@ func splitArrayElems(s string) []string {
 // pgx, psycopg) to DuckDB. It runs before the statement guard, which checks
 // the rewritten text: the text DuckDB runs.
 func pgRewrite(text string) string {
-	text = catalogRewrite(text)
 	lower := strings.ToLower(text)
 	if strings.Contains(lower, "current_setting") {
 		text = currentSettingRE.ReplaceAllStringFunc(text, func(m string) string {
@@ -225,6 +222,8 @@ func pgRewrite(text string) string {
 			return m
 		})
 	}
+	text = catalogRewrite(text)
+	lower = strings.ToLower(text)
 	if strings.Contains(lower, "any") {
 		text = anyArrayRE.ReplaceAllStringFunc(text, rewriteAnyArray)
 	}
@@ -236,7 +235,6 @@ func pgRewrite(text string) string {
 	text = pgFuncRE.ReplaceAllString(text, "$1")
 	text = replaceCatalog(text)
 	text = pgCastRE.ReplaceAllString(text, "::")
-	text = pgSeriesAliasRE.ReplaceAllString(text, "$1 AS $2($2),")
 	return pgRegCastRE.ReplaceAllString(text, "::VARCHAR")
 }
 
