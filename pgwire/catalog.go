@@ -136,8 +136,15 @@ func pgAttributeRows() string {
 // catalogRelations replace pg_catalog relations (see catalogSubqueries).
 func catalogRelations() map[string]string {
 	return map[string]string{
-		"pg_class": `SELECT * REPLACE (NULL::VARCHAR[] AS reloptions, CASE relkind WHEN 'r' THEN 2 ELSE 0 END::BIGINT AS relam, 'd' AS relreplident),
-			false AS relforcerowsecurity FROM pg_catalog.pg_class WHERE NOT ` + internalTablesFilter,
+		// Relations of the served database's main schema keep its oid
+		// (public); DuckDB's catalog views go to pg_catalog and
+		// information_schema; other attached databases are not listed.
+		"pg_class": `SELECT c.* REPLACE (NULL::VARCHAR[] AS reloptions, CASE c.relkind WHEN 'r' THEN 2 ELSE 0 END::BIGINT AS relam, 'd' AS relreplident,
+				CASE WHEN s.database_name = 'system' THEN CASE s.schema_name WHEN 'information_schema' THEN ` + fmt.Sprint(infoSchemaNamespace) + ` ELSE ` + fmt.Sprint(pgCatalogNamespace) + ` END
+				ELSE c.relnamespace END::BIGINT AS relnamespace),
+			false AS relforcerowsecurity
+			FROM pg_catalog.pg_class c JOIN duckdb_schemas() s ON s.oid = c.relnamespace
+			WHERE (s.database_name = current_database() AND s.schema_name = 'main' OR s.database_name = 'system') AND NOT ` + internalTablesFilter,
 		"pg_namespace": `SELECT ` + mainNamespace + `::BIGINT AS oid, 'public' AS nspname, 10::BIGINT AS nspowner, NULL::VARCHAR[] AS nspacl
 			UNION ALL SELECT ` + fmt.Sprint(pgCatalogNamespace) + `, 'pg_catalog', 10, NULL
 			UNION ALL SELECT ` + fmt.Sprint(infoSchemaNamespace) + `, 'information_schema', 10, NULL`,
@@ -149,6 +156,15 @@ func catalogRelations() map[string]string {
 		"pg_attrdef":    `SELECT * FROM pg_catalog.pg_attrdef`,
 		"pg_tables":     `SELECT * REPLACE (CASE schemaname WHEN 'main' THEN 'public' ELSE schemaname END AS schemaname) FROM pg_catalog.pg_tables WHERE NOT (tablename IN ('schema_migrations', 'level2_state', 'level2_checkpoint') OR tablename LIKE 'lake\_%' ESCAPE '\')`,
 		"pg_settings":   pgSettingsRows(),
+		"pg_roles": `SELECT 10::BIGINT AS oid, 'gtsm' AS rolname, false AS rolsuper, true AS rolinherit, false AS rolcreaterole, false AS rolcreatedb,
+			true AS rolcanlogin, false AS rolreplication, -1 AS rolconnlimit, '********' AS rolpassword, NULL::TIMESTAMPTZ AS rolvaliduntil,
+			false AS rolbypassrls, NULL::VARCHAR[] AS rolconfig`,
+		"pg_auth_members": `SELECT 0::BIGINT AS oid, 0::BIGINT AS roleid, 0::BIGINT AS member, 0::BIGINT AS grantor, false AS admin_option WHERE false`,
+		// Functions: the macros of the served database's main schema only
+		// (DuckDB's built-ins have no Postgres signature).
+		"pg_proc": `SELECT * REPLACE (NULL::BIGINT AS prorettype, []::BIGINT[] AS proargtypes, NULL::BIGINT[] AS proallargtypes)
+			FROM pg_catalog.pg_proc WHERE pronamespace = ` + mainNamespace,
+		"pg_database":   `SELECT *, 6 AS encoding, 'C' AS datcollate, 'C' AS datctype, NULL::VARCHAR AS daticulocale, 'c' AS datlocprovider, NULL::VARCHAR[] AS datacl, 10::BIGINT AS datdba FROM pg_catalog.pg_database WHERE datname = current_database()`,
 		"pg_views":      `SELECT * REPLACE (CASE schemaname WHEN 'main' THEN 'public' ELSE schemaname END AS schemaname) FROM pg_catalog.pg_views`,
 	}
 }
@@ -208,6 +224,7 @@ func catalogMacros() []string {
 	display := typeNameCase("oid", func(t pgType) string { return t.display })
 	return []string{
 		`CREATE OR REPLACE TEMP MACRO format_type(oid, typmod) AS CASE
+			WHEN oid IS NULL THEN NULL
 			WHEN oid = 1700 AND typmod > 4 THEN 'numeric(' || ((typmod - 4) >> 16) || ',' || ((typmod - 4) & 65535) || ')'
 			ELSE coalesce(` + display + `, '???') END`,
 		`CREATE OR REPLACE TEMP MACRO current_schema() AS 'public'`,
@@ -215,6 +232,9 @@ func catalogMacros() []string {
 		`CREATE OR REPLACE TEMP MACRO array_lower(arr, dim) AS CASE WHEN len(arr) > 0 THEN 1 END`,
 		// parse_ident('a.b') -> ['a', 'b'], quotes removed (Grafana's column list).
 		`CREATE OR REPLACE TEMP MACRO parse_ident(s) AS list_transform(string_split(s, '.'), x -> replace(trim(x, '"'), '""', '"'))`,
+		// A Postgres array's text ('{r,"v"}') as a list of strings.
+		`CREATE OR REPLACE TEMP MACRO gtsm_pg_array(s) AS CASE WHEN trim(s::VARCHAR, '{}') = '' THEN []::VARCHAR[]
+			ELSE list_transform(string_split(trim(s::VARCHAR, '{}'), ','), x -> trim(x, '"')) END`,
 		`CREATE OR REPLACE TEMP MACRO _pg_expandarray(arr) AS {'x': arr[1], 'n': 1}`,
 		`CREATE OR REPLACE TEMP MACRO pg_get_function_result(oid) AS ''`,
 		`CREATE OR REPLACE TEMP MACRO pg_get_function_arguments(oid) AS ''`,
@@ -240,6 +260,11 @@ var (
 	seriesAliasRE = regexp.MustCompile(`(?i)(generate_series\s*\((?:[^()]|\((?:[^()]|\([^()]*\))*\))*\))\s+(?:AS\s+)?([a-z_][a-z0-9_]*)\s*,`)
 	// CASE ... THEN user ELSE (Grafana's search_path expansion).
 	thenUserRE = regexp.MustCompile(`(?i)\bTHEN\s+user\s+ELSE\b`)
+	// x = ANY($n): a Postgres array parameter (pgcli's relkind = ANY(%s)),
+	// sent as its text '{r,v}'.
+	anyParamRE = regexp.MustCompile(`(?i)\b([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)?)\s*=\s*ANY\s*\(\s*(\$\d+)(?:\s*::\s*[a-z_"]+(?:\s*\[\])?)?\s*\)`)
+	// x::regtype[::text]: the type's name (pgcli's column types).
+	regtypeRE = regexp.MustCompile(`(?i)\b([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)?)\s*::\s*(?:pg_catalog\s*\.\s*)?regtype\b(\s*\[\])?(?:\s*::\s*(?:text|varchar|name))?`)
 	// "public". or public. qualifying a name.
 	publicRE = regexp.MustCompile(`(?i)(^|[^\w."$])(?:"public"|public)\s*\.\s*`)
 )
@@ -284,6 +309,21 @@ func catalogRewrite(text string) string {
 	if strings.Contains(lower, "information_schema") {
 		text = infoFuncRE.ReplaceAllString(text, "$1")
 		text = replaceInfoSchema(text)
+	}
+	if strings.Contains(lower, "any") {
+		text = anyParamRE.ReplaceAllStringFunc(text, func(m string) string {
+			g := anyParamRE.FindStringSubmatch(m)
+			return "list_contains(gtsm_pg_array(" + g[2] + "), " + g[1] + ")"
+		})
+	}
+	if strings.Contains(lower, "regtype") {
+		text = regtypeRE.ReplaceAllStringFunc(text, func(m string) string {
+			g := regtypeRE.FindStringSubmatch(m)
+			if g[2] != "" {
+				return "list_transform(" + g[1] + ", t -> format_type(t, NULL))"
+			}
+			return "format_type(" + g[1] + ", NULL)"
+		})
 	}
 	if strings.Contains(lower, "pg_extension") {
 		text = pgExtensionRE.ReplaceAllString(text, "${1}"+pgExtensionRows)

@@ -82,9 +82,7 @@ const serverVersionNumber = "15.0"
 // They are subqueries put into the statement text, not temporary views,
 // which information_schema and SHOW TABLES would list among the user's.
 var catalogSubqueries = map[string]string{
-	"pg_database":              `SELECT *, 6 AS encoding, 'C' AS datcollate, 'C' AS datctype, NULL::VARCHAR AS daticulocale, 'c' AS datlocprovider, NULL::VARCHAR[] AS datacl, 0 AS datdba FROM pg_catalog.pg_database`,
 	"pg_policy":                `SELECT ''::VARCHAR AS polname, true AS polpermissive, []::BIGINT[] AS polroles, ''::VARCHAR AS polqual, ''::VARCHAR AS polwithcheck, ''::VARCHAR AS polcmd, 0::BIGINT AS polrelid WHERE false`,
-	"pg_roles":                 `SELECT 0::BIGINT AS oid, 'gtsm' AS rolname`,
 	"pg_statistic_ext":         `SELECT 0::BIGINT AS oid, 0::BIGINT AS stxrelid, 0::BIGINT AS stxnamespace, ''::VARCHAR AS stxname, []::VARCHAR[] AS stxkind, 0 AS stxstattarget WHERE false`,
 	"pg_publication":           `SELECT 0::BIGINT AS oid, ''::VARCHAR AS pubname, false AS puballtables WHERE false`,
 	"pg_publication_rel":       `SELECT 0::BIGINT AS oid, 0::BIGINT AS prpubid, 0::BIGINT AS prrelid, ''::VARCHAR AS prqual, []::INTEGER[] AS prattrs WHERE false`,

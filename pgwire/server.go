@@ -418,7 +418,15 @@ func isLoopback(addr string) bool {
 // parse is psql-wire's ParseFn: it splits the query text into statements and
 // describes each (columns and parameter types are needed before execution,
 // for RowDescription and for the extended protocol's Describe).
-func (s *Server) parse(ctx context.Context, q wire.Query) (wire.PreparedStatements, error) {
+func (s *Server) parse(ctx context.Context, q wire.Query) (_ wire.PreparedStatements, err error) {
+	// A bug in the statement handling must fail the statement, not the
+	// process (psql-wire does not recover a panic in parse).
+	defer func() {
+		if r := recover(); r != nil {
+			s.cfg.Logger.Error("SQL endpoint: statement handling panicked", "panic", r)
+			err = pgError(fmt.Errorf("internal error handling the statement: %v", r), codeInternal, "")
+		}
+	}()
 	texts, rest := splitStatements(q.Query)
 	if rest != "" {
 		texts = append(texts, rest)
