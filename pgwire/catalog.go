@@ -164,8 +164,8 @@ func catalogRelations() map[string]string {
 		// (DuckDB's built-ins have no Postgres signature).
 		"pg_proc": `SELECT * REPLACE (NULL::BIGINT AS prorettype, []::BIGINT[] AS proargtypes, NULL::BIGINT[] AS proallargtypes)
 			FROM pg_catalog.pg_proc WHERE pronamespace = ` + mainNamespace,
-		"pg_database":   `SELECT *, 6 AS encoding, 'C' AS datcollate, 'C' AS datctype, NULL::VARCHAR AS daticulocale, 'c' AS datlocprovider, NULL::VARCHAR[] AS datacl, 10::BIGINT AS datdba FROM pg_catalog.pg_database WHERE datname = current_database()`,
-		"pg_views":      `SELECT * REPLACE (CASE schemaname WHEN 'main' THEN 'public' ELSE schemaname END AS schemaname) FROM pg_catalog.pg_views`,
+		"pg_database": `SELECT *, 6 AS encoding, 'C' AS datcollate, 'C' AS datctype, NULL::VARCHAR AS daticulocale, 'c' AS datlocprovider, NULL::VARCHAR[] AS datacl, 10::BIGINT AS datdba FROM pg_catalog.pg_database WHERE datname = current_database()`,
+		"pg_views":    `SELECT * REPLACE (CASE schemaname WHEN 'main' THEN 'public' ELSE schemaname END AS schemaname) FROM pg_catalog.pg_views`,
 	}
 }
 
