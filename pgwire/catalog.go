@@ -237,6 +237,8 @@ func catalogMacros() []string {
 			ELSE list_transform(string_split(trim(s::VARCHAR, '{}'), ','), x -> trim(x, '"')) END`,
 		`CREATE OR REPLACE TEMP MACRO _pg_expandarray(arr) AS {'x': arr[1], 'n': 1}`,
 		`CREATE OR REPLACE TEMP MACRO pg_get_function_result(oid) AS ''`,
+		`CREATE OR REPLACE TEMP MACRO pg_get_viewdef(id) AS (SELECT sql FROM duckdb_views() WHERE view_oid = id),
+			(id, pretty) AS (SELECT sql FROM duckdb_views() WHERE view_oid = id)`,
 		`CREATE OR REPLACE TEMP MACRO pg_get_function_arguments(oid) AS ''`,
 		`CREATE OR REPLACE TEMP MACRO pg_get_function_identity_arguments(oid) AS ''`,
 		`CREATE OR REPLACE TEMP MACRO pg_get_functiondef(oid) AS ''`,

@@ -2,13 +2,18 @@ package pgwire_test
 
 import (
 	"context"
+	"database/sql"
+	"log/slog"
+	"regexp"
 	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/earthscope/gtsm-stream/internal/testutil"
 	"github.com/earthscope/gtsm-stream/pgwire"
+	gtsmsql "github.com/earthscope/gtsm-stream/sql"
 )
 
 // TestPsqlMetaCommands: psql's catalog commands work against the endpoint
@@ -101,4 +106,64 @@ c.close()
 		t.Errorf("psycopg2: %v\n%s\nwant\n%s", err, out, want)
 	}
 	_ = pgx.QueryExecModeSimpleProtocol
+}
+
+// TestPsqlLooksLikePostgres: on a database with the processor's tables,
+// psql's \d family lists what a user queries and nothing of the
+// processor's bookkeeping, and \d+ reads like a Postgres table's.
+func TestPsqlLooksLikePostgres(t *testing.T) {
+	e := startDB(t, pgwire.Config{}, func(db *sql.DB) error { return gtsmsql.Migrate(context.Background(), db) })
+	internal := regexp.MustCompile(`schema_migrations|level2_state|level2_checkpoint|lake_|\?\?\?|art\b`)
+	for _, tc := range []struct {
+		cmd  string
+		want []string
+	}{
+		{`\d`, []string{"public|gtsm_etl|table|gtsm", "public|gtsm_etl_ts|view|gtsm", "public|strain|view|gtsm", "public|site_reference|table|gtsm"}},
+		{`\dt`, []string{"public|gtsm_etl|table|gtsm"}},
+		{`\dv`, []string{"public|strain|view|gtsm"}},
+		{`\df`, nil},
+		{`\di`, nil},
+		{`\dn`, []string{"public|gtsm"}},
+		{`\d gtsm_etl`, []string{`Table "public.gtsm_etl"`, "key_site|text||not null|", "\ntime|bigint|||"}},
+		{`\d+ gtsm_etl`, []string{`Table "public.gtsm_etl"`, "key_site|text||not null||extended|||", "Access method: heap"}},
+		{`\d+ gtsm_etl_ts`, []string{`View "public.gtsm_etl_ts"`, "ts|timestamp with time zone|||"}},
+	} {
+		out, err := psql(t, e, nil, "-P", "tuples_only=off", "-c", tc.cmd)
+		if err != nil || strings.Contains(out, "ERROR") {
+			t.Errorf("%s: %v\n%s", tc.cmd, err, out)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%s: output lacks %q:\n%s", tc.cmd, w, out)
+			}
+		}
+		if m := internal.FindString(out); m != "" {
+			t.Errorf("%s: output shows %q:\n%s", tc.cmd, m, out)
+		}
+	}
+	// The internal tables can still be read by name.
+	if out, err := psql(t, e, nil, "-c", "SELECT count(*) >= 1 FROM schema_migrations"); err != nil || strings.TrimSpace(out) != "t" {
+		t.Errorf("schema_migrations by name: %v %q", err, out)
+	}
+}
+
+// TestStatementErrorsLogged: a failed statement is logged at info with its
+// SQLSTATE and command, never the password.
+func TestStatementErrorsLogged(t *testing.T) {
+	var logs testutil.SyncBuffer
+	e := start(t, pgwire.Config{Password: "s3cret-pw", Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))})
+	out, _ := psql(t, e, []string{"PGPASSWORD=s3cret-pw"}, "-c", "SELECT * FROM no_such_table", "-c", "DELETE FROM t")
+	if !strings.Contains(out, "ERROR") {
+		t.Fatalf("psql: %s", out)
+	}
+	got := logs.String()
+	for _, w := range []string{`msg="SQL endpoint: statement failed" command=SELECT sqlstate=42P01`, `command=DELETE sqlstate=25006`} {
+		if !strings.Contains(got, w) {
+			t.Errorf("log lacks %q:\n%s", w, got)
+		}
+	}
+	if strings.Contains(got, "s3cret-pw") {
+		t.Errorf("log holds the password:\n%s", got)
+	}
 }

@@ -58,7 +58,7 @@ func (s *Server) copyStatement(ctx context.Context, text string, clientOIDs []ui
 			return nil, pgError(fmt.Errorf("FORCE_QUOTE column %q is not in the result", c), codes.UndefinedColumn, "")
 		}
 	}
-	return wire.NewStatement(func(ctx context.Context, w wire.DataWriter, ps []wire.Parameter) error {
+	return s.newStatement(text, func(ctx context.Context, w wire.DataWriter, ps []wire.Parameter) error {
 		args, err := bindArgs(ps, d.params)
 		if err != nil {
 			return err

@@ -196,7 +196,7 @@ func (s *Server) cursorStatement(ctx context.Context, text string, clientOIDs []
 		if m == nil {
 			return nil, pgError(fmt.Errorf("cannot read this CLOSE statement"), codeSyntax, "CLOSE name or CLOSE ALL")
 		}
-		return wire.NewStatement(func(ctx context.Context, w wire.DataWriter, _ []wire.Parameter) error {
+		return s.newStatement(body, func(ctx context.Context, w wire.DataWriter, _ []wire.Parameter) error {
 			cs := clientOf(ctx)
 			if strings.EqualFold(m[1], "ALL") {
 				for name, c := range cs.cursors {
@@ -235,7 +235,7 @@ func (s *Server) declare(ctx context.Context, body string, clientOIDs []uint32) 
 	// this DECLARE runs) knows the columns.
 	cs := clientOf(ctx)
 	c := &cursor{name: name, hold: hold, d: d, text: text}
-	return wire.NewStatement(func(ctx context.Context, w wire.DataWriter, ps []wire.Parameter) error {
+	return s.newStatement(body, func(ctx context.Context, w wire.DataWriter, ps []wire.Parameter) error {
 		if !hold && !cs.inTx {
 			return pgError(fmt.Errorf("DECLARE CURSOR can only be used in transaction blocks"), codes.NoActiveSQLTransaction, "run BEGIN first, or declare the cursor WITH HOLD")
 		}
@@ -295,7 +295,7 @@ func (s *Server) fetch(ctx context.Context, body string) (*wire.PreparedStatemen
 	if !move {
 		opts = append(opts, wire.WithColumns(c.d.columns))
 	}
-	return wire.NewStatement(func(ctx context.Context, w wire.DataWriter, _ []wire.Parameter) error {
+	return s.newStatement(body, func(ctx context.Context, w wire.DataWriter, _ []wire.Parameter) error {
 		c, ok := clientOf(ctx).cursors[name]
 		if !ok || c.st == nil {
 			return pgError(fmt.Errorf("cursor %q does not exist", name), codes.InvalidCursorName, "")

@@ -443,6 +443,7 @@ func (s *Server) parse(ctx context.Context, q wire.Query) (_ wire.PreparedStatem
 	for _, text := range texts {
 		st, err := s.prepare(ctx, text, q.ParameterOIDs)
 		if err != nil {
+			s.logStmtError(text, err)
 			return nil, err
 		}
 		out = append(out, st)

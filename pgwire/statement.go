@@ -70,7 +70,7 @@ func (s *Server) prepare(ctx context.Context, text string, clientOIDs []uint32) 
 	if err != nil {
 		return nil, err
 	}
-	return wire.NewStatement(func(ctx context.Context, w wire.DataWriter, ps []wire.Parameter) error {
+	return s.newStatement(text, func(ctx context.Context, w wire.DataWriter, ps []wire.Parameter) error {
 		return s.execute(ctx, w, text, d, ps)
 	}, wire.WithColumns(d.columns), wire.WithParameters(d.params)), nil
 }
