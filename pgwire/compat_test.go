@@ -4,8 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"log/slog"
-	"regexp"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 
