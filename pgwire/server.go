@@ -15,13 +15,20 @@
 // Every statement runs on one of the endpoint's connections, in its own
 // `BEGIN TRANSACTION READ ONLY` transaction: it sees a snapshot of committed
 // data (a batch the processor commits in one transaction is seen whole or
-// not at all) and is interrupted after Config.QueryTimeout. Results longer
-// than Config.RowCap rows are refused with SQLSTATE 54000 rather than
-// silently cut, and DuckDB itself stops at RowCap+1 rows. SET (and PRAGMA
-// name=value) and BEGIN/COMMIT/ROLLBACK, which Postgres clients send on
-// their own, are acknowledged and not run. Connections are limited
-// (Config.MaxConns), idle ones closed (Config.IdleTimeout), wrong passwords
-// slowed down per host and logged as authentication failures.
+// not at all). Results stream from DuckDB one chunk at a time (stream.go),
+// so memory is bounded whatever their size. A plain query is interrupted
+// after Config.QueryTimeout and refused with SQLSTATE 54000 past
+// Config.RowCap rows rather than silently cut; COPY (query) TO STDOUT
+// (copy.go), cursors and portals the client fetches with a row limit
+// (cursor.go) stream without the cap, the timeout bounding each wait for
+// DuckDB. SET (and PRAGMA name=value) is acknowledged and not run;
+// BEGIN/COMMIT/ROLLBACK and savepoints are acknowledged and tracked for the
+// client (ReadyForQuery says 'T' inside BEGIN) but every statement still
+// reads its own snapshot. Clients see a Postgres 15 catalog (compat.go,
+// catalog.go): schema public, Postgres type oids, no internal tables.
+// Connections are limited (Config.MaxConns), idle ones closed
+// (Config.IdleTimeout), wrong passwords slowed down per host and logged as
+// authentication failures; failed statements are logged at info.
 //
 // Wiring (cmd/gtsm/serve.go does this for `gtsm process`): once the DuckDB
 // file is open and migrated (processor.Config.OnDB),
@@ -64,7 +71,8 @@ import (
 type Config struct {
 	// Addr is host:port to listen on (default 127.0.0.1:5433; port 0 picks one).
 	Addr string
-	// RowCap is the most rows one statement may return (default 100000).
+	// RowCap is the most rows one plain query may return (default 100000);
+	// COPY TO STDOUT, cursors and fetches with a row limit stream past it.
 	RowCap int
 	// QueryTimeout interrupts a statement that runs longer (default 30s).
 	QueryTimeout time.Duration
