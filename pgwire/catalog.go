@@ -204,14 +204,7 @@ var infoSchemaSubqueries = map[string]string{
 var infoSchemaRE = regexp.MustCompile(`(?i)\binformation_schema\s*\.\s*(tables|columns|schemata|views)\b(\s+(?:AS\s+)?([a-z_][a-z0-9_]*))?`)
 
 func replaceInfoSchema(text string) string {
-	return infoSchemaRE.ReplaceAllStringFunc(text, func(m string) string {
-		g := infoSchemaRE.FindStringSubmatch(m)
-		sub := "(" + infoSchemaSubqueries[strings.ToLower(g[1])] + ")"
-		if g[3] != "" && !sqlKeywords[strings.ToUpper(g[3])] {
-			return sub + " AS " + g[3]
-		}
-		return sub + " AS " + strings.ToLower(g[1]) + g[2]
-	})
+	return replaceRelations(infoSchemaRE, infoSchemaSubqueries, text)
 }
 
 // pgExtensionRows is pg_extension: no extensions.

@@ -112,10 +112,15 @@ var sqlKeywords = map[string]bool{"WHERE": true, "LEFT": true, "RIGHT": true, "I
 	"GROUP": true, "LIMIT": true, "UNION": true, "CROSS": true, "FULL": true, "NATURAL": true, "HAVING": true, "USING": true,
 	"OFFSET": true, "EXCEPT": true, "INTERSECT": true, "WINDOW": true, "QUALIFY": true, "OUTER": true}
 
-func replaceCatalog(text string) string {
-	return catalogRE.ReplaceAllStringFunc(text, func(m string) string {
-		g := catalogRE.FindStringSubmatch(m)
-		sub := "(" + catalogSubqueries[strings.ToLower(g[1])] + ")"
+func replaceCatalog(text string) string { return replaceRelations(catalogRE, catalogSubqueries, text) }
+
+// replaceRelations puts subqueries[name] in place of each relation re
+// matches (group 1 the name, group 3 an alias), keeping the alias or naming
+// the subquery after the relation.
+func replaceRelations(re *regexp.Regexp, subqueries map[string]string, text string) string {
+	return re.ReplaceAllStringFunc(text, func(m string) string {
+		g := re.FindStringSubmatch(m)
+		sub := "(" + subqueries[strings.ToLower(g[1])] + ")"
 		if g[3] != "" && !sqlKeywords[strings.ToUpper(g[3])] {
 			return sub + " AS " + g[3]
 		}

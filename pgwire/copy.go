@@ -269,104 +269,66 @@ func parseCopyOptions(s string) (copyOptions, error) {
 			return bad("unclosed option list")
 		}
 		toks = toks[1 : len(toks)-1]
-		for i := 0; i < len(toks); {
-			name := strings.ToUpper(toks[i])
-			i++
-			switch name {
-			case ",":
-				continue
-			case "FORMAT":
-				if i >= len(toks) {
-					return bad("FORMAT needs a value")
-				}
-				f, _ := unquote(toks[i])
-				i++
-				switch strings.ToLower(f) {
-				case "csv":
-					o.csv = true
-				case "text":
-				case "binary":
-					return o, pgError(errors.New("COPY: binary format is not supported"), codes.FeatureNotSupported, "use FORMAT csv or text")
-				default:
-					return bad("unknown FORMAT %q", f)
-				}
-			case "HEADER":
-				o.header = boolean(&i)
-			case "DELIMITER":
-				if delim, err = value(&i, name); err != nil {
-					return o, err
-				}
-			case "NULL":
-				if null, err = value(&i, name); err != nil {
-					return o, err
-				}
-			case "QUOTE":
-				if quote, err = value(&i, name); err != nil {
-					return o, err
-				}
-			case "ESCAPE":
-				if escape, err = value(&i, name); err != nil {
-					return o, err
-				}
-			case "ENCODING":
-				enc, err := value(&i, name)
-				if err != nil {
-					return o, err
-				}
-				if e := strings.ToUpper(strings.ReplaceAll(*enc, "-", "")); e != "UTF8" && e != "SQL_ASCII" {
-					return o, pgError(fmt.Errorf("COPY: encoding %q is not supported", *enc), codes.FeatureNotSupported, "the endpoint sends UTF8")
-				}
-			case "FORCE_QUOTE":
-				if err := forceList(&i); err != nil {
-					return o, err
-				}
-			default:
-				return bad("unknown option %q", toks[i-1])
-			}
+	}
+	// One loop reads both syntaxes: the older words (CSV, BINARY, FORCE
+	// QUOTE) and the list's (FORMAT x, FORCE_QUOTE) name the same options.
+	format := func(f string) error {
+		switch strings.ToLower(f) {
+		case "csv":
+			o.csv = true
+		case "text":
+		case "binary":
+			return pgError(errors.New("COPY: binary format is not supported"), codes.FeatureNotSupported, "use CSV or text")
+		default:
+			_, err := bad("unknown FORMAT %q", f)
+			return err
 		}
-	} else {
-		for i := 0; i < len(toks); {
-			name := strings.ToUpper(toks[i])
-			i++
-			switch name {
-			case "CSV":
-				o.csv = true
-			case "BINARY":
-				return o, pgError(errors.New("COPY: binary format is not supported"), codes.FeatureNotSupported, "use CSV or text")
-			case "HEADER":
-				o.header = true
-			case "DELIMITER":
-				if delim, err = value(&i, name); err != nil {
-					return o, err
-				}
-			case "NULL":
-				if null, err = value(&i, name); err != nil {
-					return o, err
-				}
-			case "QUOTE":
-				if quote, err = value(&i, name); err != nil {
-					return o, err
-				}
-			case "ESCAPE":
-				if escape, err = value(&i, name); err != nil {
-					return o, err
-				}
-			case "ENCODING":
-				if _, err = value(&i, name); err != nil {
-					return o, err
-				}
-			case "FORCE":
-				if i < len(toks) && strings.EqualFold(toks[i], "QUOTE") {
-					i++
-					if err := forceList(&i); err != nil {
-						return o, err
-					}
-					continue
-				}
-				return bad("FORCE NOT NULL applies to COPY FROM only")
-			default:
-				return bad("unknown option %q", toks[i-1])
+		return nil
+	}
+	for i := 0; i < len(toks); {
+		name := strings.ToUpper(toks[i])
+		i++
+		var err error
+		switch name {
+		case ",":
+		case "FORMAT":
+			var f *string
+			if f, err = value(&i, name); err == nil {
+				err = format(*f)
 			}
+		case "CSV", "BINARY":
+			err = format(name)
+		case "HEADER":
+			o.header = boolean(&i)
+		case "DELIMITER":
+			delim, err = value(&i, name)
+		case "NULL":
+			null, err = value(&i, name)
+		case "QUOTE":
+			quote, err = value(&i, name)
+		case "ESCAPE":
+			escape, err = value(&i, name)
+		case "ENCODING":
+			var enc *string
+			if enc, err = value(&i, name); err == nil {
+				if e := strings.ToUpper(strings.ReplaceAll(*enc, "-", "")); e != "UTF8" && e != "SQL_ASCII" {
+					err = pgError(fmt.Errorf("COPY: encoding %q is not supported", *enc), codes.FeatureNotSupported, "the endpoint sends UTF8")
+				}
+			}
+		case "FORCE_QUOTE":
+			err = forceList(&i)
+		case "FORCE":
+			if i < len(toks) && strings.EqualFold(toks[i], "QUOTE") {
+				i++
+				err = forceList(&i)
+				break
+			}
+			_, err = bad("FORCE NOT NULL applies to COPY FROM only")
+		default:
+			_, err = bad("unknown option %q", toks[i-1])
+		}
+		if err != nil {
+			return o, err
 		}
 	}
 	if o.csv {
