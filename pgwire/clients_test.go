@@ -280,6 +280,23 @@ func TestCursors(t *testing.T) {
 	if err := exec(`ROLLBACK`); err != nil {
 		t.Error(err)
 	}
+	// Open cursors are limited per session (each holds a DuckDB connection).
+	if err := exec(`BEGIN`); err != nil {
+		t.Fatal(err)
+	}
+	var limitErr error
+	for i := 0; i < 20 && limitErr == nil; i++ {
+		limitErr = exec(fmt.Sprintf(`DECLARE c%d CURSOR FOR SELECT 1`, i))
+	}
+	if pgCode(limitErr) != "54000" {
+		t.Errorf("20 open cursors: %v, want 54000 at the limit", limitErr)
+	}
+	if err := exec(`ROLLBACK`); err != nil {
+		t.Fatal(err)
+	}
+	if err := exec(`BEGIN; DECLARE again CURSOR FOR SELECT 1; CLOSE again; COMMIT`); err != nil {
+		t.Errorf("a cursor after the others were closed by ROLLBACK: %v", err)
+	}
 	if err := exec(`SELECT count(*) FROM range(200)`); err != nil {
 		t.Errorf("a plain query after the cursors: %v", err)
 	}

@@ -145,6 +145,10 @@ func (s *Server) txStatement(text string) *wire.PreparedStatement {
 	})
 }
 
+// maxCursors is the most cursors one session may have open: each holds a
+// DuckDB connection and its read transaction.
+const maxCursors = 16
+
 // cursor is a declared cursor: its statement, and once DECLARE ran, its
 // stream and the rows of the current chunk not fetched yet.
 type cursor struct {
@@ -241,6 +245,15 @@ func (s *Server) declare(ctx context.Context, body string, clientOIDs []uint32) 
 		}
 		if old, ok := cs.cursors[name]; ok && old.st != nil {
 			return pgError(fmt.Errorf("cursor %q already exists", name), codes.DuplicateCursor, "")
+		}
+		open := 0
+		for _, c := range cs.cursors {
+			if c.st != nil {
+				open++
+			}
+		}
+		if open >= maxCursors {
+			return pgError(fmt.Errorf("%d cursors are open in this session, the most the endpoint allows", open), codeLimit, "CLOSE cursors no longer needed")
 		}
 		args, err := bindArgs(ps, d.params)
 		if err != nil {
