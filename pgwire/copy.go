@@ -73,7 +73,7 @@ func (s *Server) copyStatement(ctx context.Context, text string, clientOIDs []ui
 
 func copyRefused(what string) error {
 	return pgError(fmt.Errorf("read-only SQL endpoint: COPY %s is refused: only COPY ... TO STDOUT, which sends the data to the client, is served", what), codeReadOnly,
-		`in psql, \copy (SELECT ...) TO 'file.csv' WITH CSV HEADER writes the file on your side`)
+		"export with `gtsm sql --db FILE -c \"COPY (...) TO 'out.parquet' (FORMAT parquet)\"` while the processor is stopped, or stream to your side: psql's \\copy (SELECT ...) TO 'file.csv' WITH CSV HEADER")
 }
 
 // splitCopy returns the query a COPY reads and the text after TO STDOUT.
