@@ -119,6 +119,11 @@ func toWire(oid uint32, v any) (any, error) {
 			return pgtype.Numeric{Int: x, Valid: true}, nil
 		case uint64:
 			return pgtype.Numeric{Int: new(big.Int).SetUint64(x), Valid: true}, nil
+		case string: // UHUGEINT and BIGNUM stream as DuckDB's text of the number
+			var n pgtype.Numeric
+			if err := n.Scan(x); err == nil {
+				return n, nil
+			}
 		}
 		if i, ok := asInt64(v); ok {
 			return pgtype.Numeric{Int: big.NewInt(i), Valid: true}, nil
