@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/earthscope/gtsm-stream/internal/testutil"
 	"github.com/earthscope/gtsm-stream/pgwire"
 )
 
@@ -18,6 +19,7 @@ const pgjdbcJar = "/usr/share/java/postgresql.jar"
 // setFetchSize with autocommit off past the row cap, and savepoints: a small
 // Java program compiled here (testdata/JdbcProbe.java).
 func TestJDBC(t *testing.T) {
+	testutil.Long(t) // javac and two JVM starts: seconds of CPU
 	_, errJavac := exec.LookPath("javac")
 	needClient(t, errJavac == nil, "default-jdk-headless")
 	_, errJar := os.Stat(pgjdbcJar)

@@ -18,6 +18,7 @@ import (
 // through SQLAlchemy, a Grafana-style query) against an endpoint serving a
 // processor database, its port in place of 5433.
 func TestREADMEClients(t *testing.T) {
+	testutil.Long(t) // three client processes, pandas' import alone takes seconds
 	py := python3(t, "python3-pandas python3-sqlalchemy python3-psycopg2", "pandas", "sqlalchemy", "psycopg2")
 	if _, err := exec.LookPath("psql"); err != nil {
 		needClient(t, false, "postgresql-client")
