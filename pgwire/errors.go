@@ -1,10 +1,12 @@
 package pgwire
 
 import (
+	"context"
 	"errors"
 	"strings"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
+	wire "github.com/jeroenrinzema/psql-wire"
 	"github.com/jeroenrinzema/psql-wire/codes"
 	psqlerr "github.com/jeroenrinzema/psql-wire/errors"
 )
@@ -79,4 +81,25 @@ func sqlState(err error) codes.Code {
 		return codes.Io
 	}
 	return codeInternal
+}
+
+// newStatement is wire.NewStatement with the statement's failures logged
+// (logStmtError).
+func (s *Server) newStatement(text string, fn wire.PreparedStatementFn, opts ...wire.PreparedOptionFn) *wire.PreparedStatement {
+	return wire.NewStatement(func(ctx context.Context, w wire.DataWriter, ps []wire.Parameter) error {
+		err := fn(ctx, w, ps)
+		s.logStmtError(text, err)
+		return err
+	}, opts...)
+}
+
+// logStmtError logs a statement the client sent that failed, at info
+// level: its command word, SQLSTATE and the error's first line (not the
+// statement, which may hold data the client considers private).
+func (s *Server) logStmtError(text string, err error) {
+	if err == nil || errors.Is(err, wire.ErrSuspendedHandlerClosed) {
+		return
+	}
+	msg, _, _ := strings.Cut(err.Error(), "\n")
+	s.cfg.Logger.Info("SQL endpoint: statement failed", "command", firstWord(text), "sqlstate", string(psqlerr.GetCode(err)), "err", msg)
 }

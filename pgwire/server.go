@@ -15,13 +15,20 @@
 // Every statement runs on one of the endpoint's connections, in its own
 // `BEGIN TRANSACTION READ ONLY` transaction: it sees a snapshot of committed
 // data (a batch the processor commits in one transaction is seen whole or
-// not at all) and is interrupted after Config.QueryTimeout. Results longer
-// than Config.RowCap rows are refused with SQLSTATE 54000 rather than
-// silently cut, and DuckDB itself stops at RowCap+1 rows. SET (and PRAGMA
-// name=value) and BEGIN/COMMIT/ROLLBACK, which Postgres clients send on
-// their own, are acknowledged and not run. Connections are limited
-// (Config.MaxConns), idle ones closed (Config.IdleTimeout), wrong passwords
-// slowed down per host and logged as authentication failures.
+// not at all). Results stream from DuckDB one chunk at a time (stream.go),
+// so memory is bounded whatever their size. A plain query is interrupted
+// after Config.QueryTimeout and refused with SQLSTATE 54000 past
+// Config.RowCap rows rather than silently cut; COPY (query) TO STDOUT
+// (copy.go), cursors and portals the client fetches with a row limit
+// (cursor.go) stream without the cap, the timeout bounding each wait for
+// DuckDB. SET (and PRAGMA name=value) is acknowledged and not run;
+// BEGIN/COMMIT/ROLLBACK and savepoints are acknowledged and tracked for the
+// client (ReadyForQuery says 'T' inside BEGIN) but every statement still
+// reads its own snapshot. Clients see a Postgres 15 catalog (compat.go,
+// catalog.go): schema public, Postgres type oids, no internal tables.
+// Connections are limited (Config.MaxConns), idle ones closed
+// (Config.IdleTimeout), wrong passwords slowed down per host and logged as
+// authentication failures; failed statements are logged at info.
 //
 // Wiring (cmd/gtsm/serve.go does this for `gtsm process`): once the DuckDB
 // file is open and migrated (processor.Config.OnDB),
@@ -64,7 +71,8 @@ import (
 type Config struct {
 	// Addr is host:port to listen on (default 127.0.0.1:5433; port 0 picks one).
 	Addr string
-	// RowCap is the most rows one statement may return (default 100000).
+	// RowCap is the most rows one plain query may return (default 100000);
+	// COPY TO STDOUT, cursors and fetches with a row limit stream past it.
 	RowCap int
 	// QueryTimeout interrupts a statement that runs longer (default 30s).
 	QueryTimeout time.Duration
@@ -137,6 +145,7 @@ type Server struct {
 
 	sessions *sessions
 	auth     *authThrottle
+	streams  *streamer // native connections for streamed results (stream.go)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -195,7 +204,13 @@ func Listen(db *sql.DB, cfg Config) (*Server, error) {
 		own.Close()
 		return nil, err
 	}
-	s := &Server{cfg: cfg, db: own, path: path, parser: p, conns: map[net.Conn]struct{}{}, sessions: newSessions()}
+	streams, err := newStreamer(path, strings.EqualFold(mode, "read_only"))
+	if err != nil {
+		p.close()
+		own.Close()
+		return nil, err
+	}
+	s := &Server{cfg: cfg, db: own, path: path, parser: p, conns: map[net.Conn]struct{}{}, sessions: newSessions(), streams: streams}
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	s.auth = newAuthThrottle(s.stopping)
 	opts := []wire.OptionFn{
@@ -203,7 +218,9 @@ func Listen(db *sql.DB, cfg Config) (*Server, error) {
 		wire.Version(serverVersion),
 		wire.BackendKeyData(s.sessions.keyData),
 		wire.CancelRequest(s.sessions.cancelRequest),
-		wire.TxStatus(s.sessions.idle),
+		wire.TxStatus(s.txStatus),
+		wire.Portals(newPortals),
+		wire.ExtendTypes(pgTextTypes),
 		wire.GlobalParameters(wire.Parameters{"DateStyle": "ISO, MDY", "TimeZone": "UTC", "integer_datetimes": "on",
 			// DuckDB strings are standard: a backslash is an ordinary character.
 			"standard_conforming_strings": "on"}),
@@ -214,6 +231,7 @@ func Listen(db *sql.DB, cfg Config) (*Server, error) {
 	s.wire, err = wire.NewServer(s.parse, opts...)
 	if err != nil {
 		p.close()
+		streams.close()
 		own.Close()
 		return nil, fmt.Errorf("SQL endpoint: %w", err)
 	}
@@ -221,6 +239,7 @@ func Listen(db *sql.DB, cfg Config) (*Server, error) {
 	if err != nil {
 		p.close()
 		own.Close()
+		streams.close()
 		return nil, fmt.Errorf("SQL endpoint: listen on %s: %w", cfg.Addr, err)
 	}
 	s.ln = &trackingListener{Listener: ln, s: s}
@@ -264,6 +283,7 @@ func (s *Server) Close() error {
 		}
 		s.wire.Wait()
 		s.parser.close()
+		s.streams.close()
 		if err := s.db.Close(); err != nil && s.closeErr == nil {
 			s.closeErr = fmt.Errorf("SQL endpoint: close its DuckDB connections: %w", err)
 		}
@@ -406,7 +426,15 @@ func isLoopback(addr string) bool {
 // parse is psql-wire's ParseFn: it splits the query text into statements and
 // describes each (columns and parameter types are needed before execution,
 // for RowDescription and for the extended protocol's Describe).
-func (s *Server) parse(ctx context.Context, q wire.Query) (wire.PreparedStatements, error) {
+func (s *Server) parse(ctx context.Context, q wire.Query) (_ wire.PreparedStatements, err error) {
+	// A bug in the statement handling must fail the statement, not the
+	// process (psql-wire does not recover a panic in parse).
+	defer func() {
+		if r := recover(); r != nil {
+			s.cfg.Logger.Error("SQL endpoint: statement handling panicked", "panic", r)
+			err = pgError(fmt.Errorf("internal error handling the statement: %v", r), codeInternal, "")
+		}
+	}()
 	texts, rest := splitStatements(q.Query)
 	if rest != "" {
 		texts = append(texts, rest)
@@ -423,6 +451,7 @@ func (s *Server) parse(ctx context.Context, q wire.Query) (wire.PreparedStatemen
 	for _, text := range texts {
 		st, err := s.prepare(ctx, text, q.ParameterOIDs)
 		if err != nil {
+			s.logStmtError(text, err)
 			return nil, err
 		}
 		out = append(out, st)

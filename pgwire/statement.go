@@ -50,33 +50,51 @@ func (s *Server) prepare(ctx context.Context, text string, clientOIDs []uint32) 
 	switch w := firstWord(text); w {
 	case "SET", "RESET":
 		return noop(w), nil
-	case "BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT":
-		return noop(w), nil
 	case "PRAGMA":
 		if strings.Contains(text, "=") {
 			return noop(w), nil // PRAGMA name=value is a SET
 		}
+	case "COPY":
+		return s.copyStatement(ctx, text, clientOIDs)
 	}
-	text = pgRewrite(text)
-	if st := s.show(text); st != nil {
+	if st := s.txStatement(text); st != nil {
 		return st, nil
 	}
+	if st, err := s.cursorStatement(ctx, text, clientOIDs); st != nil || err != nil {
+		return st, err
+	}
+	if st := s.show(pgRewrite(text)); st != nil {
+		return st, nil
+	}
+	text, d, err := s.query(ctx, text, clientOIDs)
+	if err != nil {
+		return nil, err
+	}
+	return s.newStatement(text, func(ctx context.Context, w wire.DataWriter, ps []wire.Parameter) error {
+		return s.execute(ctx, w, text, d, ps)
+	}, wire.WithColumns(d.columns), wire.WithParameters(d.params)), nil
+}
+
+// query checks a query (rewritten for DuckDB, one statement, through the
+// guard) and describes it; it returns the text DuckDB is to run.
+func (s *Server) query(ctx context.Context, text string, clientOIDs []uint32) (string, described, error) {
+	text = pgRewrite(text)
 	if commentDepth(text) > maxCommentDepth {
 		// DuckDB's parser takes time quadratic in comment nesting (10 KB of
 		// "/*" parse for seconds), which would stall every client.
-		return nil, pgError(fmt.Errorf("comments nested more than %d deep", maxCommentDepth), codeLimit, "")
+		return "", described{}, pgError(fmt.Errorf("comments nested more than %d deep", maxCommentDepth), codeLimit, "")
 	}
 	if err := s.parser.single(text); err != nil {
-		return nil, err
+		return "", described{}, err
 	}
 	// Before DuckDB prepares anything (preparing EXPORT DATABASE creates its
 	// directory): only queries, EXPLAIN of queries, no state-changing calls.
 	if err := guard(text); err != nil {
-		return nil, err
+		return "", described{}, err
 	}
 	d, err := s.describe(ctx, text)
 	if err != nil {
-		return nil, err
+		return "", described{}, err
 	}
 	switch d.kind {
 	case duckdb.STATEMENT_TYPE_SELECT:
@@ -86,19 +104,17 @@ func (s *Server) prepare(ctx context.Context, text string, clientOIDs []uint32) 
 		inner, _ := explainInner(text)
 		id, err := s.describe(ctx, inner)
 		if err != nil || id.kind != duckdb.STATEMENT_TYPE_SELECT {
-			return nil, pgError(fmt.Errorf("read-only SQL endpoint: only queries may be explained"), codeReadOnly, "")
+			return "", described{}, pgError(fmt.Errorf("read-only SQL endpoint: only queries may be explained"), codeReadOnly, "")
 		}
 	default:
-		return nil, refused(text)
+		return "", described{}, refused(text)
 	}
 	for i, oid := range clientOIDs {
 		if oid != 0 && i < len(d.params) {
 			d.params[i] = oid
 		}
 	}
-	return wire.NewStatement(func(ctx context.Context, w wire.DataWriter, ps []wire.Parameter) error {
-		return s.execute(ctx, w, text, d, ps)
-	}, wire.WithColumns(d.columns), wire.WithParameters(d.params)), nil
+	return text, d, nil
 }
 
 // refused explains which statement kinds the endpoint will not run and what
@@ -220,83 +236,69 @@ func (s *Server) describeByRunning(ctx context.Context, conn *sql.Conn, text str
 	return cols, timeOnly, nil
 }
 
-// execute runs a described statement in a read-only transaction on a pooled
-// connection and streams its rows to the client.
+// execute runs a described statement in a read-only transaction and streams
+// its rows to the client, one DuckDB chunk at a time. A plain statement is
+// bounded by Config.RowCap and Config.QueryTimeout; a portal the client
+// executes with a row limit (pgx, JDBC's fetchSize) is streamed: no row cap,
+// and the timeout bounds each wait for DuckDB, not the client's pauses.
 func (s *Server) execute(ctx context.Context, w wire.DataWriter, text string, d described, ps []wire.Parameter) error {
-	columns := d.columns
 	args, err := bindArgs(ps, d.params)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := s.statementContext(ctx)
-	defer cancel()
-	conn, err := s.db.Conn(ctx)
+	limited, _ := ctx.Value(limitedKey{}).(bool)
+	var sc *streamCtx
+	if limited {
+		sc = s.streamContext(ctx)
+	} else {
+		sc = s.plainContext(ctx)
+	}
+	defer sc.cancel()
+	st, err := s.streams.openStream(sc.ctx, text, d.kind, args)
 	if err != nil {
-		return s.stmtError(ctx, fmt.Errorf("get a DuckDB connection: %w", err), codeInternal)
+		return s.stmtError(sc.ctx, err, "")
 	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, "BEGIN TRANSACTION READ ONLY"); err != nil {
-		return s.stmtError(ctx, err, "")
-	}
-	// Nothing to commit: a read-only transaction only ever rolls back.
-	defer s.rollback(conn)
-	run := text
-	if d.kind == duckdb.STATEMENT_TYPE_SELECT {
-		// The driver materialises the whole result before the first row is
-		// read, so the row cap must be DuckDB's: it stops after cap+1 rows
-		// (one more, to tell "exactly cap" from "too many").
-		run = fmt.Sprintf("SELECT * FROM (%s\n) AS gtsm_capped LIMIT %d", text, s.cfg.RowCap+1)
-	}
-	rows, err := conn.QueryContext(ctx, run, args...)
-	if err != nil {
-		return s.stmtError(ctx, err, "")
-	}
-	defer rows.Close()
-	vals := make([]any, len(columns))
-	ptrs := make([]any, len(columns))
-	for i := range vals {
-		ptrs[i] = &vals[i]
-	}
-	// Rows go to psql-wire in batches: it then writes them in one buffered
-	// frame run instead of switching to the connection's writer per row.
-	const batchRows = 256
-	batch := make([][]any, 0, batchRows)
-	cells := make([]any, 0, batchRows*len(columns))
+	defer st.close()
 	n := 0
-	for rows.Next() {
-		if n == s.cfg.RowCap {
-			return pgError(fmt.Errorf("result has more than %d rows (the endpoint's row cap)", s.cfg.RowCap), codeLimit,
-				"add a LIMIT or a WHERE clause; for a full export stop the processor and COPY ... TO a file with `gtsm sql --db FILE`")
+	for {
+		rows, err := sc.fetch(st)
+		if err != nil {
+			return s.stmtError(sc.ctx, err, "")
 		}
-		if err := rows.Scan(ptrs...); err != nil {
-			return pgError(fmt.Errorf("read row %d: %w", n+1, err), codeInternal, "")
+		if rows == nil {
+			break
 		}
-		row := cells[len(cells) : len(cells)+len(columns)]
-		cells = cells[:len(cells)+len(columns)]
-		for i, v := range vals {
-			if t, ok := v.(time.Time); ok && d.timeOnly[i] {
-				v = t.Format("15:04:05.999999")
-			}
-			if row[i], err = toWire(columns[i].Oid, v); err != nil {
-				return pgError(fmt.Errorf("row %d column %q: %w", n+1, columns[i].Name, err), codeInternal, "")
-			}
+		if !limited && n+len(rows) > s.cfg.RowCap {
+			return rowCapError(s.cfg.RowCap)
 		}
-		batch = append(batch, row)
-		n++
-		if len(batch) == batchRows {
-			if err := wire.WriteRows(w, batch); err != nil {
-				return err
-			}
-			batch, cells = batch[:0], cells[:0]
+		if err := toWireRows(d.columns, rows, n); err != nil {
+			return err
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return s.stmtError(ctx, err, "")
-	}
-	if err := wire.WriteRows(w, batch); err != nil {
-		return err
+		if err := wire.WriteRows(w, rows); err != nil {
+			return err
+		}
+		n += len(rows)
 	}
 	return w.Complete(fmt.Sprintf("SELECT %d", n))
+}
+
+func rowCapError(rowCap int) error {
+	return pgError(fmt.Errorf("result has more than %d rows (the SQL endpoint's row cap, --sql-row-cap)", rowCap), codeLimit,
+		"add a LIMIT or a WHERE clause, raise --sql-row-cap, or stream the result: COPY (query) TO STDOUT (psql's \\copy), a cursor (DECLARE/FETCH), or a fetch size")
+}
+
+// toWireRows converts rows read from DuckDB in place to what psql-wire
+// encodes for the columns' oids; first is the number of rows before them.
+func toWireRows(columns wire.Columns, rows [][]any, first int) error {
+	for r, row := range rows {
+		for i, v := range row {
+			var err error
+			if row[i], err = toWire(columns[i].Oid, v); err != nil {
+				return pgError(fmt.Errorf("row %d column %q: %w", first+r+1, columns[i].Name, err), codeInternal, "")
+			}
+		}
+	}
+	return nil
 }
 
 // stmtError is the client's error for a failed step of a statement: when

@@ -46,39 +46,34 @@ func oidForType(t duckdb.Type) uint32 {
 	}
 }
 
-// oidForTypeName does the same from database/sql's DatabaseTypeName
-// ("BIGINT", "DECIMAL(18,3)", "TIMESTAMP WITH TIME ZONE", ...), used when a
-// statement had to be described by running it.
+// duckdbTypeOIDs maps database/sql's DatabaseTypeName (and
+// duckdb_columns.data_type) to the Postgres type the endpoint announces, as
+// oidForType does; the catalog (catalog.go) reports columns with it too.
+// DECIMAL(p,s) is numeric; names not here are sent as text.
+var duckdbTypeOIDs = map[string]uint32{
+	"BOOLEAN": pgtype.BoolOID,
+	"TINYINT": pgtype.Int2OID, "SMALLINT": pgtype.Int2OID, "UTINYINT": pgtype.Int2OID,
+	"INTEGER": pgtype.Int4OID, "USMALLINT": pgtype.Int4OID,
+	"BIGINT": pgtype.Int8OID, "UINTEGER": pgtype.Int8OID,
+	"UBIGINT": pgtype.NumericOID, "HUGEINT": pgtype.NumericOID, "UHUGEINT": pgtype.NumericOID, "BIGNUM": pgtype.NumericOID, "VARINT": pgtype.NumericOID,
+	"FLOAT": pgtype.Float4OID, "DOUBLE": pgtype.Float8OID,
+	"DATE":      pgtype.DateOID,
+	"TIMESTAMP": pgtype.TimestampOID, "TIMESTAMP_S": pgtype.TimestampOID, "TIMESTAMP_MS": pgtype.TimestampOID, "TIMESTAMP_NS": pgtype.TimestampOID,
+	"TIMESTAMPTZ": pgtype.TimestamptzOID, "TIMESTAMP WITH TIME ZONE": pgtype.TimestamptzOID,
+	"BLOB": pgtype.ByteaOID,
+}
+
+// oidForTypeName does the same as oidForType from database/sql's
+// DatabaseTypeName ("BIGINT", "DECIMAL(18,3)", "TIMESTAMP WITH TIME ZONE",
+// ...), used when a statement had to be described by running it.
 func oidForTypeName(name string) uint32 {
 	if strings.HasPrefix(name, "DECIMAL") {
 		return pgtype.NumericOID
 	}
-	switch name {
-	case "BOOLEAN":
-		return pgtype.BoolOID
-	case "TINYINT", "SMALLINT", "UTINYINT":
-		return pgtype.Int2OID
-	case "INTEGER", "USMALLINT":
-		return pgtype.Int4OID
-	case "BIGINT", "UINTEGER":
-		return pgtype.Int8OID
-	case "UBIGINT", "HUGEINT", "UHUGEINT", "BIGNUM", "VARINT":
-		return pgtype.NumericOID
-	case "FLOAT":
-		return pgtype.Float4OID
-	case "DOUBLE":
-		return pgtype.Float8OID
-	case "DATE":
-		return pgtype.DateOID
-	case "TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS":
-		return pgtype.TimestampOID
-	case "TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE":
-		return pgtype.TimestamptzOID
-	case "BLOB":
-		return pgtype.ByteaOID
-	default:
-		return pgtype.TextOID
+	if oid, ok := duckdbTypeOIDs[name]; ok {
+		return oid
 	}
+	return pgtype.TextOID
 }
 
 // toWire converts a value scanned from DuckDB into what pgtype encodes for
@@ -124,6 +119,11 @@ func toWire(oid uint32, v any) (any, error) {
 			return pgtype.Numeric{Int: x, Valid: true}, nil
 		case uint64:
 			return pgtype.Numeric{Int: new(big.Int).SetUint64(x), Valid: true}, nil
+		case string: // UHUGEINT and BIGNUM stream as DuckDB's text of the number
+			var n pgtype.Numeric
+			if err := n.Scan(x); err == nil {
+				return n, nil
+			}
 		}
 		if i, ok := asInt64(v); ok {
 			return pgtype.Numeric{Int: big.NewInt(i), Valid: true}, nil
@@ -283,4 +283,41 @@ func formatDecimal(d duckdb.Decimal) string {
 		digits = strings.Repeat("0", scale-len(digits)+1) + digits
 	}
 	return sign + digits[:len(digits)-scale] + "." + digits[len(digits)-scale:]
+}
+
+// pgTextTypes adjusts psql-wire's type map to how Postgres writes values in
+// text format: pgx writes a timestamptz as "2021-07-01 00:00:01Z", which
+// pgjdbc refuses ("Bad value for type timestamp"); Postgres (TimeZone UTC)
+// writes "2021-07-01 00:00:01+00".
+func pgTextTypes(m *pgtype.Map) {
+	m.RegisterType(&pgtype.Type{Name: "timestamptz", OID: pgtype.TimestamptzOID, Codec: &pgTimestamptzCodec{}})
+}
+
+type pgTimestamptzCodec struct{ pgtype.TimestamptzCodec }
+
+func (c *pgTimestamptzCodec) PlanEncode(m *pgtype.Map, oid uint32, format int16, value any) pgtype.EncodePlan {
+	if _, ok := value.(pgtype.TimestamptzValuer); ok && format == pgtype.TextFormatCode {
+		return timestamptzText{}
+	}
+	return c.TimestamptzCodec.PlanEncode(m, oid, format, value)
+}
+
+type timestamptzText struct{}
+
+func (timestamptzText) Encode(value any, buf []byte) ([]byte, error) {
+	ts, err := value.(pgtype.TimestamptzValuer).TimestamptzValue()
+	if err != nil || !ts.Valid {
+		return nil, err
+	}
+	switch ts.InfinityModifier {
+	case pgtype.Infinity:
+		return append(buf, "infinity"...), nil
+	case pgtype.NegativeInfinity:
+		return append(buf, "-infinity"...), nil
+	}
+	t := ts.Time.UTC()
+	if t.Year() <= 0 {
+		return append(buf, t.AddDate(1-2*t.Year(), 0, 0).Format("2006-01-02 15:04:05.999999")+"+00 BC"...), nil
+	}
+	return append(buf, t.Format("2006-01-02 15:04:05.999999")+"+00"...), nil
 }

@@ -211,8 +211,9 @@ func (s *Shell) dot(ctx context.Context, line string) {
 }
 
 func (s *Shell) listTables(ctx context.Context) {
+	// The SQL endpoint shows DuckDB's main schema as Postgres' public.
 	res, err := s.Backend.Exec(ctx, `SELECT table_name FROM information_schema.tables
-		WHERE table_schema = 'main' AND table_catalog = current_database() ORDER BY table_name`)
+		WHERE table_schema IN ('main', 'public') AND table_catalog = current_database() ORDER BY table_name`)
 	if err != nil {
 		s.fail("%v", err)
 		return

@@ -231,7 +231,7 @@ func TestExportAndWrites(t *testing.T) {
 	}
 	// The endpoint refuses both and says what to do instead.
 	_, errOut, _ = runScript(t, bs["endpoint"], "COPY kinds TO '"+filepath.Join(dir, "x.csv")+"';\nINSERT INTO kinds (i) VALUES (3);\n")
-	for _, want := range []string{"COPY statements are refused\nHint: export with `gtsm sql --db FILE", "INSERT statements are refused"} {
+	for _, want := range []string{"is refused: only COPY ... TO STDOUT, which sends the data to the client, is served\nHint: export with `gtsm sql --db FILE", "INSERT statements are refused"} {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("endpoint writes: stderr %q lacks %q", errOut, want)
 		}

@@ -40,7 +40,7 @@ func runQueryService(ctx context.Context, env *environ, args []string) error {
 	var c queryServiceConfig
 	fs.StringVar(&c.lake, "lake", envOr(env, "GTSM_LAKE", ""), "the lake directory the processors publish to (env GTSM_LAKE)")
 	fs.StringVar(&c.addr, "sql-addr", envOr(env, "GTSM_QUERY_ADDR", "127.0.0.1:5434"), "SQL endpoint (Postgres wire, read-only) address (env GTSM_QUERY_ADDR)")
-	fs.IntVar(&c.rowCap, "sql-row-cap", pgwire.DefaultRowCap, "most rows one SQL statement may return")
+	fs.IntVar(&c.rowCap, "sql-row-cap", pgwire.DefaultRowCap, "most rows a plain SQL query may return (COPY TO STDOUT, cursors and fetch sizes stream past it)")
 	fs.DurationVar(&c.timeout, "sql-timeout", pgwire.DefaultQueryTimeout, "SQL statements running longer are interrupted (keep it below the publishers' retention, 10m)")
 	fs.StringVar(&c.memoryLimit, "sql-memory-limit", "", "DuckDB memory_limit, e.g. 2GB (default: DuckDB's)")
 	fs.IntVar(&c.maxConns, "sql-max-conns", pgwire.DefaultMaxConns, "most SQL client connections at once")

@@ -34,7 +34,7 @@ type endpointConfig struct {
 // register adds the endpoint flags (shared by process and demo).
 func (c *endpointConfig) register(fs *pflag.FlagSet, env *environ) {
 	fs.StringVar(&c.sqlAddr, "sql-addr", envOr(env, "GTSM_SQL_ADDR", pgwire.DefaultAddr), "SQL endpoint (Postgres wire, read-only) address; empty: off (env GTSM_SQL_ADDR)")
-	fs.IntVar(&c.rowCap, "sql-row-cap", pgwire.DefaultRowCap, "most rows one SQL statement may return through the endpoint")
+	fs.IntVar(&c.rowCap, "sql-row-cap", pgwire.DefaultRowCap, "most rows a plain SQL query may return through the endpoint (COPY TO STDOUT, cursors and fetch sizes stream past it)")
 	fs.DurationVar(&c.queryTimeout, "sql-timeout", pgwire.DefaultQueryTimeout, "SQL statements running longer are interrupted")
 	fs.Var(&c.sqlAllowDirs, "sql-allow-dir", "directory SQL clients may read files from (repeatable; default: none, only the database)")
 	fs.StringVar(&c.sqlMemoryLimit, "sql-memory-limit", "", "DuckDB memory_limit, e.g. 2GB (DuckDB has it per database, so it bounds the processor too; default: DuckDB's)")
