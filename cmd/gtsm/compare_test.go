@@ -173,7 +173,10 @@ func TestCompareCommandUsage(t *testing.T) {
 		// Waiting is bounded, and says what it was waiting for.
 		{[]string{"--wait", "1s", "--gateway", "http://127.0.0.1:1", "--pg", "postgres://x@127.0.0.1:1/gtsm?sslmode=disable", "latest"}, 1, "waiting for the stack (--wait 1s): not ready after"},
 	} {
-		code, _, errOut := compareCmd(t, nil, tc.args...)
+		code, out, errOut := compareCmd(t, nil, tc.args...)
+		if tc.code == 0 {
+			errOut = out // help is the output: on stdout
+		}
 		if code != tc.code || !strings.Contains(errOut, tc.want) {
 			t.Errorf("compare %v: exit %d (want %d), stderr %q lacks %q", tc.args, code, tc.code, errOut, tc.want)
 		}
