@@ -238,7 +238,7 @@ func TestInstallConnectorsPinnedMismatch(t *testing.T) {
 // writes FLINK_PROPERTIES into the configuration and then runs its arguments
 // (recorded here instead). Every service must install both jars and hand its
 // command to the entrypoint, so the sql-client's configuration has
-// rest.address: flink-jobmanager for `docker compose exec sql-client
+// rest.address: jobmanager for `docker compose exec sql-client
 // bin/sql-client.sh`.
 func TestFlinkServiceCommands(t *testing.T) {
 	root := testutil.RepoRoot(t)
@@ -331,7 +331,7 @@ printf '%s\n' "$*" > "$FLINK_HOME/entrypoint.args"
 			t.Errorf("%s: entrypoint ran with %q (%v), want %q...", name, got, err, args)
 		}
 		conf, _ := os.ReadFile(filepath.Join(home, "conf", "config.yaml"))
-		for _, line := range []string{"rest.address: flink-jobmanager", "table.local-time-zone: UTC"} {
+		for _, line := range []string{"rest.address: jobmanager", "table.local-time-zone: UTC"} {
 			if !strings.Contains(string(conf), line) {
 				t.Errorf("%s: configuration lacks %q:\n%s", name, line, conf)
 			}

@@ -297,6 +297,7 @@ func requirePython(t *testing.T) string {
 // calculate_offsets on the generated input and requires the machine's
 // streaming output to equal theirs within 1e-6 microstrain.
 func TestOracle(t *testing.T) {
+	testutil.Long(t)
 	ref := referencePath(t)
 	py := requirePython(t)
 	s := makeSynth(t)
