@@ -323,7 +323,7 @@ func connectRegistry(ctx context.Context, rc *registry.Client, opt Options) (*re
 		// longer (a person at a terminal decides from it whether to wait);
 		// durations as text, also in JSON ("4s", not nanoseconds).
 		log.Warn("schema registry unreachable; retrying", "url", opt.Registry.URL, "in", delay.Round(time.Millisecond).String(),
-			"left", left.Round(time.Second).String(), "wait", wait.String(), "wait_longer", opt.RegistryWaitHint, "err", err)
+			"left", roughly(left), "wait", wait.String(), "wait_longer", opt.RegistryWaitHint, "err", err)
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("schema registry %s: %w (while waiting: %v)", opt.Registry.URL, ctx.Err(), err)
@@ -331,6 +331,18 @@ func connectRegistry(ctx context.Context, rc *registry.Client, opt Options) (*re
 		}
 		delay = min(2*delay, 15*time.Second)
 	}
+}
+
+// roughly shows a duration to the second, or to 100 ms under a second (so
+// the last retry line does not say "0s" left).
+func roughly(d time.Duration) string {
+	switch {
+	case d < 100*time.Millisecond:
+		return d.Round(time.Millisecond).String()
+	case d < time.Second:
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
 }
 
 // hintSuffix is "; " + hint, or nothing without one.
