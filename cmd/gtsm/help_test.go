@@ -18,35 +18,59 @@ import (
 // issueRef is an issue number in text meant for users.
 var issueRef = regexp.MustCompile(`(?i)\bissues? #?\d+`)
 
-// TestHelpOnceOnStdout runs the real binary's help of every command the
-// three ways a person asks for it: printed once, on stdout (so `gtsm produce
-// -h | less` shows it), nothing on stderr, exit 0, and no issue numbers.
+// TestHelpOnceOnStdout asks for the help of every command the three ways a
+// person does (-h, --help, gtsm help X): printed once, on stdout (so `gtsm
+// produce -h | less` shows it), nothing on stderr, exit 0, and no issue
+// numbers. -h goes through the real binary (os.Stdout), the others through
+// run with separate stdout and stderr buffers.
 func TestHelpOnceOnStdout(t *testing.T) {
 	bin := testutil.Binary(t)
-	cases := [][]string{{"--help"}, {"-h"}, {"help"}, {"bottle", "-h"}, {"bottle", "--help"}, {"help", "bottle", "inspect"}}
-	for _, c := range commands() {
-		name := strings.Fields(c.name)
-		cases = append(cases,
-			append(append([]string{}, name...), "-h"),
-			append(append([]string{}, name...), "--help"),
-			append([]string{"help"}, name...))
+	type result struct {
+		code        int
+		out, errOut string
 	}
-	for _, args := range cases {
+	viaBinary := func(args []string) result {
 		cmd := exec.Command(bin, args...)
 		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		out := stdout.String()
-		if err != nil || stderr.Len() > 0 {
-			t.Errorf("gtsm %s: %v, stderr %q", strings.Join(args, " "), err, stderr.String())
+		code := 0
+		if err := cmd.Run(); err != nil {
+			code = -1
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			}
+		}
+		return result{code, stdout.String(), stderr.String()}
+	}
+	inProcess := func(args []string) result {
+		code, out, errOut := runCmd(t, nil, args...)
+		return result{code, out, errOut}
+	}
+	type tc struct {
+		args []string
+		how  func([]string) result
+	}
+	cases := []tc{{[]string{"--help"}, viaBinary}, {[]string{"help"}, inProcess}, {[]string{"bottle", "-h"}, viaBinary},
+		{[]string{"bottle", "--help"}, inProcess}, {[]string{"help", "bottle", "inspect"}, inProcess}}
+	for _, c := range commands() {
+		name := strings.Fields(c.name)
+		cases = append(cases,
+			tc{append(append([]string{}, name...), "-h"), viaBinary},
+			tc{append(append([]string{}, name...), "--help"), inProcess},
+			tc{append([]string{"help"}, name...), inProcess})
+	}
+	for _, c := range cases {
+		r := c.how(c.args)
+		if r.code != 0 || r.errOut != "" {
+			t.Errorf("gtsm %s: exit %d, stderr %q", strings.Join(c.args, " "), r.code, r.errOut)
 		}
 		// The root's help is cobra's ("Usage:\n  gtsm ..."), a command's ours.
-		if n := strings.Count(out, "Usage:"); n != 1 {
-			t.Errorf("gtsm %s: help printed %d times on stdout:\n%s", strings.Join(args, " "), n, out)
+		if n := strings.Count(r.out, "Usage:"); n != 1 {
+			t.Errorf("gtsm %s: help printed %d times on stdout:\n%s", strings.Join(c.args, " "), n, r.out)
 		}
-		if m := issueRef.FindString(out); m != "" {
-			t.Errorf("gtsm %s: help names %q", strings.Join(args, " "), m)
+		if m := issueRef.FindString(r.out); m != "" {
+			t.Errorf("gtsm %s: help names %q", strings.Join(c.args, " "), m)
 		}
 	}
 	// A usage error stays on stderr, with exit status 2.
