@@ -16,8 +16,6 @@ import (
 	"time"
 
 	"github.com/earthscope/gtsm-stream/internal/testutil"
-
-	"gopkg.in/yaml.v3"
 )
 
 // mavenServer serves fake connector jars in Maven's layout and counts the
@@ -242,14 +240,7 @@ func TestInstallConnectorsPinnedMismatch(t *testing.T) {
 // bin/sql-client.sh`.
 func TestFlinkServiceCommands(t *testing.T) {
 	root := testutil.RepoRoot(t)
-	raw, err := os.ReadFile(filepath.Join(root, "docker-compose.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c composeFile
-	if err := yaml.Unmarshal(raw, &c); err != nil {
-		t.Fatal(err)
-	}
+	c := rawCompose(t, root)
 	const (
 		kafkaPath = "/maven2/org/apache/flink/flink-sql-connector-kafka/3.3.0-1.20/flink-sql-connector-kafka-3.3.0-1.20.jar"
 		avroPath  = "/maven2/org/apache/flink/flink-sql-avro-confluent-registry/1.20.1/flink-sql-avro-confluent-registry-1.20.1.jar"

@@ -452,14 +452,7 @@ func TestComposeCheckCatchesBreakage(t *testing.T) {
 // the 6 GiB a Docker VM needs, so neither drifts from the file.
 func TestComposeMemory(t *testing.T) {
 	root := testutil.RepoRoot(t)
-	raw, err := os.ReadFile(filepath.Join(root, "docker-compose.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c composeFile
-	if err := yaml.Unmarshal(raw, &c); err != nil {
-		t.Fatal(err)
-	}
+	c := rawCompose(t, root)
 	mib := func(v string) float64 {
 		m := regexp.MustCompile(`^(\d+)([mgMG])$`).FindStringSubmatch(strings.TrimSpace(v))
 		if m == nil {
@@ -505,4 +498,19 @@ func TestComposeMemory(t *testing.T) {
 	if total/1024 > 5.5 {
 		t.Errorf("the JVMs are set to %s: 6 GiB for Docker is no longer enough headroom; say more", sum)
 	}
+}
+
+// rawCompose reads docker-compose.yml as written (yaml.v3 resolves its
+// anchors and << merges), for checks that need no docker-compose.
+func rawCompose(t *testing.T, root string) composeFile {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(root, "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c composeFile
+	if err := yaml.Unmarshal(raw, &c); err != nil {
+		t.Fatalf("docker-compose.yml: %v", err)
+	}
+	return c
 }
