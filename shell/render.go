@@ -37,10 +37,10 @@ func Render(w io.Writer, mode Mode, r *Result) error {
 }
 
 // DoubleDigits is how many significant digits table mode shows of a FLOAT or
-// DOUBLE: 12 keep a strain count of ~5e7 to 1e-4 and a microstrain to
-// 1e-12, more than the data holds; csv, json and line print every digit the
-// type holds (the shortest text that reads back as the same double), as
-// psql does.
+// DOUBLE: 12 keep a strain count near 5e7 to 1e-4 count and any value to a
+// relative 1e-12, more than the data holds, without the float noise of the
+// last digits; csv, json and line print every digit the type holds (the
+// shortest text that reads back as the same double), as psql does.
 const DoubleDigits = 12
 
 // displayDouble rounds a double's text to DoubleDigits significant digits;
