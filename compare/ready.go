@@ -101,6 +101,10 @@ type Readiness struct {
 	// ProgressEvery (default 10s) while it does not.
 	Progress      io.Writer
 	ProgressEvery time.Duration
+	// GatewayHint follows "Flink SQL Gateway: <error>" while the gateway
+	// does not answer (how to start it); Hint follows the error when the
+	// wait runs out (how to wait longer). Both may be empty.
+	GatewayHint, Hint string
 }
 
 // ErrAhead is returned when the processor has applied offsets beyond the
@@ -138,12 +142,21 @@ func (r *Readiness) Wait(ctx context.Context) (Offsets, error) {
 		}
 		prevEnd = end
 		if state != lastMsg || time.Since(lastPrint) >= every {
-			fmt.Fprintf(progress, "waiting (%s): %s\n", time.Since(start).Round(time.Second), state)
+			// How long so far and, under a deadline, how long is left.
+			waited := time.Since(start).Round(time.Second).String()
+			if dl, ok := ctx.Deadline(); ok {
+				waited += ", " + max(time.Until(dl), 0).Round(time.Second).String() + " left"
+			}
+			fmt.Fprintf(progress, "waiting (%s): %s\n", waited, state)
 			lastMsg, lastPrint = state, time.Now()
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("not ready after %s: %s: %w", time.Since(start).Round(time.Second), state, ctx.Err())
+			hint := ""
+			if r.Hint != "" {
+				hint = "; " + r.Hint
+			}
+			return nil, fmt.Errorf("not ready after %s: %s%s: %w", time.Since(start).Round(time.Second), state, hint, ctx.Err())
 		case <-time.After(poll):
 		}
 	}
@@ -154,6 +167,9 @@ func (r *Readiness) Wait(ctx context.Context) (Offsets, error) {
 func (r *Readiness) check(ctx context.Context, prevEnd Offsets) (string, Offsets, error) {
 	if r.Gateway != nil {
 		if _, err := r.Gateway.Info(ctx); err != nil {
+			if r.GatewayHint != "" {
+				return "Flink SQL Gateway: " + oneLine(err) + " (" + r.GatewayHint + ")", nil, nil
+			}
 			return "Flink SQL Gateway: " + oneLine(err), nil, nil
 		}
 	}

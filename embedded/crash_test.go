@@ -15,6 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/earthscope/gtsm-stream/internal/testutil"
 )
 
 // TestRetryAfterKillIsDuplicate plays what an idempotent producer does when
@@ -29,6 +31,7 @@ import (
 // killed process leaves exactly the bytes it wrote (the page cache outlives
 // it), and no Close-time save runs.
 func TestRetryAfterKillIsDuplicate(t *testing.T) {
+	testutil.Long(t)
 	tests := []struct {
 		name       string
 		seq        int32 // first sequence of the re-sent batch

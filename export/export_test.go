@@ -256,10 +256,7 @@ func TestExportLevel2ReadByEarthScopeReader(t *testing.T) {
 	pg.Close()
 
 	// 3. EarthScope's reader reads it; every value equals the machine's.
-	ref := filepath.Join(testutil.RepoRoot(t), "..", "shared", "reference", "earthscopestraintools")
-	if _, err := os.Stat(filepath.Join(ref, "ascii_tools.py")); err != nil {
-		t.Fatalf("reference ascii_tools.py: %v", err)
-	}
+	ref := filepath.Dir(testutil.Shared(t, "reference/earthscopestraintools/ascii_tools.py"))
 	cmd := exec.Command("/usr/bin/python3", "-c", readerScript, ref, "TSM5", "2021", "2022")
 	cmd.Dir = outFile
 	var stderr bytes.Buffer

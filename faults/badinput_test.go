@@ -22,6 +22,7 @@ import (
 // Each bad input must be reported by name, every good record delivered,
 // and the exit status non-zero.
 func TestBadBottleInput(t *testing.T) {
+	testutil.Long(t)
 	b := newBroker(t)
 	root := testutil.RepoRoot(t)
 	in := t.TempDir()

@@ -5,6 +5,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/earthscope/gtsm-stream/internal/testutil"
 )
 
 // TestBrokerRestart stops `gtsm broker` (its own process, persistent data
@@ -18,6 +20,7 @@ import (
 // has everything a killed process wrote; embedded rebuilds the producers'
 // sequence windows, which kfake saves only on close, from those segments).
 func TestBrokerRestart(t *testing.T) {
+	testutil.Long(t)
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
 		t.Run(sig.String(), func(t *testing.T) { brokerRestart(t, sig) })
 	}

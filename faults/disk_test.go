@@ -10,6 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 
+	"github.com/earthscope/gtsm-stream/internal/testutil"
 	gtsmsql "github.com/earthscope/gtsm-stream/sql"
 )
 
@@ -37,6 +38,7 @@ func (b *broker) groupOffsets(t testing.TB, group string) int64 {
 // offsets must not pass what DuckDB holds, and after the limit is lifted a
 // restart must complete with tables equal to a clean run.
 func TestDiskFull(t *testing.T) {
+	testutil.Long(t)
 	b := newBroker(t)
 	in := t.TempDir()
 	want := int64(writeMinSet(t, in, []string{"DF01", "DF02"}, 30))

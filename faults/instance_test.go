@@ -21,6 +21,7 @@ import (
 // lands every record of every partition, produced after the second was
 // refused.
 func TestSecondInstanceRefused(t *testing.T) {
+	testutil.Long(t)
 	b := newBroker(t)
 	root := testutil.RepoRoot(t)
 	dir := t.TempDir()

@@ -24,6 +24,7 @@ import (
 // the same consumer group. Afterwards the DuckDB file must hold every
 // record exactly once and equal, table by table, a crash-free run.
 func TestKillNineBackfill(t *testing.T) {
+	testutil.Long(t)
 	b := newBroker(t)
 	in := t.TempDir()
 	generated := writeMinSet(t, in, []string{"KL01", "KL02"}, 12)

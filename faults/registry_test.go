@@ -106,6 +106,7 @@ func waitFor(t *testing.T, what string, s func() string, sub string, timeout tim
 // cannot be reached: it must say so, retry with backoff (not fail, not
 // spin), and deliver everything once the registry is back.
 func TestRegistryDownProducer(t *testing.T) {
+	testutil.Long(t)
 	b := newBroker(t)
 	px := newProxy(t, strings.TrimPrefix(b.registry, "http://"))
 	in := t.TempDir()
@@ -147,6 +148,7 @@ func TestRegistryDownProducer(t *testing.T) {
 // backoff without exiting, and continue once the registry is back: every
 // record stored, no dead letter.
 func TestRegistryDownProcessor(t *testing.T) {
+	testutil.Long(t)
 	b := newBroker(t)
 	px := newProxy(t, strings.TrimPrefix(b.registry, "http://"))
 	if code, out := b.produce(t, "--quiet", filepath.Join(testutil.RepoRoot(t), "testdata", "hour")); code != 0 {

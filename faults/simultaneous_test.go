@@ -22,6 +22,7 @@ import (
 // Kafka, and the one left lands every record of every partition. (Different
 // files started at the same instant: processor's TestSimultaneousInstances.)
 func TestSameFileSimultaneousStart(t *testing.T) {
+	testutil.Long(t)
 	for _, tc := range []struct {
 		name    string
 		symlink bool // the second names the file through a symlink

@@ -267,6 +267,7 @@ func envInt(name string, def int) int {
 // the others (the group's committed offsets of each of them move again),
 // restarts it, and compares the drained result with a crash-free run.
 func TestStateDirKillFailover(t *testing.T) {
+	testutil.Long(t)
 	b, total := stateBackfill(t, envInt("GTSM_STATE_MINUTES", 90))
 	dir := filepath.Join(t.TempDir(), "state")
 	const group = "members"
@@ -357,6 +358,7 @@ func TestStateDirKillFailover(t *testing.T) {
 // members in turn during the backfill; the result must equal a crash-free
 // run.
 func TestStateDirRollingRestart(t *testing.T) {
+	testutil.Long(t)
 	b, total := stateBackfill(t, envInt("GTSM_STATE_MINUTES", 45))
 	dir := filepath.Join(t.TempDir(), "state")
 	const group = "members"
@@ -417,6 +419,7 @@ func fileEvents(t *testing.T, p *proc) (opened, closed map[int32][]time.Time) {
 // applied into its files and closes them; only then does the new owner
 // open them, and the result equals a crash-free run.
 func TestStateDirZombieFenced(t *testing.T) {
+	testutil.Long(t)
 	b, _ := stateBackfill(t, envInt("GTSM_STATE_MINUTES", 45)/3)
 	dir := filepath.Join(t.TempDir(), "state")
 	const group = "members"

@@ -16,8 +16,6 @@ import (
 	"time"
 
 	"github.com/earthscope/gtsm-stream/internal/testutil"
-
-	"gopkg.in/yaml.v3"
 )
 
 // mavenServer serves fake connector jars in Maven's layout and counts the
@@ -238,18 +236,11 @@ func TestInstallConnectorsPinnedMismatch(t *testing.T) {
 // writes FLINK_PROPERTIES into the configuration and then runs its arguments
 // (recorded here instead). Every service must install both jars and hand its
 // command to the entrypoint, so the sql-client's configuration has
-// rest.address: flink-jobmanager for `docker compose exec sql-client
+// rest.address: jobmanager for `docker compose exec sql-client
 // bin/sql-client.sh`.
 func TestFlinkServiceCommands(t *testing.T) {
 	root := testutil.RepoRoot(t)
-	raw, err := os.ReadFile(filepath.Join(root, "docker-compose.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c composeFile
-	if err := yaml.Unmarshal(raw, &c); err != nil {
-		t.Fatal(err)
-	}
+	c := rawCompose(t, root)
 	const (
 		kafkaPath = "/maven2/org/apache/flink/flink-sql-connector-kafka/3.3.0-1.20/flink-sql-connector-kafka-3.3.0-1.20.jar"
 		avroPath  = "/maven2/org/apache/flink/flink-sql-avro-confluent-registry/1.20.1/flink-sql-avro-confluent-registry-1.20.1.jar"
@@ -331,7 +322,7 @@ printf '%s\n' "$*" > "$FLINK_HOME/entrypoint.args"
 			t.Errorf("%s: entrypoint ran with %q (%v), want %q...", name, got, err, args)
 		}
 		conf, _ := os.ReadFile(filepath.Join(home, "conf", "config.yaml"))
-		for _, line := range []string{"rest.address: flink-jobmanager", "table.local-time-zone: UTC"} {
+		for _, line := range []string{"rest.address: jobmanager", "table.local-time-zone: UTC"} {
 			if !strings.Contains(string(conf), line) {
 				t.Errorf("%s: configuration lacks %q:\n%s", name, line, conf)
 			}

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -18,18 +19,19 @@ import (
 type composeFile struct {
 	Version  any `yaml:"version"`
 	Services map[string]struct {
-		ContainerName string `yaml:"container_name"`
-		Healthcheck   any    `yaml:"healthcheck"`
-		Image         string `yaml:"image"`
-		Build         any    `yaml:"build"`
-		Hostname      string `yaml:"hostname"`
-		Command       any    `yaml:"command"`
-		Ports         []any  `yaml:"ports"`
-		Environment   any    `yaml:"environment"`
-		Volumes       []any  `yaml:"volumes"`
-		Restart       string `yaml:"restart"`
-		DependsOn     any    `yaml:"depends_on"`
-		Entrypoint    any    `yaml:"entrypoint"`
+		ContainerName string   `yaml:"container_name"`
+		Healthcheck   any      `yaml:"healthcheck"`
+		Image         string   `yaml:"image"`
+		Build         any      `yaml:"build"`
+		Hostname      string   `yaml:"hostname"`
+		Command       any      `yaml:"command"`
+		Ports         []any    `yaml:"ports"`
+		Environment   any      `yaml:"environment"`
+		Volumes       []any    `yaml:"volumes"`
+		Restart       string   `yaml:"restart"`
+		DependsOn     any      `yaml:"depends_on"`
+		Entrypoint    any      `yaml:"entrypoint"`
+		Profiles      []string `yaml:"profiles"`
 	} `yaml:"services"`
 	Volumes map[string]any `yaml:"volumes"`
 }
@@ -78,14 +80,21 @@ func env(v any) map[string]string {
 	return out
 }
 
-// volumes returns "source:target[:mode]" for short and long syntax; relative
+// volumes returns "source:target[:ro]" for short and long syntax; relative
 // sources are made relative to root so raw and resolved files compare equal.
+// The SELinux label option (z) is checked by selinuxLabelled, not here.
 func volumes(list []any, root string) []string {
 	var out []string
 	for _, v := range list {
 		switch v := v.(type) {
 		case string:
-			out = append(out, strings.TrimPrefix(v, root+"/"))
+			src, rest, _ := strings.Cut(strings.TrimPrefix(v, root+"/"), ":")
+			target, mode, _ := strings.Cut(rest, ":")
+			s := src + ":" + target
+			if slicesContains(strings.Split(mode, ","), "ro") {
+				s += ":ro"
+			}
+			out = append(out, s)
 		case map[string]any:
 			s := strings.TrimPrefix(yamlScalar(v["source"]), root+"/") + ":" + yamlScalar(v["target"])
 			if ro, _ := v["read_only"].(bool); ro {
@@ -95,13 +104,38 @@ func volumes(list []any, root string) []string {
 		}
 	}
 	for i, s := range out {
-		out[i] = strings.TrimSuffix(s, ":rw")
 		if strings.HasPrefix(out[i], "./") {
-			out[i] = out[i][2:]
+			out[i] = s[2:]
 		}
 	}
 	return out
 }
+
+// selinuxLabelled says whether a bind mount (short "src:dst:...z" or long
+// syntax with bind.selinux) asks for the SELinux relabel z or Z.
+func selinuxLabelled(v any) (bind, labelled bool) {
+	switch v := v.(type) {
+	case string:
+		parts := strings.Split(v, ":")
+		if len(parts) < 2 || !strings.HasPrefix(parts[0], ".") && !strings.HasPrefix(parts[0], "/") {
+			return false, false
+		}
+		if len(parts) < 3 {
+			return true, false
+		}
+		modes := strings.Split(parts[2], ",")
+		return true, slicesContains(modes, "z") || slicesContains(modes, "Z")
+	case map[string]any:
+		if v["type"] != "bind" {
+			return false, false
+		}
+		b, _ := v["bind"].(map[string]any)
+		return true, b["selinux"] == "z" || b["selinux"] == "Z"
+	}
+	return false, false
+}
+
+func slicesContains(list []string, s string) bool { return contains(list, s) }
 
 func command(v any) string {
 	switch v := v.(type) {
@@ -146,36 +180,36 @@ func (r *recorder) Errorf(format string, args ...any) {
 func checkStack(t reporter, c composeFile, root string, raw bool) {
 	t.Helper()
 	want := []struct {
-		service, hostname string
-		ports             []string
-		env               map[string]string
-		volumes           []string
+		service string
+		ports   []string
+		env     map[string]string
+		volumes []string
 	}{
-		{"kafka-broker", "kafka-broker", []string{"19092:19092"}, map[string]string{
+		{"kafka-broker", []string{"19092:19092"}, map[string]string{
 			"KAFKA_ADVERTISED_LISTENERS": "PLAINTEXT://kafka-broker:9092,PLAINTEXT_HOST://localhost:19092",
 		}, nil},
-		{"kafka-schema-registry", "kafka-schema-registry", []string{"8081:8081"}, map[string]string{
+		{"kafka-schema-registry", []string{"8081:8081"}, map[string]string{
 			"SCHEMA_REGISTRY_KAFKASTORE_BOOTSTRAP_SERVERS": "PLAINTEXT://kafka-broker:9092",
 		}, nil},
-		{"kafka-rest-proxy", "kafka-rest-proxy", []string{"8082:8082"}, map[string]string{
+		{"kafka-rest-proxy", []string{"8082:8082"}, map[string]string{
 			"KAFKA_REST_SCHEMA_REGISTRY_URL": "http://kafka-schema-registry:8081",
 		}, nil},
-		{"landoop-topics-ui", "landoop-topics-ui", []string{"8093:8000"}, map[string]string{
+		{"landoop-topics-ui", []string{"8093:8000"}, map[string]string{
 			"KAFKA_REST_PROXY_URL": "http://kafka-rest-proxy:8082",
 		}, nil},
-		{"landoop-schema-ui", "landoop-schema-ui", []string{"8094:8000"}, map[string]string{
+		{"landoop-schema-ui", []string{"8094:8000"}, map[string]string{
 			"SCHEMAREGISTRY_URL": "http://kafka-schema-registry:8081",
 		}, nil},
-		{"jobmanager", "flink-jobmanager", []string{"8083:8081"}, nil, []string{"flink:/opt/gtsm/flink:ro"}},
-		{"taskmanager", "flink-taskmanager", nil, nil, []string{"flink:/opt/gtsm/flink:ro"}},
-		{"sql-gateway", "flink-sql-gateway", []string{"8088:8088"}, nil, []string{"flink:/opt/gtsm/flink:ro"}},
-		{"sql-client", "flink-sql-client", nil, nil, []string{"flink:/opt/gtsm/flink:ro"}},
-		{"gtsm-producer", "", nil, map[string]string{
+		{"jobmanager", []string{"8083:8081"}, nil, []string{"flink:/opt/gtsm/flink:ro"}},
+		{"taskmanager", nil, nil, []string{"flink:/opt/gtsm/flink:ro"}},
+		{"sql-gateway", []string{"8088:8088"}, nil, []string{"flink:/opt/gtsm/flink:ro"}},
+		{"sql-client", nil, nil, []string{"flink:/opt/gtsm/flink:ro"}},
+		{"gtsm-producer", nil, map[string]string{
 			"BOOTSTRAP_SERVERS":   "kafka-broker:9092",
 			"SCHEMA_REGISTRY_URL": "http://kafka-schema-registry:8081",
 			"AVRO_SCHEMAS_ROOT":   "/avro_schemas",
 		}, []string{"avro_schemas:/avro_schemas:ro"}},
-		{"gtsm-processor", "", []string{"127.0.0.1:5433:5433", "127.0.0.1:8080:8080"}, map[string]string{
+		{"gtsm-processor", []string{"127.0.0.1:5433:5433", "127.0.0.1:8080:8080"}, map[string]string{
 			"BOOTSTRAP_SERVERS":   "kafka-broker:9092",
 			"SCHEMA_REGISTRY_URL": "http://kafka-schema-registry:8081",
 			"AVRO_SCHEMAS_ROOT":   "/avro_schemas",
@@ -186,9 +220,6 @@ func checkStack(t reporter, c composeFile, root string, raw bool) {
 		if !ok {
 			t.Errorf("service %s missing", w.service)
 			continue
-		}
-		if w.hostname != "" && s.Hostname != w.hostname {
-			t.Errorf("%s: hostname %q, want %q", w.service, s.Hostname, w.hostname)
 		}
 		got := ports(s.Ports)
 		for _, p := range w.ports {
@@ -233,8 +264,8 @@ func checkStack(t reporter, c composeFile, root string, raw bool) {
 		if s.Restart != "unless-stopped" && s.Restart != "on-failure" && s.Restart != "always" {
 			t.Errorf("%s: restart %q: a failed start stays down", name, s.Restart)
 		}
-		if !strings.Contains(env(s.Environment)["FLINK_PROPERTIES"], "rest.address: flink-jobmanager") {
-			t.Errorf("%s: FLINK_PROPERTIES lacks rest.address: flink-jobmanager", name)
+		if !strings.Contains(env(s.Environment)["FLINK_PROPERTIES"], "rest.address: jobmanager") {
+			t.Errorf("%s: FLINK_PROPERTIES lacks rest.address: jobmanager (the JobManager's service name)", name)
 		}
 	}
 	if raw && c.Version != nil {
@@ -263,10 +294,64 @@ func checkStack(t reporter, c composeFile, root string, raw bool) {
 		t.Errorf("sql-gateway command %q does not run the gateway on 8088", cmd)
 	}
 
-	// Our services: built from the Dockerfile, the documented commands.
-	for _, name := range []string{"gtsm-producer", "gtsm-processor"} {
-		if c.Services[name].Build == nil {
-			t.Errorf("%s: not built from the Dockerfile", name)
+	// Our image is built once: by exactly one service, which the others
+	// name. (Compose bakes one target per service with build:, each tagged
+	// with the image; on the containerd image store the second export of
+	// the same tag fails with "already exists".)
+	builders := map[string][]string{}
+	for name, s := range c.Services {
+		if s.Build != nil {
+			builders[s.Image] = append(builders[s.Image], name)
+		}
+	}
+	if b := builders["gtsm-stream:latest"]; len(b) != 1 || b[0] != "gtsm-producer" {
+		t.Errorf("gtsm-stream:latest is built by %v, want only gtsm-producer", b)
+	}
+	for img, b := range builders {
+		if len(b) > 1 {
+			t.Errorf("image %s is built by %d services %v: build it in one, name it in the others", img, len(b), b)
+		}
+	}
+	for name, s := range c.Services {
+		if strings.HasPrefix(name, "gtsm-") && s.Image != "gtsm-stream:latest" {
+			t.Errorf("%s: image %q, want gtsm-stream:latest (the one gtsm-producer builds)", name, s.Image)
+		}
+		// Containers find each other by service name, on any engine.
+		if s.Hostname != "" {
+			t.Errorf("%s: hostname %q: use the service name", name, s.Hostname)
+		}
+		for _, v := range s.Volumes {
+			if bind, z := selinuxLabelled(v); bind && !z {
+				t.Errorf("%s: bind mount %v without :z (SELinux hosts refuse the container access)", name, v)
+			}
+		}
+	}
+	// Every address a service is given names a service of the file.
+	for name, s := range c.Services {
+		var addrs []string
+		for k, v := range env(s.Environment) {
+			switch {
+			case k == "FLINK_PROPERTIES":
+				for _, l := range strings.Split(v, "\n") {
+					if k, v, ok := strings.Cut(l, ":"); ok && strings.HasSuffix(k, ".address") {
+						addrs = append(addrs, strings.TrimSpace(v))
+					}
+				}
+			case strings.HasSuffix(k, "_URL") || strings.HasSuffix(k, "BOOTSTRAP_SERVERS") || k == "FLINK_SQL_GATEWAY" || k == "GTSM_SQL_ADDR":
+				for _, a := range strings.Split(v, ",") {
+					if m := regexp.MustCompile(`^(?:\w+://)?([^:/]+)`).FindStringSubmatch(a); m != nil {
+						addrs = append(addrs, m[1])
+					}
+				}
+			}
+		}
+		for _, m := range regexp.MustCompile(`-D[\w.-]*\.address=([^\s]+)`).FindAllStringSubmatch(command(s.Command), -1) {
+			addrs = append(addrs, m[1])
+		}
+		for _, a := range addrs {
+			if _, ok := c.Services[a]; !ok && a != "localhost" && a != "0.0.0.0" {
+				t.Errorf("%s: address %q is not a service name", name, a)
+			}
 		}
 	}
 	if cmd := command(c.Services["gtsm-producer"].Command); !strings.HasPrefix(cmd, "produce ") || !strings.Contains(cmd, "testdata/") {
@@ -328,13 +413,21 @@ func TestComposeCheckCatchesBreakage(t *testing.T) {
 	}
 	for _, tc := range []struct{ from, to string }{
 		{`"19092:19092"`, `"29092:19092"`},
-		{"./avro_schemas:/avro_schemas:ro", "./avro_schemas:/avro_schemas"},
+		{"./avro_schemas:/avro_schemas:ro,z", "./avro_schemas:/avro_schemas:z"},
 		{`"8088:8088"`, `"8089:8088"`},
 		{"flink:1.20", "flink:1.15"},
 		{"exec /docker-entrypoint.sh tail", "exec tail"},
 		{"restart: unless-stopped\n", "\n"},
 		{`"127.0.0.1:5433:5433"`, `"5433:5433"`},
-		{"    hostname: flink-sql-client\n", "    hostname: flink-sql-client\n    container_name: flink-sql-client\n"},
+		{"  sql-client:\n", "  sql-client:\n    container_name: flink-sql-client\n"},
+		// What a fresh Docker trips on: the image built twice, a hostname: instead of
+		// the service name, an address no service has, a bind mount without :z.
+		{"  gtsm-processor:\n    image: gtsm-stream:latest\n", "  gtsm-processor:\n    build: .\n    image: gtsm-stream:latest\n"},
+		{"  sql-client:\n", "  sql-client:\n    hostname: flink-sql-client\n"},
+		{"rest.address: jobmanager\n", "rest.address: flink-jobmanager\n"},
+		{"-Dsql-gateway.endpoint.rest.address=sql-gateway", "-Dsql-gateway.endpoint.rest.address=flink-sql-gateway"},
+		{"FLINK_SQL_GATEWAY: http://sql-gateway:8088", "FLINK_SQL_GATEWAY: http://flink-sql-gateway:8088"},
+		{"./flink:/opt/gtsm/flink:ro,z", "./flink:/opt/gtsm/flink:ro"},
 		{"\nservices:\n", "\nversion: \"3.8\"\nservices:\n"},
 	} {
 		broken := strings.Replace(string(raw), tc.from, tc.to, 1)
@@ -351,4 +444,73 @@ func TestComposeCheckCatchesBreakage(t *testing.T) {
 			t.Errorf("replacing %s with %s went unnoticed", tc.from, tc.to)
 		}
 	}
+}
+
+// TestComposeMemory adds up the memory docker-compose.yml sets for its JVMs
+// (Flink's process sizes in FLINK_PROPERTIES, the Confluent images' heap
+// options) and requires README.md and flink/README.md to state that sum, and
+// the 6 GiB a Docker VM needs, so neither drifts from the file.
+func TestComposeMemory(t *testing.T) {
+	root := testutil.RepoRoot(t)
+	c := rawCompose(t, root)
+	mib := func(v string) float64 {
+		m := regexp.MustCompile(`^(\d+)([mgMG])$`).FindStringSubmatch(strings.TrimSpace(v))
+		if m == nil {
+			t.Fatalf("memory size %q", v)
+		}
+		n, _ := strconv.ParseFloat(m[1], 64)
+		if strings.EqualFold(m[2], "g") {
+			n *= 1024
+		}
+		return n
+	}
+	var total float64
+	props := env(c.Services["jobmanager"].Environment)["FLINK_PROPERTIES"]
+	for _, key := range []string{"jobmanager.memory.process.size", "taskmanager.memory.process.size"} {
+		m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(key) + `:\s*(\S+)$`).FindStringSubmatch(props)
+		if m == nil {
+			t.Fatalf("FLINK_PROPERTIES does not set %s", key)
+		}
+		total += mib(m[1])
+	}
+	for _, h := range []struct{ service, key string }{
+		{"kafka-broker", "KAFKA_HEAP_OPTS"},
+		{"kafka-schema-registry", "SCHEMA_REGISTRY_HEAP_OPTS"},
+		{"kafka-rest-proxy", "KAFKA_REST_HEAP_OPTS"},
+	} {
+		m := regexp.MustCompile(`-Xmx(\S+)`).FindStringSubmatch(env(c.Services[h.service].Environment)[h.key])
+		if m == nil {
+			t.Fatalf("%s: %s sets no -Xmx", h.service, h.key)
+		}
+		total += mib(m[1])
+	}
+	sum := fmt.Sprintf("%.1f GiB", total/1024)
+	for _, doc := range []string{"README.md", "flink/README.md", "docker-compose.yml"} {
+		b, err := os.ReadFile(filepath.Join(root, doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := strings.Join(strings.Fields(strings.ReplaceAll(string(b), "#", " ")), " ")
+		if !strings.Contains(text, sum) || !strings.Contains(text, "6 GiB") {
+			t.Errorf("%s does not state the JVMs' %s and the 6 GiB Docker needs", doc, sum)
+		}
+	}
+	if total/1024 > 5.5 {
+		t.Errorf("the JVMs are set to %s: 6 GiB for Docker is no longer enough headroom; say more", sum)
+	}
+}
+
+// rawCompose reads docker-compose.yml as written (yaml.v3 resolves its
+// anchors and << merges), for checks that need no docker-compose.
+func rawCompose(t *testing.T, root string) composeFile {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(root, "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c composeFile
+	if err := yaml.Unmarshal(raw, &c); err != nil {
+		t.Fatalf("docker-compose.yml: %v", err)
+	}
+	return c
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/earthscope/gtsm-stream/internal/testutil"
 	gtsmsql "github.com/earthscope/gtsm-stream/sql"
 )
 
@@ -112,6 +113,7 @@ var errCrash = errors.New("simulated crash")
 // missing, the emptied span's tombstone in place; and while crashed, the
 // lake never shows a row twice.
 func TestCrashReplay(t *testing.T) {
+	testutil.Long(t)
 	for _, stage := range []string{"copied", "renamed-one", "renamed"} {
 		t.Run(stage, func(t *testing.T) {
 			ctx := context.Background()

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/earthscope/gtsm-stream/internal/testutil"
 )
 
 // TestReadersDuringPublish: readers query the lake in a loop while the
@@ -15,6 +17,7 @@ import (
 // the slowest query) and none sees a window or an offset twice, or a 1-day
 // window whose n is not one the owner committed (half a span).
 func TestReadersDuringPublish(t *testing.T) {
+	testutil.Long(t)
 	ctx := context.Background()
 	o := newFakeOwner(t)
 	dir := filepath.Join(t.TempDir(), "lake")
@@ -101,6 +104,7 @@ func TestReadersDuringPublish(t *testing.T) {
 // partition owner would). Logged for docs/scale-out-query.md; the bound is
 // loose for the shared test machine.
 func TestFreshness(t *testing.T) {
+	testutil.Long(t)
 	if testing.Short() {
 		t.Skip("measurement")
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/earthscope/gtsm-stream/internal/testutil"
 	gtsmsql "github.com/earthscope/gtsm-stream/sql"
 )
 
@@ -23,6 +24,7 @@ var sites = []string{"TSM5", "B004", "B009", "B010", "B011", "B012"}
 // the Postgres wire, exactly what the single file returns for every named
 // query (all sites and one site) and for every published table and view.
 func TestQueryServiceMatchesSingleFile(t *testing.T) {
+	testutil.Long(t)
 	ctx := context.Background()
 	st := startStack(t, 4)
 	stations := st.publishMeta(t)

@@ -180,6 +180,7 @@ func TestTideAgainstHartid(t *testing.T) {
 		t.Skip("GTSM_SPOTL_SRC is not set: point it at a directory with SPOTL's hartid.f admint.f tdfrph.f recurs.f spline.f shells.f " +
 			"(github.com/geosciman/spotl_modified @58fa3fc, or Agnew's SPOTL distribution) to compare with the Fortran hartid")
 	}
+	ref := referencePath(t)
 	py := requirePython(t)
 	gf, err := exec.LookPath("gfortran")
 	if err != nil {
@@ -210,7 +211,7 @@ func TestTideAgainstHartid(t *testing.T) {
 		}
 		dir := t.TempDir()
 		writeTideParams(t, dir, c, cons, lon)
-		cmd := exec.Command(py, "tide_hartid.py", referencePath, dir)
+		cmd := exec.Command(py, "tide_hartid.py", ref, dir)
 		cmd.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"))
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("%s: tide_hartid.py: %v\n%s", c.name, err, out)

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/earthscope/gtsm-stream/internal/testutil"
 )
 
 const td = "testdata"
@@ -287,13 +289,10 @@ func TestLoadFilesErrors(t *testing.T) {
 // with the URL fetches pointed at the test files) under /usr/bin/python3 and
 // requires the Go parser to read the same values.
 func TestPythonCrossCheck(t *testing.T) {
+	src := testutil.Shared(t, "reference/earthscopestraintools/gtsm_metadata.py")
 	py := "/usr/bin/python3"
 	if err := exec.Command(py, "-c", "import numpy, pandas").Run(); err != nil {
 		t.Fatalf("%s with numpy and pandas is required (apt-get install python3-numpy python3-pandas): %v", py, err)
-	}
-	src := "../../shared/reference/earthscopestraintools/gtsm_metadata.py"
-	if _, err := os.Stat(src); err != nil {
-		t.Fatalf("reference gtsm_metadata.py: %v", err)
 	}
 	cmd := exec.Command(py, "gtsm_metadata_check.py", src, td+"/bsm_metadata.txt", td, "TSM5", "B004", "B009")
 	var stderr bytes.Buffer

@@ -163,5 +163,12 @@ func (f authLogFilter) Handle(ctx context.Context, r slog.Record) error {
 			return nil
 		}
 	}
+	if !strings.HasPrefix(r.Message, "SQL endpoint") {
+		// psql-wire's own lines ("serving incoming connections", "closing
+		// server") do not say which server: a process may run several.
+		r2 := slog.NewRecord(r.Time, r.Level, "SQL endpoint: "+r.Message, r.PC)
+		r.Attrs(func(a slog.Attr) bool { r2.AddAttrs(a); return true })
+		r = r2
+	}
 	return f.next.Handle(ctx, r)
 }

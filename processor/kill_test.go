@@ -110,6 +110,7 @@ func killStream() []record.Record {
 // and gaps, restarts it each time, and requires DuckDB to end up exactly as
 // after a run without crashes (and as the independent model says).
 func TestKillNine(t *testing.T) {
+	testutil.Long(t)
 	if testing.Short() {
 		t.Skip("kill test takes ~30 s")
 	}

@@ -350,6 +350,7 @@ func runL2(t *testing.T, st *stack, chunks [][]record.Record, group string) *sql
 // files in a random order (each a late arrival for the machine) give the
 // same tables again.
 func TestLevel2Oracle(t *testing.T) {
+	testutil.Long(t)
 	recs, _, stations := l2Streams(t, 6)
 	st := startStack(t, 3)
 	vers := publishMeta(t, st, stations["TSM5"], stations["B004"])
@@ -492,6 +493,7 @@ func l2KillStream(t testing.TB) ([]record.Record, map[string]*metadata.Station) 
 // duplicates, and requires every table, Level-2 ones included, to equal a
 // crash-free run's, and the Level-2 rows to equal the oracle's.
 func TestLevel2KillNine(t *testing.T) {
+	testutil.Long(t)
 	if testing.Short() {
 		t.Skip("kill test")
 	}

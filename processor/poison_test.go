@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/earthscope/gtsm-stream/bottle"
+	"github.com/earthscope/gtsm-stream/internal/testutil"
 	"github.com/earthscope/gtsm-stream/partition"
 	"github.com/earthscope/gtsm-stream/record"
 )
@@ -29,6 +30,7 @@ import (
 // mismatch were stored; the 10 MiB value's DLQ copy was retried for ~47 s
 // and the processor died.
 func TestPoisonPolicy(t *testing.T) {
+	testutil.Long(t)
 	now := time.Now().UnixMilli()
 	ls1 := record.StrainFields(bottle.Hour)[0]
 	value := func(st *stack, site string, ms int64) []byte {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/earthscope/gtsm-stream/bottle"
+	"github.com/earthscope/gtsm-stream/internal/testutil"
 	"github.com/earthscope/gtsm-stream/partition"
 	"github.com/earthscope/gtsm-stream/record"
 )
@@ -20,6 +21,7 @@ import (
 // bound (Config.SiteStateBytes) plus a fixed allowance while the tables come
 // out exact: every record stored, one gap between each two.
 func TestSpreadTimesBoundedMemory(t *testing.T) {
+	testutil.Long(t)
 	for _, tc := range []struct {
 		name   string
 		step   int64 // ms between records

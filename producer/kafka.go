@@ -295,7 +295,8 @@ func connectRegistry(ctx context.Context, rc *registry.Client, opt Options) (*re
 	if log == nil {
 		log = slog.Default()
 	}
-	deadline := time.Now().Add(wait)
+	start := time.Now()
+	deadline := start.Add(wait)
 	delay := time.Second
 	for {
 		serde, err := func() (*registry.Serde, error) {
@@ -309,10 +310,20 @@ func connectRegistry(ctx context.Context, rc *registry.Client, opt Options) (*re
 			}
 			return serde, nil
 		}()
-		if err == nil || !errors.Is(err, registry.ErrUnreachable) || ctx.Err() != nil || wait < 0 || time.Now().Add(delay).After(deadline) {
+		if err == nil || !errors.Is(err, registry.ErrUnreachable) || ctx.Err() != nil || wait < 0 {
 			return serde, err
 		}
-		log.Warn("schema registry unreachable; retrying", "url", opt.Registry.SafeURL(), "in", delay, "until", deadline.Format(time.TimeOnly), "err", err)
+		left := time.Until(deadline)
+		if left <= 0 {
+			// Out of time: say how long was waited and how to wait longer.
+			return nil, fmt.Errorf("%w (gave up after waiting %s%s)", err, time.Since(start).Round(time.Second), hintSuffix(opt.RegistryWaitHint))
+		}
+		delay = min(delay, left)
+		// Each retry line says how long is left of the wait and how to wait
+		// longer (a person at a terminal decides from it whether to wait);
+		// durations as text, also in JSON ("4s", not nanoseconds).
+		log.Warn("schema registry unreachable; retrying", "url", opt.Registry.SafeURL(), "in", delay.Round(time.Millisecond).String(),
+			"left", roughly(left), "wait", wait.String(), "wait_longer", opt.RegistryWaitHint, "err", err)
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("schema registry %s: %w (while waiting: %v)", opt.Registry.SafeURL(), ctx.Err(), err)
@@ -320,6 +331,26 @@ func connectRegistry(ctx context.Context, rc *registry.Client, opt Options) (*re
 		}
 		delay = min(2*delay, 15*time.Second)
 	}
+}
+
+// roughly shows a duration to the second, or to 100 ms under a second (so
+// the last retry line does not say "0s" left).
+func roughly(d time.Duration) string {
+	switch {
+	case d < 100*time.Millisecond:
+		return d.Round(time.Millisecond).String()
+	case d < time.Second:
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
+}
+
+// hintSuffix is "; " + hint, or nothing without one.
+func hintSuffix(hint string) string {
+	if hint == "" {
+		return ""
+	}
+	return "; " + hint
 }
 
 func (s *kafkaSink) stream(st stream) *streamStats {

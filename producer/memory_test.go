@@ -40,6 +40,7 @@ const addressReserve = 1024 << 20
 // here. GTSM_MEMTEST_MIB overrides the size of the big dry-run file
 // (default 256 MiB, 67M records, ~1.5 min).
 func TestProduceMemoryBounded(t *testing.T) {
+	testutil.Long(t)
 	prlimit, err := exec.LookPath("prlimit") // util-linux, in every Debian
 	if err != nil {
 		t.Fatalf("prlimit (util-linux) is needed: %v", err)

@@ -72,6 +72,10 @@ type Options struct {
 	// is retried (doubling backoff, a log line per wait); default 2 min,
 	// negative: fail after the registry client's own retries.
 	RegistryWait time.Duration
+	// RegistryWaitHint tells a person how to wait longer (the command
+	// line's "--registry-wait 2m waits longer"): added to each retry line
+	// and to the error when the wait runs out.
+	RegistryWaitHint string
 	// Logger receives the retry lines; default slog.Default() (stderr).
 	Logger *slog.Logger
 

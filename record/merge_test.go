@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/earthscope/gtsm-stream/bottle"
+	"github.com/earthscope/gtsm-stream/internal/testutil"
 )
 
 func field(t testing.TB, name string) int {
@@ -323,6 +324,7 @@ func TestFormatTimestamp(t *testing.T) {
 // (bottle.ReadHeader: chunked reads) instead of memory, with Next asked for
 // 1 (small sets), 7 or 5000 records at a time.
 func TestMergerStream(t *testing.T) {
+	testutil.Long(t)
 	rng := rand.New(rand.NewPCG(9, 10))
 	intervals := []int64{50, 1000, 600000, 1800000, 3600000, 7}
 	channels := []string{"B0092118200CH0", "B0092118200CH1", "B0092118200CH2", "B0092118200CH3"}

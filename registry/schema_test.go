@@ -3,11 +3,11 @@ package registry
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	avroschemas "github.com/earthscope/gtsm-stream/avro_schemas"
+	"github.com/earthscope/gtsm-stream/internal/testutil"
 	"github.com/twmb/franz-go/pkg/sr"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 )
@@ -25,9 +25,9 @@ func TestSchemasKeepOriginalText(t *testing.T) {
 		{"gtsm_etl-key.avsc", avroschemas.Key},
 		{"gtsm_etl-value.avsc", avroschemas.Value},
 	} {
-		orig, err := os.ReadFile(filepath.Join("..", "..", "shared", "reference", "original-avro-schemas", c.file))
+		orig, err := os.ReadFile(testutil.Shared(t, "reference/original-avro-schemas/"+c.file))
 		if err != nil {
-			t.Skipf("original schemas absent: %v", err)
+			t.Fatal(err)
 		}
 		if string(orig) != c.embedded {
 			t.Errorf("%s differs from the original", c.file)

@@ -41,6 +41,9 @@ type Result struct {
 type Column struct {
 	Name string
 	Kind Kind
+	// Double marks FLOAT and DOUBLE columns, which table mode shows to
+	// DoubleDigits significant digits (the other modes print them whole).
+	Double bool
 }
 
 // Kind is how a column's values behave in output.
@@ -117,7 +120,7 @@ func (p *PG) Exec(ctx context.Context, q string, args ...any) (*Result, error) {
 	fds := rows.FieldDescriptions()
 	res := &Result{Columns: make([]Column, len(fds))}
 	for i, fd := range fds {
-		res.Columns[i] = Column{Name: fd.Name, Kind: kindForOID(fd.DataTypeOID)}
+		res.Columns[i] = Column{Name: fd.Name, Kind: kindForOID(fd.DataTypeOID), Double: fd.DataTypeOID == pgtype.Float4OID || fd.DataTypeOID == pgtype.Float8OID}
 	}
 	for rows.Next() {
 		raw := rows.RawValues()
@@ -245,7 +248,7 @@ func (l *Local) Exec(ctx context.Context, q string, args ...any) (*Result, error
 	}
 	res := &Result{Columns: make([]Column, len(types))}
 	for i, t := range types {
-		res.Columns[i] = Column{Name: t.Name(), Kind: kindForDuckDB(t.DatabaseTypeName())}
+		res.Columns[i] = Column{Name: t.Name(), Kind: kindForDuckDB(t.DatabaseTypeName()), Double: t.DatabaseTypeName() == "FLOAT" || t.DatabaseTypeName() == "DOUBLE"}
 	}
 	vals := make([]any, len(types))
 	ptrs := make([]any, len(types))

@@ -6,13 +6,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
 
 // Render writes one result in the given mode.
 //
-//	table: aligned columns, numbers right-aligned, NULL shown as NULL, "(N rows)"
+//	table: aligned columns, numbers right-aligned, NULL shown as NULL, "(N rows)",
+//	       doubles to DoubleDigits significant digits (48116515.1667, not
+//	       48116515.166666664: the digits a person reads)
 //	csv:   RFC 4180 with a header line; NULL is an empty field
 //	json:  an array with one object per row, one row per line; numbers and
 //	       booleans unquoted, NULL as null
@@ -32,6 +36,23 @@ func Render(w io.Writer, mode Mode, r *Result) error {
 	return bw.Flush()
 }
 
+// DoubleDigits is how many significant digits table mode shows of a FLOAT or
+// DOUBLE: 12 keep a strain count near 5e7 to 1e-4 count and any value to a
+// relative 1e-12, more than the data holds, without the float noise of the
+// last digits; csv, json and line print every digit the type holds (the
+// shortest text that reads back as the same double), as psql does.
+const DoubleDigits = 12
+
+// displayDouble rounds a double's text to DoubleDigits significant digits;
+// text that is not a number (NaN, inf spelled otherwise) is kept.
+func displayDouble(text string) string {
+	f, err := strconv.ParseFloat(text, 64)
+	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+		return text
+	}
+	return strconv.FormatFloat(f, 'g', DoubleDigits, 64)
+}
+
 func cellText(c Cell) string {
 	if c.Null {
 		return "NULL"
@@ -49,10 +70,16 @@ func renderTable(w *bufio.Writer, r *Result) {
 	for i, c := range r.Columns {
 		widths[i] = width(c.Name)
 	}
+	// Doubles are shown rounded (DoubleDigits); everything else as it is.
+	show := func(i int, c Cell) string {
+		if r.Columns[i].Double && !c.Null {
+			return displayDouble(c.Text)
+		}
+		return oneLine(cellText(c)) // multi-line values on one line, escaped
+	}
 	for _, row := range r.Rows {
 		for i, c := range row {
-			// Multi-line values are shown on one line, escaped.
-			widths[i] = max(widths[i], width(oneLine(cellText(c))))
+			widths[i] = max(widths[i], width(show(i, c)))
 		}
 	}
 	pad := func(s string, n int, right bool) string {
@@ -75,7 +102,7 @@ func renderTable(w *bufio.Writer, r *Result) {
 	for _, row := range r.Rows {
 		line = line[:0]
 		for i, c := range row {
-			line = append(line, pad(oneLine(cellText(c)), widths[i], r.Columns[i].Kind == KindNumber && !c.Null))
+			line = append(line, pad(show(i, c), widths[i], r.Columns[i].Kind == KindNumber && !c.Null))
 		}
 		w.WriteString(strings.TrimRight(strings.Join(line, " | "), " ") + "\n")
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/earthscope/gtsm-stream/internal/testutil"
 	"github.com/earthscope/gtsm-stream/pgwire"
 	gtsmsql "github.com/earthscope/gtsm-stream/sql"
 )
@@ -93,6 +94,7 @@ func trendFixture(t *testing.T, db *sql.DB, dir string, slopes [4]float64) strin
 // numpy and a closed form, and the named queries level2 and regional, all
 // through the read-only SQL endpoint (statement guard and lockdown on).
 func TestLevel2TrendsAndQueriesThroughEndpoint(t *testing.T) {
+	testutil.Long(t)
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "trend.duckdb")
 	db, err := gtsmsql.Open(ctx, path, false)

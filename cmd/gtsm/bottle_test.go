@@ -149,7 +149,10 @@ func TestBottleUsage(t *testing.T) {
 		{[]string{"bottle", "inspect", "-h"}, 0, "Examples:"},
 		{[]string{"bottle", "--help"}, 0, "gtsm bottle inspect --json"},
 	} {
-		code, _, errs := gtsm(t, c.args...)
+		code, out, errs := gtsm(t, c.args...)
+		if c.code == 0 {
+			errs = out // help is the output: on stdout
+		}
 		if code != c.code || !strings.Contains(errs, c.want) {
 			t.Errorf("%v: exit %d stderr %q, want %d and %q", c.args, code, errs, c.code, c.want)
 		}

@@ -24,7 +24,54 @@ import (
 	gtsmsql "github.com/earthscope/gtsm-stream/sql"
 )
 
-const compareHelp = `Runs named demo queries on Flink SQL and on the processor's DuckDB, over the same
+// compareHelp is compareHelpText with the query lists filled in from the
+// embedded Flink queries, so the help cannot drift from what runs.
+func compareHelp() string {
+	queries := "Queries: " + strings.Join(flink.QueryNames(), ", ") + " (default: all)."
+	for _, l := range notCompared() {
+		queries += "\n" + wrap("Not compared: "+l+".", 80)
+	}
+	return strings.Replace(compareHelpText, "{{queries}}", queries, 1)
+}
+
+// notCompared is one "name, name (DuckDB only, no Flink twin): why" per
+// reason, for the help and the start of a comparison of all queries.
+func notCompared() []string {
+	var reasons []string
+	names := map[string][]string{}
+	for _, n := range flink.WithoutTwin() {
+		why := flink.WhyNoTwin(n)
+		if names[why] == nil {
+			reasons = append(reasons, why)
+		}
+		names[why] = append(names[why], n)
+	}
+	var out []string
+	for _, why := range reasons {
+		out = append(out, strings.Join(names[why], ", ")+" (DuckDB only, no Flink twin): "+why)
+	}
+	return out
+}
+
+// wrap breaks text into lines of at most width bytes at spaces.
+func wrap(text string, width int) string {
+	var b strings.Builder
+	n := 0
+	for _, w := range strings.Fields(text) {
+		if n > 0 && n+1+len(w) > width {
+			b.WriteByte('\n')
+			n = 0
+		} else if n > 0 {
+			b.WriteByte(' ')
+			n++
+		}
+		b.WriteString(w)
+		n += len(w)
+	}
+	return b.String()
+}
+
+const compareHelpText = `Runs named demo queries on Flink SQL and on the processor's DuckDB, over the same
 gtsm_etl topic, and shows the rows that differ side by side. Exit status 0 when every
 query agrees, 1 when any differs (or fails).
 
@@ -36,7 +83,7 @@ changelog (UPDATE_BEFORE/UPDATE_AFTER/DELETE) applied. The session is closed at 
 DuckDB side: the same name from sql/queries/, on the processor's SQL endpoint (or on a
 DuckDB file with --db while no processor holds it).
 
-First it waits (--wait, with progress on stderr) until the gateway answers, the
+First it waits (--wait, 30s by default; progress and the time left on stderr) until the gateway answers, the
 topic's end offsets (read from Kafka, --bootstrap-servers) stayed the same for two
 polls, and the processor has applied exactly those offsets (its kafka_offsets
 table); then Flink's scan is pinned to them ('scan.bounded.specific-offsets'),
@@ -53,10 +100,11 @@ rows on one side only are prefixed "<" (flink) or ">" (duckdb).
 This needs the compose stack (or your own Flink with the connector jars and the
 processor): there is no Flink in the tests, which run against an in-process gateway.
 
-Queries: seed, hourly, daily, gaps, late_duplicates, latest (default: all).
+{{queries}}
 
 Examples:
-  export GTSM_SQL_PASSWORD=gtsm && docker compose up -d && gtsm compare   # the compose stack
+  export GTSM_SQL_PASSWORD=gtsm && docker compose up -d && gtsm compare --wait 10m   # the compose stack
+  docker compose run --rm gtsm-compare                  # the same from the image, only Docker needed
   gtsm compare hourly gaps                              # two queries
   gtsm compare --precision 3 daily                      # looser float comparison
   gtsm compare --gateway http://flink:8088 --pg postgres://gtsm:secret@proc:5433/gtsm
@@ -69,6 +117,12 @@ Environment: FLINK_SQL_GATEWAY (--gateway), BOOTSTRAP_SERVERS (--bootstrap-serve
 GTSM_SQL_ADDR (the endpoint's host:port when --pg is not given), GTSM_SQL_PASSWORD
 (its password: docker-compose.yml's processor uses the same variable, default gtsm).`
 
+// defaultCompareWait is how long gtsm compare waits for the stack by
+// default: seconds, for a command run by hand against a stack that is up;
+// a stack that was just started asks for --wait (the README's one-liner
+// gives 10m), and every progress line says the time left.
+const defaultCompareWait = 30 * time.Second
+
 // compareTopic is the topic flink/gtsm_etl.sql declares.
 const compareTopic = "gtsm_etl"
 
@@ -79,13 +133,13 @@ func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 func runCompare(ctx context.Context, env *environ, args []string) error {
-	fs := newFlagSet(env, "compare", "compare [flags] [QUERY...]", compareHelp)
+	fs := newFlagSet(env, "compare", "compare [flags] [QUERY...]", compareHelp())
 	gateway := fs.String("gateway", envOr(env, "FLINK_SQL_GATEWAY", "http://localhost:8088"), "Flink SQL Gateway REST address (env FLINK_SQL_GATEWAY)")
 	// Flink 1.20's gateway serves v1 to v3 (v4 arrived with Flink 2.0, and
 	// adds nothing this client uses); v2 is in every Flink since 1.17.
 	api := fs.String("api", "v2", "SQL Gateway REST API version: v1 (Flink 1.16+), v2 (1.17+) or v3 (1.19+)")
 	brokers := fs.String("bootstrap-servers", envOr(env, "BOOTSTRAP_SERVERS", "localhost:19092"), "Kafka bootstrap servers, to read the end offsets of "+compareTopic+" (env BOOTSTRAP_SERVERS)")
-	wait := fs.Duration("wait", 5*time.Minute, "wait at most this long for the gateway, the producer and the processor to be done (0: no wait; the default with --db, whose processor is stopped)")
+	wait := fs.Duration("wait", defaultCompareWait, "wait at most this long for the gateway, the producer and the processor to be done, saying what for and the time left (0: no wait; the default with --db, whose processor is stopped); a stack just started with docker compose up -d needs minutes: --wait 10m")
 	pgURL := fs.String("pg", "", "the processor's SQL endpoint as a postgres:// URL (default from GTSM_SQL_ADDR, "+pgwire.DefaultAddr+")")
 	dbPath := fs.String("db", "", "compare against this DuckDB file, opened read-only, instead of the endpoint")
 	ddlFile := fs.String("flink-ddl", "", "Flink SQL script declaring gtsm_etl (default: the built-in flink/gtsm_etl.sql)")
@@ -122,6 +176,10 @@ func runCompare(ctx context.Context, env *environ, args []string) error {
 	names := fs.Args()
 	if len(names) == 0 {
 		names = flink.QueryNames()
+		// Say what "all" leaves out, and why, before any waiting.
+		for _, l := range notCompared() {
+			fmt.Fprintf(env.stdout, "not compared: %s\n", l)
+		}
 	}
 	var queries []compare.Query
 	for _, n := range names {
@@ -171,10 +229,12 @@ func runCompare(ctx context.Context, env *environ, args []string) error {
 	if *wait > 0 {
 		seeds := strings.Split(*brokers, ",")
 		r := &compare.Readiness{
-			Gateway:  g,
-			End:      func(ctx context.Context) (compare.Offsets, error) { return endOffsets(ctx, seeds, compareTopic) },
-			Applied:  applied,
-			Progress: prefixWriter{"gtsm compare: ", env.stderr},
+			Gateway:     g,
+			End:         func(ctx context.Context) (compare.Offsets, error) { return endOffsets(ctx, seeds, compareTopic) },
+			Applied:     applied,
+			Progress:    prefixWriter{"gtsm compare: ", env.stderr},
+			GatewayHint: "is the compose stack up? docker compose up -d starts it, in minutes the first time",
+			Hint:        "gtsm compare --wait 10m waits longer",
 		}
 		wctx, wcancel := context.WithTimeout(ctx, *wait)
 		offsets, err = r.Wait(wctx)

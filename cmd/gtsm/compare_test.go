@@ -17,6 +17,7 @@ import (
 
 	"github.com/earthscope/gtsm-stream/compare/gatewaytest"
 	"github.com/earthscope/gtsm-stream/embedded"
+	"github.com/earthscope/gtsm-stream/flink"
 	"github.com/earthscope/gtsm-stream/internal/testutil"
 	"github.com/earthscope/gtsm-stream/pgwire"
 	gtsmsql "github.com/earthscope/gtsm-stream/sql"
@@ -172,8 +173,16 @@ func TestCompareCommandUsage(t *testing.T) {
 		{[]string{"--wait", "0", "--gateway", "http://127.0.0.1:1", "--pg", "postgres://x@127.0.0.1:1/gtsm?sslmode=disable", "latest"}, 1, "is gtsm process running"},
 		// Waiting is bounded, and says what it was waiting for.
 		{[]string{"--wait", "1s", "--gateway", "http://127.0.0.1:1", "--pg", "postgres://x@127.0.0.1:1/gtsm?sslmode=disable", "latest"}, 1, "waiting for the stack (--wait 1s): not ready after"},
+		// ... and how to wait longer.
+		{[]string{"--wait", "1s", "--gateway", "http://127.0.0.1:1", "--pg", "postgres://x@127.0.0.1:1/gtsm?sslmode=disable", "latest"}, 1, "; gtsm compare --wait 10m waits longer"},
+		// A DuckDB-only query is refused with the reason.
+		{[]string{"level2"}, 2, "level2 has no Flink twin, so it is not compared: Level-2 strain comes from the processor's Level-2 stage"},
+		{[]string{"--help"}, 0, "Not compared: level2, regional (DuckDB only, no Flink twin)"},
 	} {
-		code, _, errOut := compareCmd(t, nil, tc.args...)
+		code, out, errOut := compareCmd(t, nil, tc.args...)
+		if tc.code == 0 {
+			errOut = out // help is the output: on stdout
+		}
 		if code != tc.code || !strings.Contains(errOut, tc.want) {
 			t.Errorf("compare %v: exit %d (want %d), stderr %q lacks %q", tc.args, code, tc.code, errOut, tc.want)
 		}
@@ -280,7 +289,7 @@ func TestCompareWaitsForTheStack(t *testing.T) {
 	var out, errb testutil.SyncBuffer
 	env := &environ{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(k string) string { return vars[k] }}
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, env, []string{"compare", "latest"}) }()
+	go func() { done <- run(ctx, env, []string{"compare", "--wait", "50s", "latest"}) }()
 	waitFor := func(s string) {
 		t.Helper()
 		for !strings.Contains(errb.String(), s) {
@@ -293,7 +302,10 @@ func TestCompareWaitsForTheStack(t *testing.T) {
 			}
 		}
 	}
-	waitFor("gtsm compare: waiting (0s): Flink SQL Gateway: flink sql gateway: GET /v1/info: 503")
+	// Each line says how long is left of --wait; while the gateway does
+	// not answer, how to start the stack.
+	waitFor("gtsm compare: waiting (0s, 50s left): Flink SQL Gateway: flink sql gateway: GET /v1/info: 503")
+	waitFor("(is the compose stack up? docker compose up -d starts it, in minutes the first time)")
 	gw.Down.Store(false)
 	waitFor("gtsm compare: waiting (")
 	waitFor("processor applied 1 of 2 messages (partition:applied/end 0:1/2)")
@@ -332,7 +344,7 @@ func TestCompareWaitsForTheStack(t *testing.T) {
 }
 
 // oneLiner is the documented way to run the comparison on the compose stack.
-const oneLiner = "export GTSM_SQL_PASSWORD=gtsm && docker compose up -d && gtsm compare"
+const oneLiner = "export GTSM_SQL_PASSWORD=gtsm && docker compose up -d && gtsm compare --wait 10m"
 
 // TestComposeOneLiner: the one-liner that README.md and flink/README.md
 // give needs nothing else from the environment. Run with only what it
@@ -357,7 +369,7 @@ func TestComposeOneLiner(t *testing.T) {
 		case strings.HasPrefix(part, "export "):
 			k, v, _ := strings.Cut(strings.TrimPrefix(part, "export "), "=")
 			vars[k] = v
-		case part == "docker compose up -d", part == "gtsm compare":
+		case part == "docker compose up -d", part == "gtsm compare --wait 10m":
 		default:
 			t.Fatalf("unexpected step %q", part)
 		}
@@ -439,5 +451,20 @@ func TestComposeOneLiner(t *testing.T) {
 		!strings.Contains(published("kafka-broker"), "19092") {
 		t.Errorf("default bootstrap servers %s; kafka-broker advertises %s and publishes %s", brokers,
 			environment("kafka-broker", "KAFKA_ADVERTISED_LISTENERS"), published("kafka-broker"))
+	}
+}
+
+// TestCompareSaysWhatItLeavesOut: comparing all queries starts by naming
+// the DuckDB-only ones and why they are not compared, on stdout with the
+// results, before any of them runs.
+func TestCompareSaysWhatItLeavesOut(t *testing.T) {
+	path, _, gw := compareFixture(t)
+	_, out, _ := compareCmd(t, nil, "--wait", "0", "--gateway", gw.URL, "--db", path)
+	first, _, _ := strings.Cut(out, "\n")
+	if first != "not compared: level2, regional (DuckDB only, no Flink twin): "+flink.WhyNoTwin("level2") {
+		t.Errorf("first line %q", first)
+	}
+	if !strings.Contains(out, "comparing gtsm_etl") || strings.Contains(out, "level2:") || strings.Contains(out, "regional:") {
+		t.Errorf("stdout:\n%s", out)
 	}
 }

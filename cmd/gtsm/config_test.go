@@ -109,15 +109,15 @@ func TestCommandLine(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, "gtsm ") || !strings.Contains(out, runtime.Version()) {
 		t.Errorf("--version: exit %d, %q", code, out)
 	}
-	code, _, errs = runCmd(t, nil, "bottle", "-h")
+	code, out, errs = runCmd(t, nil, "bottle", "-h")
 	for _, want := range []string{"Usage: gtsm bottle inspect", "-n, --samples int", "--json", "--log-format string", "--config file"} {
-		if code != 0 || !strings.Contains(errs, want) {
-			t.Errorf("bottle -h: exit %d, lacks %q:\n%s", code, want, errs)
+		if code != 0 || !strings.Contains(out, want) || errs != "" {
+			t.Errorf("bottle -h: exit %d, stdout lacks %q:\n%s\nstderr %q", code, want, out, errs)
 		}
 	}
-	code, _, errs = runCmd(t, nil, "help", "produce")
-	if code != 0 || !strings.Contains(errs, "  -q, --quiet") || !strings.Contains(errs, "-X, --kafka-prop key=value") {
-		t.Errorf("help produce: exit %d:\n%s", code, errs)
+	code, out, errs = runCmd(t, nil, "help", "produce")
+	if code != 0 || !strings.Contains(out, "  -q, --quiet") || !strings.Contains(out, "-X, --kafka-prop key=value") || errs != "" {
+		t.Errorf("help produce: exit %d:\n%s\nstderr %q", code, out, errs)
 	}
 	for _, sh := range []string{"bash", "zsh", "fish"} {
 		code, out, errs := runCmd(t, nil, "completion", sh)

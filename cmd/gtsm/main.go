@@ -190,7 +190,7 @@ func newRoot(ctx context.Context, env *environ, completing bool) *cobra.Command 
 			if parents[p] == nil {
 				parents[p] = newParent(p, leaf, c.summary, col.help)
 				// "gtsm bottle -h" shows its subcommand's help and flags.
-				parents[p].SetHelpFunc(func(*cobra.Command, []string) { printHelp(env.stderr, col.synopsis, col.help, col.fs) })
+				parents[p].SetHelpFunc(func(*cobra.Command, []string) { printHelp(env.stdout, col.synopsis, col.help, col.fs) })
 				root.AddCommand(parents[p])
 			}
 			parent, name = parents[p], leaf
@@ -211,7 +211,10 @@ func newRoot(ctx context.Context, env *environ, completing bool) *cobra.Command 
 			cmd.Use = name
 		}
 		cmd.Flags().AddFlagSet(col.fs)
-		cmd.SetHelpFunc(func(*cobra.Command, []string) { printHelp(env.stderr, col.synopsis, col.help, col.fs) })
+		// Help asked for (-h, --help, gtsm help X) is the output: stdout,
+		// once, exit 0 (gtsm produce -h | less). pflag stops at -h with
+		// ErrHelp without printing (fs.Usage is empty) and cobra prints this.
+		cmd.SetHelpFunc(func(*cobra.Command, []string) { printHelp(env.stdout, col.synopsis, col.help, col.fs) })
 		_ = cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 		_ = cmd.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
 		parent.AddCommand(cmd)
@@ -281,14 +284,17 @@ func (h envHook) String() string     { return h.c.config }
 func (h envHook) Set(v string) error { h.c.config = v; return nil }
 func (h envHook) Type() string       { return "file" }
 
-// newFlagSet makes a flag set that reports errors instead of exiting, prints
-// the command's help (synopsis, long help with examples, flags) on stderr for
-// -h, and has the common flags --config, --log-format and --log-level.
+// newFlagSet makes a flag set that reports errors instead of exiting, stops
+// at -h with pflag.ErrHelp (cobra then prints the command's help once, on
+// stdout: see newRoot), and has the common flags --config, --log-format and
+// --log-level.
 func newFlagSet(env *environ, name, synopsis, help string) *pflag.FlagSet {
 	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
 	fs.SetOutput(env.stderr)
 	fs.SortFlags = false
-	fs.Usage = func() { printHelp(env.stderr, synopsis, help, fs) }
+	// pflag would print usage before returning ErrHelp; cobra prints the
+	// help when a command returns it, so printing here too showed it twice.
+	fs.Usage = func() {}
 	c := &commonFlags{env: env, name: name}
 	fs.Var(envHook{c}, "config", "YAML file of flag values (flags and environment win over it; env GTSM_CONFIG)")
 	fs.StringVar(&c.logFormat, "log-format", envOr(env, "GTSM_LOG_FORMAT", "text"), "log format on stderr: text or json (env GTSM_LOG_FORMAT)")

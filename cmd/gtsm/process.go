@@ -69,7 +69,7 @@ Examples:
   gtsm produce testdata/hour testdata/day
   gtsm process --db gtsm.duckdb                  # Ctrl-C when done
   gtsm process --db gtsm.duckdb --exit-at-end    # to the end of the topic, then stop
-  gtsm process --state-dir /shared/gtsm --lake /shared/lake   # one of several members of a group (issue 14)
+  gtsm process --state-dir /shared/gtsm --lake /shared/lake   # one of several members of a group (docs/scale-out.md)
   gtsm process --db gtsm.duckdb -X client.id=gtsm-b009 -X session.timeout.ms=30000 --log-format json
   gtsm process --db gtsm.duckdb --allowed-lateness 2m --batch-rows 20000 --flush-interval 500ms
   # a real cluster: Kafka 3.x/4.x over TLS with SASL/SCRAM, registry with basic auth
@@ -93,7 +93,7 @@ func runProcess(ctx context.Context, env *environ, args []string) error {
 	fs.StringVar(&cfg.Topic, "topic", "gtsm_etl", "input topic")
 	fs.StringVar(&cfg.Group, "group", "gtsm-processor", "goka group: consumer group and group table <group>-table")
 	fs.StringVar(&cfg.DBPath, "db", envOr(env, "GTSM_DB", "gtsm.duckdb"), "DuckDB file (created and migrated if needed; env GTSM_DB)")
-	fs.StringVar(&cfg.StateDir, "state-dir", env.getenv("GTSM_STATE_DIR"), "many processors (issue 14): one DuckDB file per Kafka partition in this shared directory, owned by whichever member of the group has the partition; --db is then unused and the SQL endpoint is off (env GTSM_STATE_DIR; docs/processor.md)")
+	fs.StringVar(&cfg.StateDir, "state-dir", env.getenv("GTSM_STATE_DIR"), "many processors: one DuckDB file per Kafka partition in this shared directory, owned by whichever member of the group has the partition; --db is then unused and the SQL endpoint is off (env GTSM_STATE_DIR; docs/processor.md)")
 	lakeDir := fs.String("lake", envOr(env, "GTSM_LAKE", ""), "with --state-dir: publish each partition to Parquet in this directory (package lake; serve it with gtsm query-service --lake; env GTSM_LAKE)")
 	fs.DurationVar(&cfg.PublishInterval, "publish-interval", 10*time.Second, "with --state-dir and a publisher: publish each partition at most this often")
 	fs.StringVar(&cfg.CheckpointThreshold, "checkpoint-threshold", "1GB", "DuckDB WAL size that triggers a checkpoint into the file (bigger: faster ingest, longer replay after a crash)")

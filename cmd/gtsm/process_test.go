@@ -18,9 +18,9 @@ import (
 )
 
 func TestProcessCLIUsage(t *testing.T) {
-	code, _, errs := runCmd(t, nil, "process", "-h")
-	if code != 0 || !strings.Contains(errs, "Examples:") || !strings.Contains(errs, "--allowed-lateness") {
-		t.Fatalf("exit %d, help:\n%s", code, errs)
+	code, out, _ := runCmd(t, nil, "process", "-h")
+	if code != 0 || !strings.Contains(out, "Examples:") || !strings.Contains(out, "--allowed-lateness") {
+		t.Fatalf("exit %d, help:\n%s", code, out)
 	}
 	for _, tc := range []struct {
 		args []string

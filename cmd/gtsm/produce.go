@@ -27,6 +27,10 @@ cannot be read is reported (file, archive member, reason), skipped, and
 makes the exit status 1; --strict stops at the first instead. Ctrl-C stops
 reading, waits for in-flight records, and reports exactly what was delivered.
 
+A schema registry that cannot be reached at start (connection refused, 5xx)
+is retried for --registry-wait (15s), each retry logged with the time left;
+then the command fails saying how to wait longer. Kafka errors fail at once.
+
 Memory: the process stays within --buffer-mb + 192 MiB (RSS) whatever the
 size of the inputs: large files are read in chunks, records are merged,
 encoded and sent 1024 at a time, and at most 32,768 records (16 MiB) wait
@@ -72,6 +76,13 @@ Examples:
   # printed run together as "018B009"), and the session header
   kcat -C -b localhost:19092 -t gtsm_etl -e -q -s key='>bIbs' -f '%p %o %k %h\n' | head`
 
+// defaultRegistryWait is how long gtsm produce retries an unreachable schema
+// registry at start: seconds, for a command run by hand (a registry that is
+// just starting answers within them; a wrong URL is said soon). Services
+// that start with the registry wait longer with --registry-wait
+// (docker-compose.yml's producer does).
+const defaultRegistryWait = 15 * time.Second
+
 func runProduce(ctx context.Context, env *environ, args []string) error {
 	fs := newFlagSet(env, "produce", "produce [flags] INPUT...", produceHelp)
 	var (
@@ -95,6 +106,7 @@ func runProduce(ctx context.Context, env *environ, args []string) error {
 	fs.Int64Var(&bufMB, "buffer-mb", producer.DefaultBufferBytes>>20, "MiB of samples held to put each site's records in time order whatever the input order; the process stays within this + "+producer.MemoryConstantText+" of memory (RSS), whatever the input size")
 	fs.StringVar(&conn.kafka.Compression, "compression", producer.DefaultCompression, "batch compression: none, lz4, zstd, snappy, gzip")
 	fs.DurationVar(&conn.kafka.Linger, "linger", producer.DefaultLinger, "how long a partition waits to fill a batch")
+	fs.DurationVar(&o.RegistryWait, "registry-wait", defaultRegistryWait, "how long an unreachable schema registry is retried at start, each retry logged with the time left (0: do not wait)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -111,6 +123,15 @@ func runProduce(ctx context.Context, env *environ, args []string) error {
 		return usageError{fmt.Sprintf("--buffer-mb %d: want at least 1", bufMB)}
 	}
 	o.Partitions, o.Replication, o.BufferBytes = int32(parts), int16(repl), bufMB<<20
+	if o.RegistryWait < 0 {
+		return usageError{fmt.Sprintf("--registry-wait %s: want 0 or more", o.RegistryWait)}
+	}
+	if o.RegistryWait == 0 {
+		o.RegistryWait = -1 // the producer's "do not wait"
+	}
+	o.RegistryWaitHint = "gtsm produce --registry-wait 2m waits longer"
+	// Retry lines and warnings in the format --log-format asks for.
+	o.Logger = env.log
 	// Passwords come from the environment after parsing, so that -h never
 	// prints them as a flag default.
 	if err := conn.resolve(env); err != nil {

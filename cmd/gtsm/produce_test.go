@@ -31,10 +31,10 @@ func TestProduceCLI(t *testing.T) {
 	hour := filepath.Join(root, "testdata", "hour")
 
 	t.Run("help teaches", func(t *testing.T) {
-		code, _, errs := runCmd(t, nil, "produce", "-h")
-		if code != 0 || !strings.Contains(errs, "Examples:") || !strings.Contains(errs, "SCRAM-SHA-512") ||
-			!strings.Contains(errs, "--dry-run testdata/hour") {
-			t.Fatalf("exit %d, help:\n%s", code, errs)
+		code, out, _ := runCmd(t, nil, "produce", "-h")
+		if code != 0 || !strings.Contains(out, "Examples:") || !strings.Contains(out, "SCRAM-SHA-512") ||
+			!strings.Contains(out, "--dry-run testdata/hour") {
+			t.Fatalf("exit %d, help:\n%s", code, out)
 		}
 	})
 

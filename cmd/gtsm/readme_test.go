@@ -60,7 +60,7 @@ func definedFlags(t *testing.T, sub []string) map[string]bool {
 		t.Fatalf("gtsm %s -h: exit %d: %s", strings.Join(sub, " "), code, errb.String())
 	}
 	flags := map[string]bool{}
-	for _, l := range strings.Split(errb.String(), "\n") {
+	for _, l := range strings.Split(out.String(), "\n") {
 		if m := flagLine.FindStringSubmatch(l); m != nil {
 			flags[m[2]] = true
 			if m[1] != "" {

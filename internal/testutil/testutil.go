@@ -6,7 +6,9 @@ package testutil
 
 import (
 	"bytes"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -130,4 +132,37 @@ func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// binary is the gtsm command built once per test process (Binary).
+var binary struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// Binary builds ./cmd/gtsm once per test process and returns its path, for
+// tests that check what a person gets from the real command (exit status,
+// which stream carries what). The directory is left in the system's temp
+// directory: it outlives every test of the process, and t.TempDir would be
+// removed after the first.
+func Binary(t testing.TB) string {
+	t.Helper()
+	binary.once.Do(func() {
+		dir, err := os.MkdirTemp("", "gtsm-bin")
+		if err != nil {
+			binary.err = err
+			return
+		}
+		binary.path = filepath.Join(dir, "gtsm")
+		cmd := exec.Command("go", "build", "-o", binary.path, "./cmd/gtsm")
+		cmd.Dir = RepoRoot(t)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			binary.err = fmt.Errorf("go build ./cmd/gtsm: %v\n%s", err, out)
+		}
+	})
+	if binary.err != nil {
+		t.Fatal(binary.err)
+	}
+	return binary.path
 }
