@@ -36,14 +36,14 @@ FROM (SELECT site, version,
 -- and component (Eee+Enn, Eee-Enn, 2Ene): the regional microstrain and the gauge
 -- corrections through the same matrix (apply_calibration_matrix applied to tide_c,
 -- atmp_c, offset_c and trend_c), and corrected = microstrain minus the four, NULL
--- wherever a gauge correction is. strain_quality: m without microstrain, i when a
--- gauge's sample at this time was interpolated, else g.
+-- wherever a gauge correction is. strain_quality as Timeseries.apply_calibration_matrix
+-- sets it: m without microstrain, else g (interpolation is flagged on the gauges only).
 CREATE OR REPLACE VIEW level2_regional_strain AS
 WITH g AS (
     SELECT site, "time", metadata_version,
            list(tide_c ORDER BY gauge) AS tide, list(atmp_c ORDER BY gauge) AS atmp_l,
            list(offset_c ORDER BY gauge) AS off, list(trend_c ORDER BY gauge) AS trend,
-           bool_or(coalesce(interpolated, false)) AS interpolated, any_value(atmp) AS atmp
+           any_value(atmp) AS atmp
     FROM level2_gauge_data
     GROUP BY site, "time", metadata_version
 ),
@@ -53,7 +53,7 @@ r AS (
     FROM level2_regional_data r, (SELECT unnest([1, 2, 3]) AS i) c
 ),
 j AS (
-    SELECT r.site, r."time", r.matrix, r.i, r.microstrain, r.metadata_version, g.interpolated, g.atmp,
+    SELECT r.site, r."time", r.matrix, r.i, r.microstrain, r.metadata_version, g.atmp,
            mm.m[r.i][1] * g.tide[1] + mm.m[r.i][2] * g.tide[2] + mm.m[r.i][3] * g.tide[3] + mm.m[r.i][4] * g.tide[4] AS tide_c,
            mm.m[r.i][1] * g.atmp_l[1] + mm.m[r.i][2] * g.atmp_l[2] + mm.m[r.i][3] * g.atmp_l[3] + mm.m[r.i][4] * g.atmp_l[4] AS atmp_c,
            mm.m[r.i][1] * g.off[1] + mm.m[r.i][2] * g.off[2] + mm.m[r.i][3] * g.off[3] + mm.m[r.i][4] * g.off[4] AS offset_c,
@@ -66,6 +66,6 @@ SELECT site, "time", matrix,
        CASE i WHEN 1 THEN 'Eee+Enn' WHEN 2 THEN 'Eee-Enn' ELSE '2Ene' END AS component,
        microstrain, tide_c, atmp_c, offset_c, trend_c,
        microstrain - tide_c - atmp_c - offset_c - trend_c AS corrected,
-       CASE WHEN microstrain IS NULL THEN 'm' WHEN interpolated THEN 'i' ELSE 'g' END AS strain_quality,
+       CASE WHEN microstrain IS NULL THEN 'm' ELSE 'g' END AS strain_quality,
        atmp, metadata_version
 FROM j;
