@@ -384,6 +384,17 @@ func TestLevel2Oracle(t *testing.T) {
 	testutil.DiffLines(t, "level2_gauge_data (in order vs oracle)", gotG, wantG)
 	testutil.DiffLines(t, "level2_regional_data (in order vs oracle)", gotR, wantR)
 	testutil.DiffLines(t, "station_metadata", l2Lines(t, db, qL2Meta), []string{"B004|" + vers["B004"], "TSM5|" + vers["TSM5"]})
+	// corrected (the level2_gauge view) is microstrain minus all four
+	// corrections, NULL where one is missing (here only the site without
+	// metadata: its pressure covers the rows of the others).
+	var wrong, corrected int
+	if err := db.QueryRow(`SELECT count(*) FILTER (WHERE corrected IS DISTINCT FROM microstrain - tide_c - atmp_c - offset_c - trend_c),
+		count(corrected) FROM level2_gauge`).Scan(&wrong, &corrected); err != nil {
+		t.Fatal(err)
+	}
+	if wrong != 0 || corrected != withAtmp {
+		t.Errorf("level2_gauge corrected: %d rows not microstrain minus all four corrections; %d with a value, want %d", wrong, corrected, withAtmp)
+	}
 	inState, inCk := l2Lines(t, db, qL2State), l2Lines(t, db, qL2Ck)
 	if len(inState) != 3 {
 		t.Fatalf("level2_state: %q", inState)
