@@ -211,11 +211,7 @@ func (s *synth) writeOracleInput(t *testing.T, dir string) {
 	first := (s.t0 + Period - 1) / Period * Period
 	tc := tideCase{name: "oracle grid", start: time.Unix(first, 0).UTC().Format(time.RFC3339),
 		n: int((s.t0+s.n-first)/Period) + 1, period: Period}
-	var cons [][5]string
-	for _, k := range s.station.Tides {
-		cons = append(cons, [5]string{"CH" + strconv.Itoa(k.Gauge), k.Name, k.Doodson, readmeNumber(k.Amplitude), readmeNumber(k.Phase)})
-	}
-	writeTideParams(t, tdir, tc, cons, s.station.Longitude)
+	writeTideParams(t, tdir, tc, readmeConstituents(&s.station), s.station.Longitude)
 	if out, err := exec.Command("/usr/bin/python3", "tide_oracle.py", tdir).CombinedOutput(); err != nil {
 		t.Fatalf("tide_oracle.py: %v\n%s", err, out)
 	}

@@ -119,34 +119,31 @@ const synthLongitude = -117.6543
 // strings get_tidal_params keeps, and the longitude.
 func (c tideCase) model(t *testing.T) (*Tide, [][5]string, float64) {
 	t.Helper()
-	if c.cons != nil {
-		var g [4][]TideConstituent
-		for _, k := range c.cons {
-			n, err := ParseDoodson(k[2])
-			if err != nil {
-				t.Fatal(err)
-			}
-			a, _ := strconv.ParseFloat(k[3], 64)
-			ph, _ := strconv.ParseFloat(k[4], 64)
-			ch := int(k[0][2] - '0')
-			g[ch] = append(g[ch], TideConstituent{Doodson: n, Amplitude: a, Phase: ph})
-		}
-		tide, err := NewTide(c.lon, g)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tide, c.cons, c.lon
-	}
-	if c.site != "" {
+	switch {
+	case c.cons != nil:
+		return tideFromStrings(t, c.lon, c.cons), c.cons, c.lon
+	case c.site != "":
 		s := station(t, c.site)
-		var cons [][5]string
-		for _, k := range s.Tides {
-			cons = append(cons, [5]string{"CH" + strconv.Itoa(k.Gauge), k.Name, k.Doodson, readmeNumber(k.Amplitude), readmeNumber(k.Phase)})
-		}
-		return mustTide(t, &s), cons, s.Longitude
+		return mustTide(t, &s), readmeConstituents(&s), s.Longitude
 	}
+	return tideFromStrings(t, synthLongitude, synthTides), synthTides, synthLongitude
+}
+
+// readmeConstituents are the station's constituents as the README strings
+// get_tidal_params keeps: channel, name, Doodson number, amplitude, phase.
+func readmeConstituents(s *metadata.Station) [][5]string {
+	var cons [][5]string
+	for _, k := range s.Tides {
+		cons = append(cons, [5]string{"CH" + strconv.Itoa(k.Gauge), k.Name, k.Doodson, readmeNumber(k.Amplitude), readmeNumber(k.Phase)})
+	}
+	return cons
+}
+
+// tideFromStrings builds the model of constituents given as those strings.
+func tideFromStrings(t *testing.T, lon float64, cons [][5]string) *Tide {
+	t.Helper()
 	var g [4][]TideConstituent
-	for _, k := range synthTides {
+	for _, k := range cons {
 		n, err := ParseDoodson(k[2])
 		if err != nil {
 			t.Fatal(err)
@@ -156,11 +153,11 @@ func (c tideCase) model(t *testing.T) (*Tide, [][5]string, float64) {
 		ch := int(k[0][2] - '0')
 		g[ch] = append(g[ch], TideConstituent{Doodson: n, Amplitude: a, Phase: ph})
 	}
-	tide, err := NewTide(synthLongitude, g)
+	tide, err := NewTide(lon, g)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tide, synthTides, synthLongitude
+	return tide
 }
 
 // writeTideParams writes params.json for tide_hartid.py and tide_oracle.py.
