@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -40,6 +41,9 @@ const Fill = "999999"
 
 // Level is the level column: EarthScope's processed Level-2 is "2a".
 const Level = "2a"
+
+// Period is the Level-2 sample period.
+const Period = 300 * time.Second
 
 // DefaultMatrix is the calibration matrix of the regional files when none
 // is asked for: the manufacturer's (lab), which every station has.
@@ -65,8 +69,7 @@ func header(strain string) string {
 // level2_gauge / level2_regional_strain (l, left-joined to the 300 s grid
 // g): date as ISO 8601 (pandas parse_dates reads it as one whitespace-free
 // token), microstrain and corrections to 1e-6 µε with printf, atmp to 1e-3
-// hPa, the version as the metadata version (or "none"); and whether the row
-// has any value that is not fill (used for the all-fill check).
+// hPa, the version as the metadata version (or "none").
 const cells = `strftime(g."time", '%Y-%m-%dT%H:%M:%S') AS date,
   coalesce(printf('%.6f', l.microstrain), '999999') AS ms,
   coalesce(l.strain_quality, 'm') AS sq,
@@ -76,28 +79,33 @@ const cells = `strftime(g."time", '%Y-%m-%dT%H:%M:%S') AS date,
   coalesce(printf('%.6f', l.atmp_c), '999999') AS atmp_c,
   CASE WHEN l.atmp_c IS NULL THEN 'm' ELSE 'g' END AS aq,
   coalesce(l.metadata_version, 'none') AS version,
-  coalesce(printf('%.3f', l.atmp), '999999') AS atmp,
-  coalesce(l.microstrain, l.offset_c, l.tide_c, l.trend_c, l.atmp_c, l.atmp) IS NOT NULL AS has`
+  coalesce(printf('%.3f', l.atmp), '999999') AS atmp`
 
-// grid is every 300 s epoch from the site's first to last Level-2 time in
-// [$2, $3).
-const grid = `b AS (SELECT min("time") AS lo, max("time") AS hi FROM level2_gauge_data
-    WHERE site = $1::VARCHAR
-      AND ($2::VARCHAR IS NULL OR "time" >= CAST($2::VARCHAR AS TIMESTAMP))
-      AND ($3::VARCHAR IS NULL OR "time" < CAST($3::VARCHAR AS TIMESTAMP))),
-  t AS (SELECT unnest(generate_series(lo, hi, INTERVAL 300 SECOND)) AS "time" FROM b WHERE lo IS NOT NULL)`
+// grid is every 300 s epoch from $2 to $3 (inclusive).
+const grid = `t AS (SELECT unnest(generate_series($2::TIMESTAMP, $3::TIMESTAMP, INTERVAL 300 SECOND)) AS "time")`
 
 const gaugeQuery = `WITH ` + grid + `,
   g AS (SELECT t."time", k.gauge FROM t, (SELECT unnest([0, 1, 2, 3]) AS gauge) k)
 SELECT year(g."time") AS y, 'Gauge' || g.gauge AS file, ` + cells + `
-FROM g LEFT JOIN level2_gauge l ON l.site = $1::VARCHAR AND l."time" = g."time" AND l.gauge = g.gauge
-ORDER BY y, g.gauge, g."time"`
+FROM g LEFT JOIN (SELECT * FROM level2_gauge WHERE site = $1::VARCHAR AND "time" BETWEEN $2::TIMESTAMP AND $3::TIMESTAMP) l
+  ON l."time" = g."time" AND l.gauge = g.gauge
+ORDER BY g.gauge, g."time"`
 
 const regionalQuery = `WITH ` + grid + `,
   g AS (SELECT t."time", k.component, k.i FROM t, (SELECT unnest(['Eee+Enn', 'Eee-Enn', '2Ene']) AS component, unnest([1, 2, 3]) AS i) k)
 SELECT year(g."time") AS y, g.component AS file, ` + cells + `
-FROM g LEFT JOIN level2_regional_strain l ON l.site = $1::VARCHAR AND l."time" = g."time" AND l.component = g.component AND l.matrix = $4::VARCHAR
-ORDER BY y, g.i, g."time"`
+FROM g LEFT JOIN (SELECT * FROM level2_regional_strain WHERE site = $1::VARCHAR AND matrix = $4::VARCHAR
+    AND "time" BETWEEN $2::TIMESTAMP AND $3::TIMESTAMP) l ON l."time" = g."time" AND l.component = g.component
+ORDER BY g.i, g."time"`
+
+// summary is the selection's extent and whether any value is not fill
+// (the regional values are made from the gauge ones).
+const summary = `SELECT count(*), count(*) FILTER (WHERE coalesce(microstrain, offset_c, tide_c, trend_c, atmp_c, atmp) IS NOT NULL),
+  strftime(min("time"), '%Y-%m-%d %H:%M:%S'), strftime(max("time"), '%Y-%m-%d %H:%M:%S')
+FROM level2_gauge
+WHERE site = $1::VARCHAR
+  AND ($2::VARCHAR IS NULL OR "time" >= CAST($2::VARCHAR AS TIMESTAMP))
+  AND ($3::VARCHAR IS NULL OR "time" < CAST($3::VARCHAR AS TIMESTAMP))`
 
 // Options select what to export.
 type Options struct {
@@ -135,12 +143,24 @@ func Level2(ctx context.Context, b shell.Backend, o Options) ([]File, error) {
 	if matrix == "" {
 		matrix = DefaultMatrix
 	}
-	res, err := b.Exec(ctx, gaugeQuery, o.Site, ts(o.From), ts(o.To))
+	sum, err := b.Exec(ctx, summary, o.Site, ts(o.From), ts(o.To))
 	if err != nil {
 		return nil, fmt.Errorf("export level2 %s: query level2_gauge: %w", o.Site, err)
 	}
-	if len(res.Rows) == 0 {
+	if len(sum.Rows) != 1 || sum.Rows[0][0].Text == "0" {
 		return nil, fmt.Errorf("export level2: no Level-2 rows for site %s in the range given", o.Site)
+	}
+	if sum.Rows[0][1].Text == "0" {
+		return nil, fmt.Errorf("export level2: every value for site %s in the range given would be the fill value %s "+
+			"(no microstrain and no correction: has its station metadata been loaded?); nothing written", o.Site, Fill)
+	}
+	lo, err := time.Parse(time.DateTime, sum.Rows[0][2].Text)
+	if err != nil {
+		return nil, fmt.Errorf("export level2 %s: first time %q: %w", o.Site, sum.Rows[0][2].Text, err)
+	}
+	hi, err := time.Parse(time.DateTime, sum.Rows[0][3].Text)
+	if err != nil {
+		return nil, fmt.Errorf("export level2 %s: last time %q: %w", o.Site, sum.Rows[0][3].Text, err)
 	}
 	mats, err := b.Exec(ctx, `SELECT DISTINCT matrix FROM level2_regional_data WHERE site = $1::VARCHAR ORDER BY matrix`, o.Site)
 	if err != nil {
@@ -150,40 +170,48 @@ func Level2(ctx context.Context, b shell.Backend, o Options) ([]File, error) {
 	for _, r := range mats.Rows {
 		have = append(have, r[0].Text)
 	}
-	var reg *shell.Result
+	regional := len(have) > 0
 	switch {
-	case len(have) == 0 && o.Matrix != "":
+	case !regional && o.Matrix != "":
 		return nil, fmt.Errorf("export level2: site %s has no regional strains (no station metadata), so no matrix %s", o.Site, o.Matrix)
-	case len(have) > 0:
-		found := false
-		for _, h := range have {
-			found = found || h == matrix
+	case regional && !slices.Contains(have, matrix):
+		return nil, fmt.Errorf("export level2: site %s has no matrix %s; it has %s", o.Site, matrix, strings.Join(have, ", "))
+	}
+	// One year at a time, so memory holds one year's rows; every 300 s
+	// epoch from the first to the last selected is written.
+	var files []File
+	for y := lo.Year(); y <= hi.Year(); y++ {
+		ylo, yhi := lo, hi
+		if y0 := time.Date(y, 1, 1, 0, 0, 0, 0, time.UTC); y0.After(ylo) {
+			ylo = y0
 		}
-		if !found {
-			return nil, fmt.Errorf("export level2: site %s has no matrix %s; it has %s", o.Site, matrix, strings.Join(have, ", "))
+		if y1 := time.Date(y+1, 1, 1, 0, 0, 0, 0, time.UTC).Add(-Period); y1.Before(yhi) {
+			yhi = y1
 		}
-		if reg, err = b.Exec(ctx, regionalQuery, o.Site, ts(o.From), ts(o.To), matrix); err != nil {
-			return nil, fmt.Errorf("export level2 %s: query level2_regional_strain: %w", o.Site, err)
+		from, to := ylo.Format(time.DateTime), yhi.Format(time.DateTime)
+		sets := make([]*shell.Result, 0, 2)
+		res, err := b.Exec(ctx, gaugeQuery, o.Site, from, to)
+		if err != nil {
+			return files, fmt.Errorf("export level2 %s %d: query level2_gauge: %w", o.Site, y, err)
+		}
+		sets = append(sets, res)
+		if regional {
+			if res, err = b.Exec(ctx, regionalQuery, o.Site, from, to, matrix); err != nil {
+				return files, fmt.Errorf("export level2 %s %d: query level2_regional_strain: %w", o.Site, y, err)
+			}
+			sets = append(sets, res)
+		}
+		fs, err := write(o, sets...)
+		files = append(files, fs...)
+		if err != nil {
+			return files, err
 		}
 	}
-	rows := res.Rows
-	if reg != nil {
-		rows = append(rows, reg.Rows...)
-	}
-	const hasCol = 12
-	values := false
-	for _, r := range rows {
-		values = values || r[hasCol].Text == "true" || r[hasCol].Text == "t"
-	}
-	if !values {
-		return nil, fmt.Errorf("export level2: every value for site %s in the range given would be the fill value %s "+
-			"(no microstrain and no correction: has its station metadata been loaded?); nothing written", o.Site, Fill)
-	}
-	return write(o, res, reg)
+	return files, nil
 }
 
-// write writes the gauge rows, then the regional ones, sorting them into
-// per-year files (the queries order them by year, file and time).
+// write writes one year's gauge rows, then its regional ones, into a file
+// per strain (the queries order them by strain and time).
 func write(o Options, sets ...*shell.Result) ([]File, error) {
 	var (
 		files []File

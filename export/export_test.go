@@ -573,6 +573,11 @@ func TestExportLevel2AllFill(t *testing.T) {
 		SELECT 'B009', TIMESTAMP '2021-07-01' + to_seconds(300 * (i // 4)), i % 4, 4.8e7 + i FROM range(48) r(i)`); err != nil {
 		t.Fatal(err)
 	}
+	// B010: microstrain but no regional rows (written without matrices).
+	if _, err := db.Exec(`INSERT INTO level2_gauge_data (site, "time", gauge, counts, microstrain)
+		SELECT 'B010', TIMESTAMP '2021-07-01' + to_seconds(300 * (i // 4)), i % 4, 4.8e7 + i, i FROM range(48) r(i)`); err != nil {
+		t.Fatal(err)
+	}
 	db.Close()
 	local, err := shell.OpenLocal(ctx, dbPath)
 	if err != nil {
@@ -588,8 +593,14 @@ func TestExportLevel2AllFill(t *testing.T) {
 	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
 		t.Errorf("files written: %v", ents)
 	}
-	if _, err := export.Level2(ctx, local, export.Options{Site: "B009", Dir: dir, Matrix: "lab"}); err == nil || !strings.Contains(err.Error(), "no regional strains") {
+	dir = t.TempDir()
+	if _, err := export.Level2(ctx, local, export.Options{Site: "B010", Dir: dir, Matrix: "lab"}); err == nil || !strings.Contains(err.Error(), "site B010 has no regional strains") {
 		t.Errorf("a matrix for a site without regional strains: %v", err)
+	}
+	// Without --matrix such a site gets its gauge files only.
+	files, err := export.Level2(ctx, local, export.Options{Site: "B010", Dir: dir})
+	if err != nil || len(files) != 4 || files[0].Rows != 12 {
+		t.Errorf("B010 without regional strains: %+v, %v; want 4 gauge files of 12 rows", files, err)
 	}
 }
 
