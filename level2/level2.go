@@ -1,8 +1,10 @@
 // Package level2 owns Level-2 strain processing for GTSM borehole
 // strainmeters, streaming, one state machine per station: 1-sps gauge counts
 // in, in time order; 300 s Level-2 points out (decimated counts, linearized
-// gauge microstrain, regional strains for every calibration matrix, offsets,
-// the tide correction of tide.go), and barometric corrections from the
+// gauge microstrain, regional strains for every calibration matrix, the tide
+// correction of tide.go, the trend correction of trend.go, offsets found on
+// the tide- and trend-corrected strain as level2.ipynb finds them, and
+// EarthScope's interpolated flag), and barometric corrections from the
 // station's pressure channel. Each step is the one EarthScope's processing.py
 // defines (see docs/level2.md for the formula and source line of every step);
 // an oracle test runs processing.py itself on the same input and requires
