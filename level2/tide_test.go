@@ -235,6 +235,7 @@ func TestTideAgainstHartid(t *testing.T) {
 			"(github.com/geosciman/spotl_modified @58fa3fc, or Agnew's SPOTL distribution) to compare with the Fortran hartid")
 	}
 	py := requirePython(t)
+	ref := processingPy(t)
 	gf, err := exec.LookPath("gfortran")
 	if err != nil {
 		t.Fatalf("gfortran is required to build hartid (apt-get install gfortran): %v", err)
@@ -265,7 +266,7 @@ func TestTideAgainstHartid(t *testing.T) {
 		}
 		dir := t.TempDir()
 		writeTideParams(t, dir, c, cons, lon)
-		cmd := exec.Command(py, "tide_hartid.py", referencePath, dir)
+		cmd := exec.Command(py, "tide_hartid.py", ref, dir)
 		cmd.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"))
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("%s: tide_hartid.py: %v\n%s", c.name, err, out)

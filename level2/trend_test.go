@@ -17,6 +17,7 @@ import (
 // when the station has one; an all-zero model (TSM5's) is none.
 func TestTrendModelOracle(t *testing.T) {
 	py := requirePython(t)
+	ref := processingPy(t)
 	st := tsm5(t)
 	if TrendModelFrom(&st) != nil {
 		t.Fatal("TSM5's all-zero trend model taken as a model")
@@ -53,7 +54,7 @@ out = proc.calculate_double_exponential_trend_correction(df, params)
 for r in out.itertuples(index=False):
     print(",".join("%.17g" % v for v in r))
 `
-	out, err := exec.Command(py, "-c", script, referencePath).CombinedOutput()
+	out, err := exec.Command(py, "-c", script, ref).CombinedOutput()
 	if err != nil {
 		t.Fatalf("python: %v\n%s", err, out)
 	}
