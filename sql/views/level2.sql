@@ -40,12 +40,20 @@ FROM (SELECT site, version,
 -- sets it: m without microstrain, else g (interpolation is flagged on the gauges only).
 CREATE OR REPLACE VIEW level2_regional_strain AS
 WITH g AS (
-    SELECT site, "time", metadata_version,
-           list(tide_c ORDER BY gauge) AS tide, list(atmp_c ORDER BY gauge) AS atmp_l,
-           list(offset_c ORDER BY gauge) AS off, list(trend_c ORDER BY gauge) AS trend,
-           any_value(atmp) AS atmp
-    FROM level2_gauge_data
-    GROUP BY site, "time", metadata_version
+    -- the four gauges' corrections at each time that has regional rows (only
+    -- those: a site without metadata has gauge rows and no regional ones)
+    SELECT d.site, d."time", d.metadata_version,
+           any_value(d.tide_c) FILTER (WHERE d.gauge = 0) AS t0, any_value(d.tide_c) FILTER (WHERE d.gauge = 1) AS t1,
+           any_value(d.tide_c) FILTER (WHERE d.gauge = 2) AS t2, any_value(d.tide_c) FILTER (WHERE d.gauge = 3) AS t3,
+           any_value(d.atmp_c) FILTER (WHERE d.gauge = 0) AS a0, any_value(d.atmp_c) FILTER (WHERE d.gauge = 1) AS a1,
+           any_value(d.atmp_c) FILTER (WHERE d.gauge = 2) AS a2, any_value(d.atmp_c) FILTER (WHERE d.gauge = 3) AS a3,
+           any_value(d.offset_c) FILTER (WHERE d.gauge = 0) AS o0, any_value(d.offset_c) FILTER (WHERE d.gauge = 1) AS o1,
+           any_value(d.offset_c) FILTER (WHERE d.gauge = 2) AS o2, any_value(d.offset_c) FILTER (WHERE d.gauge = 3) AS o3,
+           any_value(d.trend_c) FILTER (WHERE d.gauge = 0) AS r0, any_value(d.trend_c) FILTER (WHERE d.gauge = 1) AS r1,
+           any_value(d.trend_c) FILTER (WHERE d.gauge = 2) AS r2, any_value(d.trend_c) FILTER (WHERE d.gauge = 3) AS r3,
+           any_value(d.atmp) AS atmp
+    FROM level2_gauge_data d SEMI JOIN (SELECT DISTINCT site, "time" FROM level2_regional_data) x ON x.site = d.site AND x."time" = d."time"
+    GROUP BY d.site, d."time", d.metadata_version
 ),
 r AS (
     SELECT r.site, r."time", r.matrix, r.metadata_version, c.i,
@@ -54,10 +62,10 @@ r AS (
 ),
 j AS (
     SELECT r.site, r."time", r.matrix, r.i, r.microstrain, r.metadata_version, g.atmp,
-           mm.m[r.i][1] * g.tide[1] + mm.m[r.i][2] * g.tide[2] + mm.m[r.i][3] * g.tide[3] + mm.m[r.i][4] * g.tide[4] AS tide_c,
-           mm.m[r.i][1] * g.atmp_l[1] + mm.m[r.i][2] * g.atmp_l[2] + mm.m[r.i][3] * g.atmp_l[3] + mm.m[r.i][4] * g.atmp_l[4] AS atmp_c,
-           mm.m[r.i][1] * g.off[1] + mm.m[r.i][2] * g.off[2] + mm.m[r.i][3] * g.off[3] + mm.m[r.i][4] * g.off[4] AS offset_c,
-           mm.m[r.i][1] * g.trend[1] + mm.m[r.i][2] * g.trend[2] + mm.m[r.i][3] * g.trend[3] + mm.m[r.i][4] * g.trend[4] AS trend_c
+           mm.m[r.i][1] * g.t0 + mm.m[r.i][2] * g.t1 + mm.m[r.i][3] * g.t2 + mm.m[r.i][4] * g.t3 AS tide_c,
+           mm.m[r.i][1] * g.a0 + mm.m[r.i][2] * g.a1 + mm.m[r.i][3] * g.a2 + mm.m[r.i][4] * g.a3 AS atmp_c,
+           mm.m[r.i][1] * g.o0 + mm.m[r.i][2] * g.o1 + mm.m[r.i][3] * g.o2 + mm.m[r.i][4] * g.o3 AS offset_c,
+           mm.m[r.i][1] * g.r0 + mm.m[r.i][2] * g.r1 + mm.m[r.i][3] * g.r2 + mm.m[r.i][4] * g.r3 AS trend_c
     FROM r
     LEFT JOIN g ON g.site = r.site AND g."time" = r."time" AND g.metadata_version IS NOT DISTINCT FROM r.metadata_version
     LEFT JOIN level2_matrix mm ON mm.site = r.site AND mm.metadata_version = r.metadata_version AND mm.matrix = r.matrix
