@@ -1,8 +1,10 @@
 // Package level2 owns Level-2 strain processing for GTSM borehole
 // strainmeters, streaming, one state machine per station: 1-sps gauge counts
 // in, in time order; 300 s Level-2 points out (decimated counts, linearized
-// gauge microstrain, regional strains for every calibration matrix, offsets,
-// the tide correction of tide.go), and barometric corrections from the
+// gauge microstrain, regional strains for every calibration matrix, the tide
+// correction of tide.go, the trend correction of trend.go, offsets found on
+// the tide- and trend-corrected strain as level2.ipynb finds them, and
+// EarthScope's interpolated flag), and barometric corrections from the
 // station's pressure channel. Each step is the one EarthScope's processing.py
 // defines (see docs/level2.md for the formula and source line of every step);
 // an oracle test runs processing.py itself on the same input and requires
@@ -43,6 +45,9 @@ type Config struct {
 	// Tide predicts each gauge's tide from the station's constituents
 	// (tide.go); nil: no tide correction.
 	Tide *Tide
+	// TrendModel is the README's borehole trend model (trend.go); nil: the
+	// notebook's linear fit gives trend_c.
+	TrendModel *TrendModel
 
 	// InterpLimit is the longest run of missing 1 s samples that is
 	// interpolated (processing.interpolate limit=3600).
@@ -57,13 +62,16 @@ type Config struct {
 	MaxPressureGap int64
 }
 
-// Defaults: processing.py's defaults for interpolation and offsets; a one-day
-// offset window; pressure is interpolated across at most 3 h (six missing
-// 30 min samples are not).
+// Defaults: processing.py's for interpolation; level2.ipynb's for offsets
+// (cell 17: calculate_offsets(limit_multiplier=5, cutoff_percentile=75) on
+// microstrain − tide_c − trend_c; 75, not 0.75, so processing.py drops no
+// difference: round(n·(1−75)) is negative and iloc[0:-drop] keeps them all);
+// a one-day offset window; pressure is interpolated across at most 3 h (six
+// missing 30 min samples are not).
 const (
 	DefaultInterpLimit      = 3600
-	DefaultOffsetMultiplier = 10
-	DefaultOffsetPercentile = 0.75
+	DefaultOffsetMultiplier = 5
+	DefaultOffsetPercentile = 75
 	DefaultOffsetWindow     = 288
 	DefaultMaxPressureGap   = 3 * 3600
 )
@@ -85,6 +93,7 @@ func ConfigFrom(s *metadata.Station) Config {
 	// produce (a Doodson number outside the table); such a station gets no
 	// tide correction rather than none of its Level-2.
 	c.Tide, _ = TideFrom(s)
+	c.TrendModel = TrendModelFrom(s)
 	return c
 }
 
@@ -95,8 +104,16 @@ type Point struct {
 	Microstrain [4]float64 // linearize; NaN without metadata
 	Regional    [][3]float64
 	// Offset is the running total of detected offsets per gauge
-	// (calculate_offsets' cumulative sum, in microstrain); NaN without metadata.
+	// (calculate_offsets' cumulative sum, in microstrain, found on
+	// Microstrain − Tide − Trend as level2.ipynb does); NaN without metadata.
 	Offset [4]float64
+	// Trend is the trend correction per gauge in microstrain (trend.go);
+	// NaN without metadata.
+	Trend [4]float64
+	// Interpolated has bit g set when gauge g's 1 s sample at Time was
+	// missing (fill value or absent) and interpolated: EarthScope's
+	// Timeseries.decimate_1s_to_300s flags such a point "i".
+	Interpolated uint8
 	// Tide is the tide correction per gauge in microstrain
 	// (calculate_tide_correction, tide.go); NaN where the gauge has no
 	// tidal constituents.
@@ -214,7 +231,7 @@ func (m *Machine) row(t int64, v [4]float64, out []Point) []Point {
 	// A dropped second is not buffered: the next valid second after it
 	// is not contiguous with the one before, which is what ends a segment.
 	if !drop {
-		st.Buf = append(st.Buf, bufRow{T: t, V: v, Pending: pending})
+		st.Buf = append(st.Buf, bufRow{T: t, V: v, Pending: pending, Interp: pending})
 	}
 	// Release the rows at the front that are fully known. While the front
 	// row waits for gauge g's hole to close, every second more than
@@ -225,7 +242,7 @@ func (m *Machine) row(t int64, v [4]float64, out []Point) []Point {
 		if m.onSecond != nil {
 			m.onSecond(st.Buf[n].T, st.Buf[n].V)
 		}
-		out = m.decimate(st.Buf[n].T, st.Buf[n].V, out)
+		out = m.decimate(st.Buf[n].T, st.Buf[n].V, st.Buf[n].Interp, out)
 		n++
 	}
 	if n > 0 {
@@ -239,7 +256,7 @@ func (m *Machine) row(t int64, v [4]float64, out []Point) []Point {
 // (split_into_continuous_dataframes); a segment starts at its first second on
 // a 5-minute boundary (start_df_at_300s); apply_Agnew_2007 subtracts the
 // segment's first values, runs the cascade, and adds them back.
-func (m *Machine) decimate(t int64, v [4]float64, out []Point) []Point {
+func (m *Machine) decimate(t int64, v [4]float64, interp uint8, out []Point) []Point {
 	sg := &m.st.Seg
 	if !sg.Open || t != sg.LastT+1 {
 		// A dropped second (or a hole beyond the limit) came between.
@@ -270,7 +287,7 @@ func (m *Machine) decimate(t int64, v [4]float64, out []Point) []Point {
 		}
 		x = y
 	}
-	p := Point{Time: t, Regional: make([][3]float64, len(m.cfg.Matrices))}
+	p := Point{Time: t, Regional: make([][3]float64, len(m.cfg.Matrices)), Interpolated: interp}
 	for g := range x {
 		p.Counts[g] = x[g] + sg.Initial[g]
 	}
@@ -283,7 +300,7 @@ func (m *Machine) level1(p *Point) {
 	p.Tide = m.cfg.Tide.At(p.Time)
 	if !m.cfg.HaveLinearization {
 		for g := range p.Microstrain {
-			p.Microstrain[g], p.Offset[g] = math.NaN(), math.NaN()
+			p.Microstrain[g], p.Offset[g], p.Trend[g] = math.NaN(), math.NaN(), math.NaN()
 		}
 		p.Regional = nil
 		return
@@ -292,7 +309,22 @@ func (m *Machine) level1(p *Point) {
 	for i, mat := range m.cfg.Matrices {
 		p.Regional[i] = Regional(&mat.Values, p.Microstrain)
 	}
-	p.Offset = m.st.Off.push(p.Time, p.Microstrain, &m.cfg)
+	// The linear fit runs on every point, also under a README model, so a
+	// metadata version without a model continues it.
+	p.Trend = m.st.Trend.push(p.Time, p.Microstrain)
+	if m.cfg.TrendModel != nil {
+		p.Trend = m.cfg.TrendModel.At(p.Time)
+	}
+	// Offsets on tide- and trend-corrected strain (level2.ipynb cell 17); a
+	// gauge without tidal constituents is searched without the tide.
+	var x [4]float64
+	for g := range x {
+		x[g] = p.Microstrain[g] - p.Trend[g]
+		if !math.IsNaN(p.Tide[g]) {
+			x[g] -= p.Tide[g]
+		}
+	}
+	p.Offset = m.st.Off.push(p.Time, x, &m.cfg)
 }
 
 // Linearize is processing.linearize (lines 33-43) for one sample:

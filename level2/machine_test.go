@@ -231,11 +231,11 @@ func samePoints(a, b []Point) bool {
 	}
 	eq := func(x, y float64) bool { return math.Float64bits(x) == math.Float64bits(y) }
 	for i := range a {
-		if a[i].Time != b[i].Time || len(a[i].Regional) != len(b[i].Regional) {
+		if a[i].Time != b[i].Time || len(a[i].Regional) != len(b[i].Regional) || a[i].Interpolated != b[i].Interpolated {
 			return false
 		}
 		for g := 0; g < 4; g++ {
-			if !eq(a[i].Counts[g], b[i].Counts[g]) || !eq(a[i].Microstrain[g], b[i].Microstrain[g]) || !eq(a[i].Offset[g], b[i].Offset[g]) || !eq(a[i].Tide[g], b[i].Tide[g]) {
+			if !eq(a[i].Counts[g], b[i].Counts[g]) || !eq(a[i].Microstrain[g], b[i].Microstrain[g]) || !eq(a[i].Offset[g], b[i].Offset[g]) || !eq(a[i].Tide[g], b[i].Tide[g]) || !eq(a[i].Trend[g], b[i].Trend[g]) {
 				return false
 			}
 		}

@@ -80,7 +80,12 @@ func (o *offsets) push(t int64, u [4]float64, cfg *Config) [4]float64 {
 			if drop == 0 {
 				continue
 			}
+			// drop < 0 (a percentile given as 75, as level2.ipynb does):
+			// iloc[0:-drop] reaches past the end and keeps every row.
 			keep := rows - drop
+			if drop < 0 {
+				keep = int64(len(o.Ring[g]))
+			}
 			abs := make([]float64, len(o.Ring[g]))
 			for i, r := range o.Ring[g] {
 				abs[i] = math.Abs(r)

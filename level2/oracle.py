@@ -4,9 +4,10 @@ the Go test generated and writes what they return (used by TestOracle).
 usage: oracle.py PROCESSING_PY DIR
 DIR holds strain.csv (time,ch0..ch3: 1 s counts on a full 1 s grid; empty =
 absent second, 999999 = fill value), pressure.csv (time,counts), params.json
-(reference, gap, matrices, atmp response, offset window/multiplier/percentile).
-Writes gauge.csv (300 s: counts, microstrain, regional, offsets), atmp.csv and
-interp.csv (the seconds interpolate() touched).
+(reference, gap, matrices, atmp response, offset window/multiplier/percentile,
+tide_csv: the tide correction on the 300 s grid from tide_oracle.py).
+Writes gauge.csv (300 s: counts, microstrain, regional, tide, trend, offsets),
+atmp.csv and interp.csv (the seconds interpolate() touched).
 """
 import importlib.util
 import json
@@ -43,11 +44,35 @@ for name, m in params["matrices"]:
     for j, col in enumerate(reg.columns):
         out["reg_%s_%d" % (name, j)] = reg[col]
 
-# Offsets, streaming form: the limit for row i is calculate_offsets' on the
-# window of the last W+1 rows ending at i, of the linearly interpolated 300 s
-# series (calculate_offsets' own first step, applied to the whole series).
+# Tide correction: tide_oracle.py's (an independent implementation checked
+# against SPOTL hartid) on the 300 s grid.
+tide = pd.read_csv(params["tide_csv"])
+tide.index = pd.to_datetime(tide["time"], unit="s")
+tide = tide[chans].reindex(micro.index)
+
+# Trend correction, streaming form: at each valid row i, the last row of
+# calculate_linear_trend_correction (level2.ipynb's linear fit) run on the
+# series from its first row to row i.
+micro.index.name = "time"
+valid = micro.notna().all(axis=1).values
+trend = pd.DataFrame(np.nan, index=micro.index, columns=chans)
+first = np.flatnonzero(valid)[0]
+for i in np.flatnonzero(valid):
+    if i == first:
+        trend.iloc[i] = 0.0  # one row: row number 0 times any slope
+        continue
+    tr = proc.calculate_linear_trend_correction(micro.iloc[first:i + 1])
+    trend.iloc[i] = tr.iloc[-1].values
+for c in chans:
+    out["tide_" + c] = tide[c]
+    out["trend_" + c] = trend[c]
+
+# Offsets, streaming form, on microstrain - tide_c - trend_c (level2.ipynb
+# cell 17): the limit for row i is calculate_offsets' on the window of the
+# last W+1 rows ending at i, of the linearly interpolated 300 s series
+# (calculate_offsets' own first step, applied to the whole series).
 W = params["offset_window"]
-full = micro.interpolate(method="linear", limit=3600, limit_direction="both")
+full = (micro - tide - trend).interpolate(method="linear", limit=3600, limit_direction="both")
 cum = np.zeros(4)
 cums = []
 for i in range(len(full)):

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/earthscope/gtsm-stream/internal/testutil"
 	"github.com/earthscope/gtsm-stream/metadata"
@@ -203,6 +204,18 @@ func (s *synth) runObserved(t testing.TB, restoreEvery int, onSecond func(int64,
 }
 
 func (s *synth) writeOracleInput(t *testing.T, dir string) {
+	// The tide on the 300 s grid from tide_oracle.py, for oracle.py.
+	tdir := filepath.Join(dir, "tide")
+	if err := os.MkdirAll(tdir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	first := (s.t0 + Period - 1) / Period * Period
+	tc := tideCase{name: "oracle grid", start: time.Unix(first, 0).UTC().Format(time.RFC3339),
+		n: int((s.t0+s.n-first)/Period) + 1, period: Period}
+	writeTideParams(t, tdir, tc, readmeConstituents(&s.station), s.station.Longitude)
+	if out, err := exec.Command("/usr/bin/python3", "tide_oracle.py", tdir).CombinedOutput(); err != nil {
+		t.Fatalf("tide_oracle.py: %v\n%s", err, out)
+	}
 	f, err := os.Create(filepath.Join(dir, "strain.csv"))
 	if err != nil {
 		t.Fatal(err)
@@ -244,6 +257,7 @@ func (s *synth) writeOracleInput(t *testing.T, dir string) {
 		"reference": s.station.Reference, "gap": s.station.Gap, "matrices": mats, "atmp": s.station.Atmp,
 		"offset_window": DefaultOffsetWindow, "offset_multiplier": DefaultOffsetMultiplier,
 		"offset_percentile": DefaultOffsetPercentile, "max_pressure_gap": DefaultMaxPressureGap,
+		"tide_csv": filepath.Join(tdir, "tide.csv"),
 	}
 	b, _ := json.Marshal(params)
 	if err := os.WriteFile(filepath.Join(dir, "params.json"), b, 0o644); err != nil {
@@ -278,12 +292,14 @@ func readCSV(t *testing.T, path string) ([]string, [][]float64) {
 	return recs[0], rows
 }
 
-// referencePath is EarthScope's processing.py (in ../shared beside the
-// repository: a fresh clone skips the oracle tests, CI fails without it).
-func referencePath(t *testing.T) string {
-	return testutil.Shared(t, "reference/earthscopestraintools/processing.py")
+// processingPy is EarthScope's processing.py in the shared reference
+// material (../shared beside the repository; testutil.Shared skips a fresh
+// clone without it, and fails under CI).
+func processingPy(t *testing.T) string {
+	return filepath.Join(testutil.Shared(t, "reference/earthscopestraintools"), "processing.py")
 }
 
+// requirePython returns Debian's python3 with numpy, scipy and pandas.
 func requirePython(t *testing.T) string {
 	py := "/usr/bin/python3"
 	if err := exec.Command(py, "-c", "import numpy, scipy, pandas").Run(); err != nil {
@@ -298,8 +314,8 @@ func requirePython(t *testing.T) string {
 // streaming output to equal theirs within 1e-6 microstrain.
 func TestOracle(t *testing.T) {
 	testutil.Long(t)
-	ref := referencePath(t)
 	py := requirePython(t)
+	ref := processingPy(t)
 	s := makeSynth(t)
 	dir := t.TempDir()
 	if d := os.Getenv("LEVEL2_ORACLE_DIR"); d != "" {
@@ -373,7 +389,7 @@ func TestOracle(t *testing.T) {
 	}
 	const tolMicro = 1e-6
 	const tolCounts = 1e-6 * 0.087 / 0.0001 / 1e6 * 1e8 * 0.2 // counts equivalent of 1e-6 microstrain, with margin (~0.017)
-	var maxCounts, maxMicro, maxReg, maxOff float64
+	var maxCounts, maxMicro, maxReg, maxOff, maxTide, maxTrend float64
 	valid := 0
 	for _, r := range rows {
 		tt := int64(r[col["time"]])
@@ -395,6 +411,8 @@ func TestOracle(t *testing.T) {
 			maxCounts = max(maxCounts, math.Abs(p.Counts[g]-r[col["counts_"+ch]]))
 			maxMicro = max(maxMicro, math.Abs(p.Microstrain[g]-r[col["micro_"+ch]]))
 			maxOff = max(maxOff, math.Abs(p.Offset[g]-r[col["off_"+ch]]))
+			maxTide = max(maxTide, math.Abs(p.Tide[g]-r[col["tide_"+ch]]))
+			maxTrend = max(maxTrend, math.Abs(p.Trend[g]-r[col["trend_"+ch]]))
 		}
 		for i, m := range s.station.Matrices {
 			for j := 0; j < 3; j++ {
@@ -405,8 +423,11 @@ func TestOracle(t *testing.T) {
 	for tt := range byTime {
 		t.Errorf("%d: the stream has a point outside processing.py's index", tt)
 	}
-	t.Logf("300 s points: %d valid of %d rows; max |stream - processing.py|: counts %.3g, microstrain %.3g, regional %.3g, offsets %.3g",
-		valid, len(rows), maxCounts, maxMicro, maxReg, maxOff)
+	t.Logf("300 s points: %d valid of %d rows; max |stream - processing.py|: counts %.3g, microstrain %.3g, regional %.3g, offsets %.3g, tide %.3g, trend %.3g",
+		valid, len(rows), maxCounts, maxMicro, maxReg, maxOff, maxTide, maxTrend)
+	if maxTide > 1e-9 || math.IsNaN(maxTide) || maxTrend > tolMicro || math.IsNaN(maxTrend) {
+		t.Errorf("tide_c differs from tide_oracle.py by %g (tol 1e-9), trend_c from calculate_linear_trend_correction by %g (tol %g)", maxTide, maxTrend, tolMicro)
+	}
 	if valid < 900 {
 		t.Errorf("only %d valid points: the input should give over 900", valid)
 	}
@@ -424,6 +445,29 @@ func TestOracle(t *testing.T) {
 		if !found {
 			t.Errorf("no point at %d in the short segment", s.t0+shortSegAt+off)
 		}
+	}
+	// Quality: EarthScope's Timeseries.decimate_1s_to_300s flags gauge g of
+	// a 300 s point "i" when the 1 s sample at that time was missing (fill
+	// value or absent) and was interpolated.
+	nInterpPts := 0
+	for _, p := range pts {
+		c, present := s.counts[p.Time]
+		for g := 0; g < 4; g++ {
+			want := !present || c[g] == FillValue
+			if got := p.Interpolated&(1<<g) != 0; got != want {
+				t.Errorf("point %d gauge %d: interpolated flag %v, want %v", p.Time, g, got, want)
+			}
+			if want {
+				nInterpPts++
+			}
+		}
+	}
+	if nInterpPts < 20 {
+		t.Errorf("only %d interpolated gauge values among the points", nInterpPts)
+	}
+	// The trend correction must be more than zeros.
+	if last := pts[len(pts)-1]; math.Abs(last.Trend[0]) < 0.01 {
+		t.Errorf("trend_c at the end %v: the generated trend was not fitted", last.Trend)
 	}
 	// The offsets must have caught the two steps (else the comparison is of zeros).
 	last := pts[len(pts)-1]

@@ -18,6 +18,7 @@ type State struct {
 	Buf   []bufRow
 	Seg   segment
 	Off   offsets
+	Trend trendFit
 	Press pressure
 }
 
@@ -35,6 +36,7 @@ type bufRow struct {
 	T       int64
 	V       [4]float64
 	Pending uint8 // bit g: gauge g is NaN here, to be interpolated when its hole closes
+	Interp  uint8 // bit g: gauge g was missing here (Pending as first buffered)
 }
 
 // segment is the decimation of one continuous run of valid seconds.

@@ -15,8 +15,10 @@ package level2
 //     most 3 given constituents (hartid's spline falls back to straight
 //     lines), otherwise by a cubic spline whose end slopes are those of the
 //     parabola through the 3 end points; beyond the first and last given
-//     frequency the end value is used. A band with no given constituent is
-//     left out (hartid would read unset values; see TestTideBands).
+//     frequency the end value is used. A diurnal or semidiurnal band with
+//     no given constituent takes the admittance of the nearest given
+//     constituent (hartid's spline evaluation clamps to it); a long-period
+//     band without one is left out, as hartid leaves it out.
 //  3. Harmonic j is CTE_j·|Y(f_j)| · cos(V_j(t) + c_j + arg Y(f_j)), with V_j
 //     the Doodson argument (Σ n_k·d_k(t), the IERS 2003 Delaunay polynomials
 //     converted to Doodson variables, as SPOTL's tdfrph) and c_j = 90° for
@@ -219,6 +221,32 @@ func admittance(longitude float64, cs []TideConstituent) ([]tideTerm, error) {
 		sre, sim := splineSecond(x, re), splineSecond(x, im)
 		interp[b] = func(f float64) (float64, float64) {
 			return splineEval(x, re, sre, f), splineEval(x, im, sim, f)
+		}
+	}
+	// A diurnal or semidiurnal band without a given constituent takes, as
+	// hartid does, the admittance of the nearest given constituent: admint
+	// still calls eval for it with no nodes, and eval's end clamps return
+	// the value stored next to the empty band, the first constituent of the
+	// bands above it (its first node), else the last one below it. The
+	// long-period band is left out instead (admint skips it when empty).
+	for b := 1; b <= 2; b++ {
+		if interp[b] != nil {
+			continue
+		}
+		var near *node
+		for up := b + 1; up <= 2 && near == nil; up++ {
+			if len(bands[up]) > 0 {
+				near = &bands[up][0]
+			}
+		}
+		for down := b - 1; down >= 0 && near == nil; down-- {
+			if n := len(bands[down]); n > 0 {
+				near = &bands[down][n-1]
+			}
+		}
+		if near != nil {
+			re, im := near.re, near.im
+			interp[b] = func(float64) (float64, float64) { return re, im }
 		}
 	}
 	terms := make([]tideTerm, 0, len(cte))

@@ -100,6 +100,16 @@ for ch in chans:
         sp = n[0]
         y = float(c[3]) / abs(CTE[k]) * np.exp(1j * np.radians(float(c[4]) + sp * lon))
         bands.setdefault(sp, []).append((freq[k], y))
+    # An empty diurnal or semidiurnal band: hartid's spline evaluation with
+    # no nodes in the band returns the constant admittance of the given
+    # constituent nearest in frequency (all given ones lie in other bands).
+    # An empty long-period band is not evaluated at all.
+    given = sorted((q for pts in bands.values() for q in pts), key=lambda q: q[0])
+    for sp in (1, 2):
+        if sp not in bands and given:
+            centre = {1: 1.0, 2: 2.0}[sp]
+            near = min(given, key=lambda q: abs(q[0] - centre))
+            bands[sp] = [(near[0], near[1])]
     tide = np.zeros(len(unix))
     for sp, pts in bands.items():
         fk = [q[0] for q in pts]

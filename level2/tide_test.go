@@ -2,6 +2,7 @@ package level2
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"math/cmplx"
 	"os"
@@ -49,6 +50,44 @@ type tideCase struct {
 	start  string
 	n      int
 	period int64
+	// cons, when set, are the constituents (and lon the longitude) instead
+	// of a station's or synthTides.
+	cons [][5]string
+	lon  float64
+}
+
+// oneBandCases are every constituent set of one tidal band a README can
+// hold (amplitudes written with 3 decimals, as READMEs do: hartid reads
+// fixed columns) (the non-empty subsets of O1 P1 K1 and of M2 N2 S2), each on all four
+// gauges with different amplitudes and phases: hartid gives the empty band
+// the admittance of the nearest given constituent.
+func oneBandCases(days int) []tideCase {
+	bands := [][][3]string{
+		{{"O1", "1-1 0 0 0 0", "7.4"}, {"P1", "1 1-2 0 0 0", "3.4"}, {"K1", "1 1 0 0 0 0", "10.2"}},
+		{{"N2", "2-1 0 1 0 0", "2.8"}, {"M2", "2 0 0 0 0 0", "14.3"}, {"S2", "2 2-2 0 0 0", "6.6"}},
+	}
+	var out []tideCase
+	for bi, band := range bands {
+		for mask := 1; mask < 8; mask++ {
+			var cons [][5]string
+			var names []string
+			for k, c := range band {
+				if mask&(1<<k) == 0 {
+					continue
+				}
+				names = append(names, c[0])
+				for g := 0; g < 4; g++ {
+					a, _ := strconv.ParseFloat(c[2], 64)
+					cons = append(cons, [5]string{"CH" + strconv.Itoa(g), c[0], c[1],
+						fmt.Sprintf("%.3f", a*(1+0.21*float64(g))), readmeNumber(float64(-170 + 83*g + 17*k))})
+				}
+			}
+			lon := []float64{12.60252, -124.42701}[bi]
+			out = append(out, tideCase{name: fmt.Sprintf("one band %s, %d days", strings.Join(names, "+"), days),
+				start: "2023-01-01T00:00:00Z", n: days * 288, period: 300, cons: cons, lon: lon})
+		}
+	}
+	return out
 }
 
 func (c tideCase) t0(t testing.TB) int64 {
@@ -80,16 +119,31 @@ const synthLongitude = -117.6543
 // strings get_tidal_params keeps, and the longitude.
 func (c tideCase) model(t *testing.T) (*Tide, [][5]string, float64) {
 	t.Helper()
-	if c.site != "" {
+	switch {
+	case c.cons != nil:
+		return tideFromStrings(t, c.lon, c.cons), c.cons, c.lon
+	case c.site != "":
 		s := station(t, c.site)
-		var cons [][5]string
-		for _, k := range s.Tides {
-			cons = append(cons, [5]string{"CH" + strconv.Itoa(k.Gauge), k.Name, k.Doodson, readmeNumber(k.Amplitude), readmeNumber(k.Phase)})
-		}
-		return mustTide(t, &s), cons, s.Longitude
+		return mustTide(t, &s), readmeConstituents(&s), s.Longitude
 	}
+	return tideFromStrings(t, synthLongitude, synthTides), synthTides, synthLongitude
+}
+
+// readmeConstituents are the station's constituents as the README strings
+// get_tidal_params keeps: channel, name, Doodson number, amplitude, phase.
+func readmeConstituents(s *metadata.Station) [][5]string {
+	var cons [][5]string
+	for _, k := range s.Tides {
+		cons = append(cons, [5]string{"CH" + strconv.Itoa(k.Gauge), k.Name, k.Doodson, readmeNumber(k.Amplitude), readmeNumber(k.Phase)})
+	}
+	return cons
+}
+
+// tideFromStrings builds the model of constituents given as those strings.
+func tideFromStrings(t *testing.T, lon float64, cons [][5]string) *Tide {
+	t.Helper()
 	var g [4][]TideConstituent
-	for _, k := range synthTides {
+	for _, k := range cons {
 		n, err := ParseDoodson(k[2])
 		if err != nil {
 			t.Fatal(err)
@@ -99,11 +153,11 @@ func (c tideCase) model(t *testing.T) (*Tide, [][5]string, float64) {
 		ch := int(k[0][2] - '0')
 		g[ch] = append(g[ch], TideConstituent{Doodson: n, Amplitude: a, Phase: ph})
 	}
-	tide, err := NewTide(synthLongitude, g)
+	tide, err := NewTide(lon, g)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tide, synthTides, synthLongitude
+	return tide
 }
 
 // writeTideParams writes params.json for tide_hartid.py and tide_oracle.py.
@@ -182,6 +236,7 @@ func TestTideAgainstHartid(t *testing.T) {
 	}
 	ref := referencePath(t)
 	py := requirePython(t)
+	ref := processingPy(t)
 	gf, err := exec.LookPath("gfortran")
 	if err != nil {
 		t.Fatalf("gfortran is required to build hartid (apt-get install gfortran): %v", err)
@@ -195,16 +250,17 @@ func TestTideAgainstHartid(t *testing.T) {
 		t.Fatalf("gfortran: %v\n%s", err, out)
 	}
 	cases := []tideCase{
-		{"TSM5 30 days", "TSM5", "2022-06-03T00:00:00Z", 30 * 288, 300},
-		{"TSM5 1 year", "TSM5", "2023-01-01T00:00:00Z", 365 * 288, 300},
-		{"TSM5 6 hours at 1 s, from 17:35", "TSM5", "2024-02-29T17:35:00Z", 6 * 3600, 1},
-		{"B004 30 days (M2, O1 only; longitude -124.42701)", "B004", "2015-12-20T12:00:00Z", 30 * 288, 300},
-		{"synthetic 30 days (14 constituents, 3 bands, splines)", "", "2019-03-10T08:00:00Z", 30 * 288, 300},
+		{name: "TSM5 30 days", site: "TSM5", start: "2022-06-03T00:00:00Z", n: 30 * 288, period: 300},
+		{name: "TSM5 1 year", site: "TSM5", start: "2023-01-01T00:00:00Z", n: 365 * 288, period: 300},
+		{name: "TSM5 6 hours at 1 s, from 17:35", site: "TSM5", start: "2024-02-29T17:35:00Z", n: 6 * 3600, period: 1},
+		{name: "B004 30 days (M2, O1 only; longitude -124.42701)", site: "B004", start: "2015-12-20T12:00:00Z", n: 30 * 288, period: 300},
+		{name: "synthetic 30 days (14 constituents, 3 bands, splines)", start: "2019-03-10T08:00:00Z", n: 30 * 288, period: 300},
 	}
+	cases = append(cases, oneBandCases(3)...)
 	const tol = 2e-6
 	for _, c := range cases {
 		tide, cons, lon := c.model(t)
-		if c.site == "" {
+		if c.site == "" && c.cons == nil {
 			// processing.py needs every constituent name on every channel
 			// it runs: CH0 has them all.
 			cons = cons[:14]
@@ -231,11 +287,12 @@ func TestTideAgainstHartid(t *testing.T) {
 func TestTideOracle(t *testing.T) {
 	py := requirePython(t)
 	cases := []tideCase{
-		{"TSM5 30 days", "TSM5", "2022-06-03T00:00:00Z", 30 * 288, 300},
-		{"B004 30 days", "B004", "2015-12-20T12:00:00Z", 30 * 288, 300},
-		{"synthetic 30 days", "", "2019-03-10T08:00:00Z", 30 * 288, 300},
-		{"TSM5 6 hours at 1 s", "TSM5", "2024-02-28T21:00:00Z", 6 * 3600, 1},
+		{name: "TSM5 30 days", site: "TSM5", start: "2022-06-03T00:00:00Z", n: 30 * 288, period: 300},
+		{name: "B004 30 days", site: "B004", start: "2015-12-20T12:00:00Z", n: 30 * 288, period: 300},
+		{name: "synthetic 30 days", site: "", start: "2019-03-10T08:00:00Z", n: 30 * 288, period: 300},
+		{name: "TSM5 6 hours at 1 s", site: "TSM5", start: "2024-02-28T21:00:00Z", n: 6 * 3600, period: 1},
 	}
+	cases = append(cases, oneBandCases(2)...)
 	for _, c := range cases {
 		tide, cons, lon := c.model(t)
 		dir := t.TempDir()

@@ -20,15 +20,19 @@ import (
 // corrected, bucketed here like /api/series (min, max and mean per bucket, at
 // most `points` buckets).
 //
-// Corrected means minus the corrections present. A correction that is NULL in
-// a row is not applied to that row, and the answer says so: per series, how
-// many rows had each correction, and per bucket which corrections were
-// applied to every row of it and which to some (bit masks, corrBits). A
-// regional strain mixes the four gauges, so a correction counts as present
-// at a time only when all four gauges have it; the corrected regional strain
-// is then the raw one minus the matrix times the gauges' corrections (the
-// matrix is linear: M·(u−c) = M·u − M·c), with the matrix of the row's
-// metadata version read from station_metadata.
+// Corrected means minus the corrections. A correction a series has nowhere in
+// the range asked for (no barometric response, no tidal constituents) is not
+// applied; one it has in some rows but not in a row makes that row's
+// corrected value missing (atmp_c and tide_c are absolute: atmp_c is about
+// −7.5 µε at 1013 hPa, so leaving it out of one row would plot a 7.5 µε step
+// at the live edge and in every pressure gap). The answer says which were
+// applied: per series, how many rows had each correction, and per bucket
+// which corrections were applied to every row of it and which to some (bit
+// masks, corrBits). A regional strain mixes the four gauges, so a correction
+// counts as present at a time only when all four gauges have it; the
+// corrected regional strain is then the raw one minus the matrix times the
+// gauges' corrections (the matrix is linear: M·(u−c) = M·u − M·c), with the
+// matrix of the row's metadata version read from station_metadata.
 
 const (
 	level2StepMS = 300_000
@@ -323,10 +327,14 @@ func level2Gauges(ctx context.Context, tx *sql.Conn, resp *level2Response, b *bu
 		             CASE WHEN microstrain IS NOT NULL THEN atmp_c END AS atmp_c,
 		             CASE WHEN microstrain IS NOT NULL THEN tide_c END AS tide_c,
 		             CASE WHEN microstrain IS NOT NULL THEN offset_c END AS offset_c,
-		             -- minus the corrections present; the counts say which
-		             microstrain - coalesce(atmp_c, 0) - coalesce(tide_c, 0) - coalesce(offset_c, 0) AS c
+		             -- minus the corrections: one the gauge has nowhere in the
+		             -- range counts 0, one missing in this row only makes c NULL
+		             microstrain - CASE WHEN count(atmp_c) OVER w = 0 THEN 0 ELSE atmp_c END
+		                         - CASE WHEN count(tide_c) OVER w = 0 THEN 0 ELSE tide_c END
+		                         - CASE WHEN count(offset_c) OVER w = 0 THEN 0 ELSE offset_c END AS c
 		      FROM level2_gauge
-		      WHERE site = ? AND "time" >= epoch_ms(?::BIGINT) AND "time" < epoch_ms(?::BIGINT))
+		      WHERE site = ? AND "time" >= epoch_ms(?::BIGINT) AND "time" < epoch_ms(?::BIGINT)
+		      WINDOW w AS (PARTITION BY gauge))
 		GROUP BY ALL ORDER BY b, gauge`, from, step, resp.Site, from, to)
 	if err != nil {
 		return fmt.Errorf("level2 %s gauges (step %d ms): %w", resp.Site, step, err)
@@ -429,13 +437,16 @@ func level2RegionalQuery(mats []matrixVersion, site, matrix string, from, to, st
 	for g := range 4 {
 		d[g] = fmt.Sprintf(`(CASE WHEN ha THEN a%[1]d ELSE 0 END + CASE WHEN ht THEN t%[1]d ELSE 0 END + CASE WHEN ho THEN o%[1]d ELSE 0 END)`, g)
 	}
-	var corr, agg []string
+	var corr, cnull, agg []string
 	for i, rc := range regionalColumns {
 		terms := make([]string, 4)
 		for g := range 4 {
 			terms[g] = fmt.Sprintf("m%d%d * %s", i, g, d[g])
 		}
 		corr = append(corr, fmt.Sprintf("%s - (%s) AS c%d", rc.col, strings.Join(terms, " + "), i))
+		// NULL where a correction the range has at other times is missing
+		// at this one (see the top of the file)
+		cnull = append(cnull, fmt.Sprintf("CASE WHEN (bool_or(ha) OVER () AND NOT ha) OR (bool_or(ht) OVER () AND NOT ht) OR (bool_or(ho) OVER () AND NOT ho) THEN NULL ELSE c%[1]d END AS c%[1]d", i))
 		agg = append(agg, fmt.Sprintf("min(%[1]s), max(%[1]s), avg(%[1]s), min(c%[2]d), max(c%[2]d), avg(c%[2]d), count(%[1]s)", rc.col, i))
 	}
 	var pivot []string
@@ -454,11 +465,12 @@ func level2RegionalQuery(mats []matrixVersion, site, matrix string, from, to, st
 		             coalesce(g.ho, false) AND mm.m00 IS NOT NULL AS ho, r.metadata_version,
 		             ` + strings.Join(corr, ", ") + `
 		      FROM level2_regional r LEFT JOIN g ON g."time" = r."time" LEFT JOIN mm ON mm.version = r.metadata_version
-		      WHERE r.site = ? AND r.matrix = ? AND r."time" >= epoch_ms(?::BIGINT) AND r."time" < epoch_ms(?::BIGINT))
+		      WHERE r.site = ? AND r.matrix = ? AND r."time" >= epoch_ms(?::BIGINT) AND r."time" < epoch_ms(?::BIGINT)),
+		r2 AS (SELECT * REPLACE (` + strings.Join(cnull, ", ") + `) FROM r)
 		SELECT (epoch_ms("time") - ?) // ? AS b, ` + strings.Join(agg, ", ") + `,
 		       count(*) FILTER (ha), count(*) FILTER (ht), count(*) FILTER (ho),
 		       string_agg(DISTINCT CASE WHEN NOT known THEN coalesce(metadata_version, 'NULL') END, ',')
-		FROM r GROUP BY b ORDER BY b`
+		FROM r2 GROUP BY b ORDER BY b`
 	args = append(args, site, from, to, site, matrix, from, to, from, step)
 	return q, args
 }

@@ -21,12 +21,14 @@ type l2row struct {
 // l2Expect computes, in Go from the stored rows (not by the endpoint's SQL),
 // what /api/level2 must answer per bucket and series: raw and corrected
 // min/max/mean, the rows, the rows per correction and the masks. Corrected
-// gauge strain: microstrain minus each correction that is not NULL in the
-// row. Corrected regional strain: the raw one minus the fixture's matrix of
-// the row's version times the corrections that all four gauges have.
+// gauge strain: microstrain minus each correction; a correction the gauge has
+// in no row of the range counts 0, one it lacks in a row it has elsewhere
+// makes that row's corrected value missing. Corrected regional strain: the
+// raw one minus the fixture's matrix of the row's version times the
+// corrections that all four gauges have, missing likewise.
 type l2bucket struct {
 	raw, corr    [3]float64 // min, max, mean
-	n            int
+	n, nc        int        // rows with a raw, a corrected value
 	corrN        [3]int
 	all, some    int
 	sumRaw, sumC float64
@@ -69,17 +71,39 @@ func l2Expect(t *testing.T, db *sql.DB, site, matrix string, from, to, step int6
 	for i := range out {
 		out[i] = map[int64]*l2bucket{}
 	}
+	// the corrections each series has somewhere in the range
+	var has [7][3]bool
+	for _, ms := range order {
+		r := byT[ms]
+		for c := range 3 {
+			all4 := true
+			for g := range 4 {
+				has[g][c] = has[g][c] || r.corr[g][c].Valid
+				all4 = all4 && r.corr[g][c].Valid
+			}
+			for i := range 3 {
+				has[4+i][c] = has[4+i][c] || all4
+			}
+		}
+	}
 	add := func(si int, k int64, raw, corr float64, applied [3]bool) {
 		b := out[si][k]
 		if b == nil {
-			b = &l2bucket{raw: [3]float64{raw, raw}, corr: [3]float64{corr, corr}}
+			b = &l2bucket{raw: [3]float64{raw, raw}, corr: [3]float64{math.Inf(1), math.Inf(-1)}}
 			out[si][k] = b
 		}
 		b.n++
 		b.raw[0], b.raw[1] = math.Min(b.raw[0], raw), math.Max(b.raw[1], raw)
-		b.corr[0], b.corr[1] = math.Min(b.corr[0], corr), math.Max(b.corr[1], corr)
 		b.sumRaw += raw
-		b.sumC += corr
+		missing := false
+		for c, a := range applied {
+			missing = missing || (has[si][c] && !a)
+		}
+		if !missing {
+			b.nc++
+			b.corr[0], b.corr[1] = math.Min(b.corr[0], corr), math.Max(b.corr[1], corr)
+			b.sumC += corr
+		}
 		for c, a := range applied {
 			if a {
 				b.corrN[c]++
@@ -128,7 +152,7 @@ func l2Expect(t *testing.T, db *sql.DB, site, matrix string, from, to, step int6
 	}
 	for _, m := range out {
 		for _, b := range m {
-			b.raw[2], b.corr[2] = b.sumRaw/float64(b.n), b.sumC/float64(b.n)
+			b.raw[2], b.corr[2] = b.sumRaw/float64(b.n), b.sumC/float64(b.nc)
 			for c, n := range b.corrN {
 				if n > 0 {
 					b.some |= 1 << c
@@ -214,7 +238,7 @@ func TestLevel2API(t *testing.T) {
 				if len(s.Raw.Mean) != len(r.T) || len(s.Corr.Min) != len(r.T) || len(s.All) != len(r.T) || len(s.Some) != len(r.T) {
 					t.Fatalf("%s: %d/%d/%d/%d values for %d times", s.Name, len(s.Raw.Mean), len(s.Corr.Min), len(s.All), len(s.Some), len(r.T))
 				}
-				nulls, n, corrN := 0, 0, [3]int{}
+				nulls, n, corrN, nocorr := 0, 0, [3]int{}, 0
 				for i, ts := range r.T {
 					if i > 0 && ts <= r.T[i-1] {
 						t.Fatalf("times not increasing at %d", i)
@@ -233,6 +257,14 @@ func TestLevel2API(t *testing.T) {
 					}
 					got := [6]*float64{s.Raw.Min[i], s.Raw.Max[i], s.Raw.Mean[i], s.Corr.Min[i], s.Corr.Max[i], s.Corr.Mean[i]}
 					exp := [6]float64{w.raw[0], w.raw[1], w.raw[2], w.corr[0], w.corr[1], w.corr[2]}
+					if w.nc == 0 {
+						// no row of the bucket has every correction it needs
+						if got[3] != nil || got[4] != nil || got[5] != nil {
+							t.Fatalf("%s %s: corrected %v %v %v, want none", s.Name, time.UnixMilli(int64(ts*1000)).UTC(), got[3], got[4], got[5])
+						}
+						got, exp = [6]*float64{got[0], got[1], got[2], got[0], got[1], got[2]}, [6]float64{exp[0], exp[1], exp[2], exp[0], exp[1], exp[2]}
+						nocorr++
+					}
 					for j := range got {
 						if got[j] == nil {
 							t.Fatalf("%s %s: raw/corrected min,max,mean[%d] = null, want %v", s.Name, time.UnixMilli(int64(ts*1000)).UTC(), j, exp[j])
@@ -248,6 +280,11 @@ func TestLevel2API(t *testing.T) {
 					for c := range corrN {
 						corrN[c] += w.corrN[c]
 					}
+				}
+				if si == 0 && tc.name == "default" && nocorr != 288 {
+					// 2021-07-01 has no pressure: no corrected value
+					// rather than a step of the whole atmp_c
+					t.Errorf("%s: %d buckets without a corrected value, want 288 (the day without pressure)", s.Name, nocorr)
 				}
 				if nulls != tc.nulls {
 					t.Errorf("%s: %d nulls, want %d", s.Name, nulls, tc.nulls)

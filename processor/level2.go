@@ -282,7 +282,8 @@ func (o *l2Out) add(site string, st *l2Site, p *level2.Point) {
 	ts := time.Unix(p.Time, 0).UTC()
 	ver := nullS(st.version)
 	for g := range p.Counts {
-		o.gauge = append(o.gauge, site, ts, g, p.Counts[g], nullF(p.Microstrain[g]), nullF(p.Offset[g]), nullF(p.Tide[g]), ver)
+		o.gauge = append(o.gauge, site, ts, g, p.Counts[g], nullF(p.Microstrain[g]), nullF(p.Offset[g]), nullF(p.Tide[g]), ver,
+			nullF(p.Trend[g]), p.Interpolated&(1<<g) != 0)
 		o.ngauge++
 	}
 	for i, r := range p.Regional {
@@ -316,7 +317,7 @@ func (o *l2Out) flush(ctx context.Context, conn *sql.Conn) error {
 		}
 		return nil
 	}
-	if err := ins("level2_gauge_data", `site, "time", gauge, counts, microstrain, offset_c, tide_c, metadata_version`, o.ngauge, o.gauge); err != nil {
+	if err := ins("level2_gauge_data", `site, "time", gauge, counts, microstrain, offset_c, tide_c, metadata_version, trend_c, interpolated`, o.ngauge, o.gauge); err != nil {
 		return err
 	}
 	return ins("level2_regional_data", `site, "time", matrix, eee_plus_enn, eee_minus_enn, two_ene, metadata_version`, o.nreg, o.regional)
@@ -515,7 +516,7 @@ func (l *l2proc) strain(ctx context.Context, conn *sql.Conn, site string, st *l2
 // gives it whatever order they arrived in.
 func (l *l2proc) atmpRange(ctx context.Context, conn *sql.Conn, site string, cfg level2.Config, lo, hi int64) error {
 	from, to := time.Unix(lo, 0).UTC(), time.Unix(hi, 0).UTC()
-	if _, err := conn.ExecContext(ctx, `UPDATE level2_gauge_data SET atmp_c = NULL WHERE site = ? AND "time" BETWEEN ? AND ? AND atmp_c IS NOT NULL`,
+	if _, err := conn.ExecContext(ctx, `UPDATE level2_gauge_data SET atmp_c = NULL, atmp = NULL WHERE site = ? AND "time" BETWEEN ? AND ? AND (atmp_c IS NOT NULL OR atmp IS NOT NULL)`,
 		site, from, to); err != nil {
 		return fmt.Errorf("clear atmp_c: %w", err)
 	}
@@ -562,7 +563,7 @@ func (l *l2proc) atmpRange(ctx context.Context, conn *sql.Conn, site string, cfg
 			continue
 		}
 		for g, c := range p.Correction {
-			args = append(args, time.Unix(p.Time, 0).UTC(), g, c)
+			args = append(args, time.Unix(p.Time, 0).UTC(), g, c, p.HPa)
 			n++
 		}
 	}
@@ -570,15 +571,15 @@ func (l *l2proc) atmpRange(ctx context.Context, conn *sql.Conn, site string, cfg
 	for i := 0; i < n; i += chunk {
 		k := min(chunk, n-i)
 		var sb strings.Builder
-		sb.WriteString(`UPDATE level2_gauge_data SET atmp_c = v.c FROM (VALUES `)
+		sb.WriteString(`UPDATE level2_gauge_data SET atmp_c = v.c, atmp = v.p FROM (VALUES `)
 		for j := 0; j < k; j++ {
 			if j > 0 {
 				sb.WriteString(", ")
 			}
-			sb.WriteString("(?::TIMESTAMP, ?::UTINYINT, ?::DOUBLE)")
+			sb.WriteString("(?::TIMESTAMP, ?::UTINYINT, ?::DOUBLE, ?::DOUBLE)")
 		}
-		sb.WriteString(`) v(t, g, c) WHERE level2_gauge_data.site = ? AND level2_gauge_data."time" = v.t AND level2_gauge_data.gauge = v.g`)
-		a := append(args[i*3:(i+k)*3:(i+k)*3], site)
+		sb.WriteString(`) v(t, g, c, p) WHERE level2_gauge_data.site = ? AND level2_gauge_data."time" = v.t AND level2_gauge_data.gauge = v.g`)
+		a := append(args[i*4:(i+k)*4:(i+k)*4], site)
 		if _, err := conn.ExecContext(ctx, sb.String(), a...); err != nil {
 			return fmt.Errorf("write atmp_c: %w", err)
 		}

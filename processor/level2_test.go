@@ -118,7 +118,7 @@ func exactCell(v any) string {
 }
 
 const (
-	qL2Gauge = `SELECT site, epoch("time")::BIGINT, gauge, counts, microstrain, atmp_c, tide_c, offset_c, metadata_version FROM level2_gauge_data`
+	qL2Gauge = `SELECT site, epoch("time")::BIGINT, gauge, counts, microstrain, atmp_c, tide_c, offset_c, metadata_version, trend_c, interpolated, atmp FROM level2_gauge_data`
 	qL2Reg   = `SELECT site, epoch("time")::BIGINT, matrix, eee_plus_enn, eee_minus_enn, two_ene, metadata_version FROM level2_regional_data`
 	// The state and checkpoints by content (md5), and what the views show.
 	qL2State = `SELECT site, md5(state::VARCHAR), metadata_version, last_second FROM level2_state`
@@ -199,6 +199,7 @@ func l2Oracle(t testing.TB, recs []record.Record, meta map[string]l2Meta2, switc
 		sort.Slice(ps, func(i, j int) bool { return ps[i][0] < ps[j][0] })
 		ps = dedupSecs(ps, func(x [2]float64) int64 { return int64(x[0]) })
 		atmp := map[int64][4]float64{}
+		hpa := map[int64]float64{}
 		pm := level2.New(cfgOf(md))
 		if switchAt[site] > 0 {
 			pm = level2.New(cfgOf(after[site])) // the processor uses the site's latest metadata
@@ -212,6 +213,7 @@ func l2Oracle(t testing.TB, recs []record.Record, meta map[string]l2Meta2, switc
 		}
 		for _, a := range ap {
 			atmp[a.Time] = a.Correction
+			hpa[a.Time] = a.HPa
 		}
 		for i, p := range pts {
 			v := "NULL"
@@ -219,11 +221,12 @@ func l2Oracle(t testing.TB, recs []record.Record, meta map[string]l2Meta2, switc
 				v = vers[i]
 			}
 			for g := range p.Counts {
-				a := "NULL"
+				a, h := "NULL", "NULL"
 				if c, ok := atmp[p.Time]; ok {
-					a = fl(c[g])
+					a, h = fl(c[g]), fl(hpa[p.Time])
 				}
-				gauge = append(gauge, fmt.Sprintf("%s|%d|%d|%s|%s|%s|%s|%s|%s", site, p.Time, g, fl(p.Counts[g]), fl(p.Microstrain[g]), a, fl(p.Tide[g]), fl(p.Offset[g]), v))
+				gauge = append(gauge, fmt.Sprintf("%s|%d|%d|%s|%s|%s|%s|%s|%s|%s|%t|%s", site, p.Time, g, fl(p.Counts[g]), fl(p.Microstrain[g]), a, fl(p.Tide[g]), fl(p.Offset[g]), v,
+					fl(p.Trend[g]), p.Interpolated&(1<<g) != 0, h))
 			}
 			cfg := cfgOf(meta[site])
 			if vers[i] != md.version {
@@ -363,7 +366,9 @@ func TestLevel2Oracle(t *testing.T) {
 	for _, l := range wantG {
 		if strings.HasPrefix(l, "NOMD|") {
 			nomd++
-			if !strings.HasSuffix(l, "|NULL|NULL|NULL|NULL|NULL") {
+			// microstrain, atmp_c, tide_c, offset_c, version, trend_c, atmp
+			f := strings.Split(l, "|")
+			if f[4]+f[5]+f[6]+f[7]+f[8]+f[9]+f[11] != strings.Repeat("NULL", 7) {
 				t.Fatalf("site without metadata: %s", l)
 			}
 		} else if !strings.Contains(l, "NULL") {
@@ -380,6 +385,17 @@ func TestLevel2Oracle(t *testing.T) {
 	testutil.DiffLines(t, "level2_gauge_data (in order vs oracle)", gotG, wantG)
 	testutil.DiffLines(t, "level2_regional_data (in order vs oracle)", gotR, wantR)
 	testutil.DiffLines(t, "station_metadata", l2Lines(t, db, qL2Meta), []string{"B004|" + vers["B004"], "TSM5|" + vers["TSM5"]})
+	// corrected (the level2_gauge view) is microstrain minus all four
+	// corrections, NULL where one is missing (here only the site without
+	// metadata: its pressure covers the rows of the others).
+	var wrong, corrected int
+	if err := db.QueryRow(`SELECT count(*) FILTER (WHERE corrected IS DISTINCT FROM microstrain - tide_c - atmp_c - offset_c - trend_c),
+		count(corrected) FROM level2_gauge`).Scan(&wrong, &corrected); err != nil {
+		t.Fatal(err)
+	}
+	if wrong != 0 || corrected != withAtmp {
+		t.Errorf("level2_gauge corrected: %d rows not microstrain minus all four corrections; %d with a value, want %d", wrong, corrected, withAtmp)
+	}
 	inState, inCk := l2Lines(t, db, qL2State), l2Lines(t, db, qL2Ck)
 	if len(inState) != 3 {
 		t.Fatalf("level2_state: %q", inState)

@@ -63,7 +63,7 @@ func trendFixture(t *testing.T, db *sql.DB, dir string, slopes [4]float64) strin
 		for g := 0; g < 4; g++ {
 			tide := 0.5 * math.Sin(2*math.Pi*float64(ts)/44714)
 			v := 10*float64(g) + slopes[g]*yr + 3*math.Sin(2*math.Pi*yr+float64(g)) + tide + rng.NormFloat64()*0.2
-			off := ""
+			off := "0" // the processor's running total starts at 0
 			corr := v
 			if i >= 2000 { // early: MIDAS is robust to a step only few one-year pairs straddle
 				v += 5
@@ -112,7 +112,7 @@ func TestLevel2TrendsAndQueriesThroughEndpoint(t *testing.T) {
 		('TRND', TIMESTAMP '2021-01-01 00:00:00', 'lab', 1, 2, 3, 'v1'), ('FLAT', TIMESTAMP '2021-01-01 00:00:00', 'CH2024', 4, 5, 6, 'v1')`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec(`INSERT INTO level2_gauge_data SELECT 'SMALL', TIMESTAMP '2021-01-01' + to_seconds(300 * (i // 4)), i % 4, NULL, 1 + i, NULL, NULL, NULL, NULL FROM range(8) r(i)`); err != nil {
+	if _, err := db.Exec(`INSERT INTO level2_gauge_data (site, "time", gauge, microstrain) SELECT 'SMALL', TIMESTAMP '2021-01-01' + to_seconds(300 * (i // 4)), i % 4, 1 + i FROM range(8) r(i)`); err != nil {
 		t.Fatal(err)
 	}
 	csvPath := filepath.Join(dir, "trnd.csv")
@@ -237,8 +237,8 @@ func TestLevel2TrendsAndQueriesThroughEndpoint(t *testing.T) {
 		args []any
 		want int64
 	}{
-		{"regional", []any{"TRND"}, 2},
-		{"regional", []any{nil}, 3},
+		{"regional", []any{"TRND"}, 6},
+		{"regional", []any{nil}, 9},
 		{"level2", []any{"SMALL"}, 8},
 	} {
 		q, err := gtsmsql.QueryByName(tc.name)
@@ -265,17 +265,19 @@ func TestLevel2TrendsAndQueriesThroughEndpoint(t *testing.T) {
 		if n != want {
 			t.Errorf("%s %v: %d rows, want %d", tc.name, tc.args, n, want)
 		}
-		if tc.name == "regional" && tc.args[0] == "TRND" && fmt.Sprint(firstRow[3:6]) != "[1 2 3]" {
-			t.Errorf("regional first row %v, want strains 1 2 3 (time order)", firstRow)
+		if tc.name == "regional" && tc.args[0] == "TRND" && fmt.Sprint(firstRow[2:5]) != "[lab Eee+Enn 1]" {
+			t.Errorf("regional first row %v, want lab Eee+Enn 1 (time, then component order)", firstRow)
 		}
-		if tc.name == "level2" && (fmt.Sprint(firstRow[2]) != "0" || fmt.Sprint(firstRow[3]) != "1" || fmt.Sprint(firstRow[7]) != "1") {
-			t.Errorf("level2 first row %v, want gauge 0, microstrain 1, corrected 1", firstRow)
+		if tc.name == "level2" && (fmt.Sprint(firstRow[2]) != "0" || fmt.Sprint(firstRow[3]) != "1" || firstRow[8] != nil ||
+			fmt.Sprint(firstRow[9]) != "tide_c,atmp_c,offset_c,trend_c") {
+			t.Errorf("level2 first row %v, want gauge 0, microstrain 1, corrected NULL for want of tide_c,atmp_c,offset_c,trend_c", firstRow)
 		}
 	}
-	// corrected = microstrain - atmp_c - tide_c - offset_c (a NULL counts 0).
+	// corrected = microstrain - atmp_c - tide_c - offset_c - trend_c, NULL
+	// where any is NULL.
 	var bad int64
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM (`+mustQuery(t, "level2")+`) q JOIN level2_gauge g USING (site, "time", gauge)
-		WHERE abs(q.corrected - (g.microstrain - coalesce(g.atmp_c, 0) - coalesce(g.tide_c, 0) - coalesce(g.offset_c, 0))) > 1e-12
+		WHERE q.corrected IS DISTINCT FROM (g.microstrain - g.atmp_c - g.tide_c - g.offset_c - g.trend_c)
 		   OR g.tide_c IS NULL`, "TRND").Scan(&bad); err != nil {
 		t.Fatal(err)
 	}
@@ -290,4 +292,62 @@ func mustQuery(t *testing.T, name string) string {
 		t.Fatal(err)
 	}
 	return q.SQL
+}
+
+// TestLevel2TrendMissingCorrection: atmp_c is absolute (about -7.5 µε at
+// 1013 hPa), so counting a missing value as 0 would put a 7.5 µε step into
+// the fitted series. An exact line whose atmp_c is missing for 70 days
+// must still give its slope from both macros; a site that never has
+// atmp_c is fitted with it as 0.
+func TestLevel2TrendMissingCorrection(t *testing.T) {
+	ctx := context.Background()
+	db, err := gtsmsql.Open(ctx, filepath.Join(t.TempDir(), "gap.duckdb"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := gtsmsql.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	// 1.2 years of 300 s rows: v = 2 µε/yr; atmp_c -7.5 (so microstrain is
+	// v - 7.5) and NULL for 20000 rows in the middle; NOBARO the same line
+	// without atmp_c.
+	if _, err := db.Exec(`INSERT INTO level2_gauge_data (site, "time", gauge, microstrain, atmp_c, tide_c, offset_c, trend_c)
+		SELECT s, TIMESTAMP '2021-01-01' + to_seconds(300 * i), 0,
+		       2.0 * 300 * i / 31557600 + CASE WHEN s = 'GAPP' THEN -7.5 ELSE 0 END,
+		       CASE WHEN s = 'GAPP' AND (i < 40000 OR i >= 60000) THEN -7.5 END, 0, 0, 0
+		FROM range(126000) r(i), (SELECT unnest(['GAPP', 'NOBARO']) AS s)`); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`SELECT site, slope_per_year FROM level2_trend_linear()`, `SELECT site, slope_per_year FROM level2_trend_midas()`} {
+		rows, err := db.Query(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for rows.Next() {
+			var site string
+			var slope float64
+			if err := rows.Scan(&site, &slope); err != nil {
+				t.Fatal(err)
+			}
+			n++
+			if math.Abs(slope-2) > 1e-9 {
+				t.Errorf("%s: %s slope %.9g µε/yr, want 2 (a missing atmp_c must not count as 0)", q, site, slope)
+			}
+		}
+		rows.Close()
+		if n != 2 {
+			t.Errorf("%s: %d rows, want 2", q, n)
+		}
+	}
+	// The gauge's corrected series is NULL, not a 7.5 µε step, where atmp_c is missing.
+	var jumps, nulls int64
+	if err := db.QueryRow(`SELECT count(*) FILTER (WHERE abs(d) > 1e-3), count(*) FILTER (WHERE corrected IS NULL) FROM
+		(SELECT corrected, corrected - lag(corrected) OVER (ORDER BY "time") AS d FROM level2_gauge WHERE site = 'GAPP')`).Scan(&jumps, &nulls); err != nil {
+		t.Fatal(err)
+	}
+	if jumps != 0 || nulls != 20000 {
+		t.Errorf("GAPP corrected: %d steps over 1e-3 µε, %d NULL rows (want 0 and 20000)", jumps, nulls)
+	}
 }

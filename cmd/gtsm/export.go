@@ -11,26 +11,34 @@ import (
 	"github.com/earthscope/gtsm-stream/sitecode"
 )
 
-const exportLevel2Help = `Writes one site's Level-2 gauge strain (the level2_gauge view) in EarthScope's
-published Level-2 ASCII layout, so scripts written for EarthScope's files
-(earthscopestraintools.ascii_tools.read_l2_ascii, or pandas.read_csv with
-sep='\s+', index_col='date', parse_dates=True) read it unchanged:
+const exportLevel2Help = `Writes one site's Level-2 strain (the level2_gauge and level2_regional_strain
+views) in EarthScope's published Level-2 ASCII layout, so scripts written for
+EarthScope's files (earthscopestraintools.ascii_tools.read_l2_ascii with
+strain_type 'gauge' or 'regional', or pandas.read_csv with sep='\s+',
+index_col='date', parse_dates=True) read it unchanged:
 
   DIR/<STA>.<YEAR>.bsm.level2/<STA>.<YEAR>.xml.Gauge<N>.txt.gz   (N = 0..3)
+  DIR/<STA>.<YEAR>.bsm.level2/<STA>.<YEAR>.xml.<Eee+Enn|Eee-Enn|2Ene>.txt.gz
 
-columns: date gaugeN(mstrain) strain_quality s_offset tide_c detrend_c atmp_c
-atmp_c_quality version level atmp. Missing values are 999999 (EarthScope's
-fill). detrend_c and atmp (pressure) are always 999999: the tables hold no
-trend correction (see the level2_trend_* macros) and no pressure; tide_c is
-999999 for a gauge without tidal constituents. version is the station
-metadata version the row was computed with.
+columns: date <strain>(mstrain) strain_quality s_offset tide_c detrend_c atmp_c
+atmp_c_quality version level atmp. Every 300 s epoch from the first to the last
+one selected is written; missing values are 999999 (EarthScope's fill), so a
+gap epoch is a row of 999999 with strain_quality m. strain_quality is g, i (the
+gauge's 1 s sample at that time was missing and interpolated) or m. detrend_c is
+the trend correction (the station README's trend model, else the linear fit
+level2.ipynb makes), atmp the barometric pressure in hPa, version the station
+metadata version the row was computed with. Regional files use one calibration
+matrix (--matrix, default lab); a site without metadata gets gauge files only.
+
+A selection in which every value would be 999999 (no station metadata loaded:
+decimated counts only) is an error and writes nothing.
 
 The data come from the processor's SQL endpoint when one answers at --addr,
 else from the DuckDB file (read-only), as with gtsm sql.
 
 Examples:
-  gtsm export level2 --site TSM5 --out l2/
-  gtsm export level2 --site B009 --from 2022-01-01 --to 2022-02-01 --db gtsm.duckdb`
+  gtsm export level2 --site B009 --out l2/
+  gtsm export level2 --site TSM5 --matrix CH2024 --from 2022-01-01 --to 2022-02-01 --db gtsm.duckdb`
 
 func runExportLevel2(ctx context.Context, env *environ, args []string) error {
 	fs := newFlagSet(env, "export level2", "export level2 --site S [--from T] [--to T] [--out DIR] [--db FILE | --addr HOST:PORT]", exportLevel2Help)
@@ -42,6 +50,7 @@ func runExportLevel2(ctx context.Context, env *environ, args []string) error {
 	fs.StringVar(&from, "from", "", "first time included, UTC (2022-01-01 or 2022-01-01T06:00:00)")
 	fs.StringVar(&to, "to", "", "first time excluded, UTC")
 	fs.StringVar(&o.Dir, "out", ".", "directory to write the <STA>.<YEAR>.bsm.level2 directories into")
+	fs.StringVar(&o.Matrix, "matrix", "", "calibration matrix of the regional files, e.g. CH2024 (default lab)")
 	quiet := fs.BoolP("quiet", "q", false, "do not list the files written")
 	if err := parseFlags(fs, args); err != nil {
 		return err

@@ -25,10 +25,15 @@ func TestExportLevel2CLI(t *testing.T) {
 	}
 	// Two 300 s rows per gauge; gauge 2 of the second has no microstrain and
 	// no atmp_c (fill in the file).
-	if _, err := db.Exec(`INSERT INTO level2_gauge_data
+	if _, err := db.Exec(`INSERT INTO level2_gauge_data (site, "time", gauge, counts, microstrain, atmp_c, tide_c, offset_c, metadata_version)
 		SELECT 'B009', TIMESTAMP '2022-03-01 00:00:00' + to_seconds(300 * (i // 4)), i % 4, 1e7,
 		       CASE WHEN i = 6 THEN NULL ELSE i * 0.5 - 1.25 END, CASE WHEN i = 6 THEN NULL ELSE 0.125 END, NULL, 0, 'abc'
 		FROM range(8) r(i)`); err != nil {
+		t.Fatal(err)
+	}
+	// B010: decimated counts only (no metadata): nothing but fill to write.
+	if _, err := db.Exec(`INSERT INTO level2_gauge_data (site, "time", gauge, counts)
+		SELECT 'B010', TIMESTAMP '2022-03-01 00:00:00' + to_seconds(300 * (i // 4)), i % 4, 1e7 FROM range(8) r(i)`); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
@@ -62,6 +67,7 @@ func TestExportLevel2CLI(t *testing.T) {
 		{[]string{"--db", dbPath}, 2, "--site is required"},
 		{[]string{"--site", "B009", "--db", dbPath, "--from", "March"}, 2, `--from "March"`},
 		{[]string{"--site", "B009", "--db", dbPath, "--out", out, "--to", "2022-01-01"}, 1, "no Level-2 rows for site B009"},
+		{[]string{"--site", "B010", "--db", dbPath, "--out", out}, 1, "every value for site B010 in the range given would be the fill value 999999"},
 	} {
 		code, _, errs := runCmd(t, vars, append([]string{"export", "level2"}, tc.args...)...)
 		if code != tc.code || !strings.Contains(errs, tc.want) {

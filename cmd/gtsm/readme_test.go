@@ -1,6 +1,7 @@
 package main
 
 import (
+	"compress/gzip"
 	"context"
 	"fmt"
 	"io"
@@ -303,6 +304,56 @@ http-addr: 127.0.0.1:%[4]s
 	for _, f := range []string{"gtsm.duckdb", "etl.parquet", "daily.csv", ".gtsm/gtsm.duckdb"} {
 		if st, err := os.Stat(filepath.Join(work, f)); err != nil || st.Size() == 0 {
 			t.Errorf("README flow did not make %s: %v", f, err)
+		}
+	}
+	checkREADMELevel2(t, work, stderr.String())
+}
+
+// checkREADMELevel2: the README's Level-2 example, on the shipped B009 data
+// and metadata, exports the hour of 1 s data as 12 300 s epochs per gauge
+// and regional strain, every one with microstrain and all four
+// corrections, the gauge sample CH1 lacks at 00:30:00 flagged i.
+func checkREADMELevel2(t *testing.T, work, stderr string) {
+	t.Helper()
+	dir := filepath.Join(work, "l2", "B009.2021.bsm.level2")
+	for _, s := range []string{"Gauge0", "Gauge1", "Gauge2", "Gauge3", "Eee+Enn", "Eee-Enn", "2Ene"} {
+		name := "B009.2021.xml." + s + ".txt.gz"
+		if !strings.Contains(stderr, name+": 12 rows") {
+			t.Errorf("README flow stderr lacks %q", name+": 12 rows")
+		}
+		f, err := os.Open(filepath.Join(dir, name))
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(zr)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		if len(lines) != 13 {
+			t.Errorf("%s: %d lines, want a header and 12 rows", name, len(lines))
+			continue
+		}
+		for _, l := range lines[1:] {
+			// date value quality s_offset tide_c detrend_c atmp_c atmp_c_quality version level atmp
+			f := strings.Fields(l)
+			if len(f) != 11 || slices.Contains(f, "999999") {
+				t.Errorf("%s: row %q has a fill value or the wrong columns", name, l)
+				continue
+			}
+			want := "g"
+			if s == "Gauge1" && f[0] == "2021-07-01T00:30:00" {
+				want = "i"
+			}
+			if f[2] != want {
+				t.Errorf("%s: row %q quality %s, want %s", name, l, f[2], want)
+			}
 		}
 	}
 }

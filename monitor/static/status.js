@@ -100,8 +100,8 @@
   const maskStr = (m, names) => names.filter((_, i) => m & (1 << i));
 
   // corrSummary says which corrections the corrected series of a Level-2
-  // panel had, over the range: applied to every row, to some, or to none
-  // (NULL: not applied, never counted as zero).
+  // panel had, over the range: applied to every row, to some (the others
+  // have no corrected value: never counted as zero), or to none.
   function corrSummary(s, names) {
     if (!s.Rows) return "";
     const all = [], some = [], none = [];
@@ -113,7 +113,7 @@
     });
     const parts = [];
     if (all.length) parts.push("− " + all.join(" − "));
-    if (some.length) parts.push("− " + some.join(", ") + " (NULL in the others: not applied there)");
+    if (some.length) parts.push("− " + some.join(", ") + " (NULL in the others: no corrected value there)");
     if (none.length) parts.push(none.join(", ") + " NULL: not applied");
     if (!all.length && !some.length) parts.unshift("no correction applied");
     return parts.join("; ");

@@ -1,9 +1,11 @@
 -- Trends of Level-2 gauge strain (issue 13): whole-series fits, so SQL over the
--- level2_gauge view rather than state in the processor. Both fit the corrected
--- series  v = microstrain - atmp_c - tide_c - offset_c  (a NULL correction counts
--- as 0: no metadata, no pressure, a gauge without tidal constituents; tide_c is
--- Agnew's admittance-method tide, level2/tide.go) and give slopes in
--- microstrain per year of 365.25 days. site_ := NULL means every site.
+-- level2_gauge view rather than state in the processor. Both fit the series
+-- v = microstrain - atmp_c - tide_c - offset_c (the trend itself not removed) and give
+-- slopes in microstrain per year of 365.25 days. A correction a site's gauge never has
+-- (no barometric response, no tidal constituents) counts as 0; one it has elsewhere but
+-- not at a time (a pressure gap, the newest rows before their pressure sample) drops that
+-- time, since atmp_c and tide_c are absolute (atmp_c is ~ -7.5 microstrain at 1013 hPa)
+-- and a 0 there would be a step. site_ := NULL means every site.
 --
 -- Linear: ordinary least squares of v on time (regr_slope), per site and gauge.
 -- Example: SELECT * FROM level2_trend_linear('B009');
@@ -15,9 +17,12 @@ SELECT site, gauge,
        regr_slope(v, epoch("time")) * 31557600 AS slope_per_year,
        regr_intercept(v, epoch("time") - epoch(TIMESTAMP '2000-01-01')) AS value_at_2000
 FROM (SELECT site, gauge, "time",
-             microstrain - coalesce(atmp_c, 0) - coalesce(tide_c, 0) - coalesce(offset_c, 0) AS v
+             microstrain - CASE WHEN count(atmp_c) OVER w = 0 THEN 0 ELSE atmp_c END
+                         - CASE WHEN count(tide_c) OVER w = 0 THEN 0 ELSE tide_c END
+                         - CASE WHEN count(offset_c) OVER w = 0 THEN 0 ELSE offset_c END AS v
       FROM level2_gauge
-      WHERE (site_ IS NULL OR site = site_) AND microstrain IS NOT NULL)
+      WHERE (site_ IS NULL OR site = site_) AND microstrain IS NOT NULL
+      WINDOW w AS (PARTITION BY site, gauge))
 GROUP BY site, gauge
 ORDER BY site, gauge;
 
@@ -39,9 +44,12 @@ ORDER BY site, gauge;
 CREATE OR REPLACE MACRO level2_trend_midas(site_ := NULL, tol_s := 0) AS TABLE
 WITH s AS (
     SELECT site, gauge, "time",
-           microstrain - coalesce(atmp_c, 0) - coalesce(tide_c, 0) - coalesce(offset_c, 0) AS v
+           microstrain - CASE WHEN count(atmp_c) OVER w = 0 THEN 0 ELSE atmp_c END
+                         - CASE WHEN count(tide_c) OVER w = 0 THEN 0 ELSE tide_c END
+                         - CASE WHEN count(offset_c) OVER w = 0 THEN 0 ELSE offset_c END AS v
     FROM level2_gauge
     WHERE (site_ IS NULL OR site = site_) AND microstrain IS NOT NULL
+    WINDOW w AS (PARTITION BY site, gauge)
 ), a AS (
     -- each value with the times of its possible partners
     SELECT s.site, s.gauge, s."time", s.v, s."time" + to_seconds(31557600 + k * 300) AS partner
