@@ -643,9 +643,12 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// BenchmarkLand compares the two ways the sink lands narrow rows, alone:
+// BenchmarkLand compares the ways the sink lands narrow rows, alone:
 // 262,144 Min rows in one transaction into a fresh DuckDB file, through the
-// row appender or through the data-chunk table function (land.go).
+// row appender, the data-chunk table function (land.go) or the C
+// appender's data chunks (chunks.go, the sink's default), with the
+// processor's DuckDB settings (threads: Config.DuckDBThreads's default;
+// GTSM_BENCH_THREADS overrides it).
 func BenchmarkLand(b *testing.B) {
 	recs := synth("B009", bottle.Min, 1625097600000, 262_144)
 	rows := newRowSet()
@@ -663,8 +666,12 @@ func BenchmarkLand(b *testing.B) {
 				if err := gtsmsql.Migrate(ctx, db); err != nil {
 					b.Fatal(err)
 				}
-				if th := os.Getenv("XTHREADS"); th != "" {
-					db.Exec("SET threads=" + th)
+				threads := Config{}.withDefaults().DuckDBThreads
+				if v, err := strconv.Atoi(os.Getenv("GTSM_BENCH_THREADS")); err == nil && v > 0 {
+					threads = v
+				}
+				if err := setThreads(ctx, db, threads); err != nil {
+					b.Fatal(err)
 				}
 				k, err := openSink(ctx, db, testTopic, "256MB")
 				if err != nil {

@@ -159,6 +159,9 @@ func runProcess(ctx context.Context, env *environ, args []string) error {
 		return usageError{fmt.Sprintf("--kafka-version %q: %v", version, err)}
 	}
 	cfg.KafkaVersion = kv
+	if cfg.DuckDBThreads <= 0 {
+		return usageError{"--duckdb-threads must be positive"}
+	}
 	if cfg.BatchRows <= 0 {
 		return usageError{"--batch-rows must be positive"}
 	}
