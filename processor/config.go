@@ -73,6 +73,16 @@ type Config struct {
 	// ~310 MB at 192MB).
 	MemoryLimit string
 
+	// DuckDBThreads is DuckDB's threads setting, default 1. The sink
+	// writes on one goroutine and each of its statements is a
+	// single-threaded pipeline (one source): with more threads, a worker
+	// thread runs it while the calling thread busy-polls DuckDB's task
+	// queue for the result, which doubled the CPU per landed row
+	// (docs/performance.md, "Landing without DuckDB's worker threads").
+	// The setting is the database's: raise it when queries of a SQL
+	// endpoint sharing the file (Config.OnDB) should use more cores.
+	DuckDBThreads int
+
 	BatchRows       int           // rows per partition batch (DuckDB transaction), default 131072: ≥ 122,880 rows lets DuckDB write row groups straight to the file (122880 itself measured no less memory and left an 841 MB WAL, docs/performance.md)
 	FlushInterval   time.Duration // commit a partial batch this long after its first message, default 1s
 	AllowedLateness time.Duration // a window is final once the site's time >= end + this, default 0
@@ -179,6 +189,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MemoryLimit == "" {
 		c.MemoryLimit = "192MB"
+	}
+	if c.DuckDBThreads <= 0 {
+		c.DuckDBThreads = 1
 	}
 	if c.BatchRows <= 0 {
 		c.BatchRows = 131072

@@ -66,12 +66,17 @@ func (k *sink) registerLand() error {
 	return nil
 }
 
-// landNarrow inserts one site's and session's narrow rows of a batch: one
-// statement that reads them from the table function (or, without it, the
-// narrow row appender, for BenchmarkLand's comparison).
+// landNarrow lands one site's and session's narrow rows of a batch: through
+// the C appender's data chunks (chunks.go), or else one statement that reads
+// them from the table function, or else the narrow row appender (the last
+// two for BenchmarkLand's comparison, and the table function if the C
+// appender cannot be had).
 func (k *sink) landNarrow(ctx context.Context, n *narrowRows, part int32) error {
 	if n.len() == 0 {
 		return nil
+	}
+	if c := k.chunks[n.session]; c != nil {
+		return c.land(n, part)
 	}
 	if k.land == "" {
 		return k.appendNarrow(n, part)

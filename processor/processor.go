@@ -105,6 +105,7 @@ type partAcc struct {
 	keys      map[string]string // raw Kafka key -> decoded site
 	b         *batch
 	dirty     []*sessState
+	now       int64 // wall clock (ms) as last read for the event-time bound (plausible)
 
 	// Where the partition's state lives: the processor's one file, or in
 	// StateDir mode the partition's own file (st).
@@ -242,6 +243,9 @@ func (p *Processor) init(ctx context.Context) error {
 	if err := setCheckpointThreshold(ctx, p.db, p.cfg.CheckpointThreshold); err != nil {
 		return err
 	}
+	if err := setThreads(ctx, p.db, p.cfg.DuckDBThreads); err != nil {
+		return err
+	}
 	if err := p.loadState(ctx); err != nil {
 		return fmt.Errorf("DuckDB %s: %w", p.cfg.DBPath, err)
 	}
@@ -272,6 +276,14 @@ func setCheckpointThreshold(ctx context.Context, db *sql.DB, size string) error 
 	}
 	if _, err := db.ExecContext(ctx, "SET checkpoint_threshold = '"+size+"'"); err != nil {
 		return fmt.Errorf("SET checkpoint_threshold = %s: %w", size, err)
+	}
+	return nil
+}
+
+// setThreads sets DuckDB's worker threads (Config.DuckDBThreads).
+func setThreads(ctx context.Context, db *sql.DB, n int) error {
+	if _, err := db.ExecContext(ctx, fmt.Sprintf("SET threads = %d", n)); err != nil {
+		return fmt.Errorf("SET threads = %d: %w", n, err)
 	}
 	return nil
 }

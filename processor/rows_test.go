@@ -33,15 +33,20 @@ func TestRowSetLands(t *testing.T) {
 	null := synth("CCC3", bottle.Min, t0+5*50, 1)[0]
 	null.Set &^= 1<<record.NumFields - 1<<record.FirstInt // every channel NULL
 	recs = append(recs, null)
+	// A site name over 12 bytes (not inlined in DuckDB's string_t), in a
+	// run longer than a data chunk (2048 rows).
+	recs = append(recs, synth("LONG_SITE_NAME_7", bottle.Min, t0, 2500)...)
 
 	for _, tc := range []struct {
-		name     string
-		appender bool // land narrow rows through the narrow appender instead
-		batches  int  // the records split over this many batches of one transaction
+		name    string
+		way     string // "capi" (the C appender's data chunks, the default), "table function", "appender"
+		batches int    // the records split over this many batches of one transaction
 	}{
-		{"chunks, one batch", false, 1},
-		{"chunks, three batches", false, 3},
-		{"appender, two batches", true, 2},
+		{"capi, one batch", "capi", 1},
+		{"capi, three batches", "capi", 3},
+		{"table function, one batch", "table function", 1},
+		{"table function, three batches", "table function", 3},
+		{"appender, two batches", "appender", 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
@@ -57,7 +62,16 @@ func TestRowSetLands(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if tc.appender {
+			if k.chunks[bottle.Min] == nil {
+				t.Fatal("the sink has no C appender: narrow rows would go through the table function (did a duckdb-go upgrade rename its connection's field? see rawConn)")
+			}
+			if tc.way != "capi" {
+				for i, c := range k.chunks {
+					c.close()
+					k.chunks[i] = nil
+				}
+			}
+			if tc.way == "appender" {
 				k.land = ""
 			}
 			var bs []*batch

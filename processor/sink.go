@@ -76,6 +76,10 @@ type sink struct {
 	land    string
 	landSQL [3]string // per session
 	pend    *narrowRows
+
+	// chunks append narrow rows a data chunk at a time through DuckDB's C
+	// appender (chunks.go), per session; nil: land or the narrow appender.
+	chunks [3]*chunkAppender
 }
 
 // narrowColumns are the columns of the narrow appender of a session. Most
@@ -142,6 +146,15 @@ func openSink(ctx context.Context, db *sql.DB, topic, memoryLimit string) (*sink
 			"", "", "gaps", []string{"site", "session", "gap_start"}); err != nil {
 			return fmt.Errorf("appender gaps delete: %w", err)
 		}
+		raw, err := rawConn(c)
+		if err != nil {
+			return nil // the table function lands narrow rows (land.go)
+		}
+		for _, s := range bottle.Sessions {
+			if k.chunks[s], err = newChunkAppender(raw, s); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	if err == nil {
@@ -158,6 +171,13 @@ func openSink(ctx context.Context, db *sql.DB, topic, memoryLimit string) (*sink
 // checkpoint if appenders outlive their connection).
 func (k *sink) close() error {
 	var first error
+	for _, c := range k.chunks {
+		if c != nil {
+			if err := c.close(); err != nil && first == nil {
+				first = err
+			}
+		}
+	}
 	for _, a := range []*duckdb.Appender{k.rows, k.narrow[0], k.narrow[1], k.narrow[2], k.windows, k.states, k.gapsUp, k.gapsDel} {
 		if a != nil {
 			if err := a.Close(); err != nil && first == nil {
@@ -182,6 +202,11 @@ func (k *sink) write(ctx context.Context, bs []*batch) (err error) {
 	}
 	defer func() {
 		if err != nil {
+			for _, c := range k.chunks {
+				if c != nil {
+					c.clear()
+				}
+			}
 			k.conn.ExecContext(context.Background(), "ROLLBACK")
 		}
 	}()
@@ -253,6 +278,13 @@ func (k *sink) write(ctx context.Context, bs []*batch) (err error) {
 }
 
 func (k *sink) flushRows() error {
+	for _, c := range k.chunks {
+		if c != nil {
+			if err := c.flush(); err != nil {
+				return err
+			}
+		}
+	}
 	for _, a := range []*duckdb.Appender{k.rows, k.narrow[0], k.narrow[1], k.narrow[2]} {
 		if a == nil {
 			continue

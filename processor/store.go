@@ -159,6 +159,9 @@ func (p *Processor) initStore(ctx context.Context, st *store) error {
 	if err := setCheckpointThreshold(ctx, st.db, p.cfg.CheckpointThreshold); err != nil {
 		return err
 	}
+	if err := setThreads(ctx, st.db, p.cfg.DuckDBThreads); err != nil {
+		return err
+	}
 	off, loaded, err := readState(ctx, st.db, p.cfg.Topic)
 	if err != nil {
 		return err

@@ -9,8 +9,6 @@ import (
 	"log/slog"
 	"maps"
 	"math"
-	"os"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -97,6 +95,7 @@ func runProcess(ctx context.Context, env *environ, args []string) error {
 	lakeDir := fs.String("lake", envOr(env, "GTSM_LAKE", ""), "with --state-dir: publish each partition to Parquet in this directory (package lake; serve it with gtsm query-service --lake; env GTSM_LAKE)")
 	fs.DurationVar(&cfg.PublishInterval, "publish-interval", 10*time.Second, "with --state-dir and a publisher: publish each partition at most this often")
 	fs.StringVar(&cfg.CheckpointThreshold, "checkpoint-threshold", "1GB", "DuckDB WAL size that triggers a checkpoint into the file (bigger: faster ingest, longer replay after a crash)")
+	fs.IntVar(&cfg.DuckDBThreads, "duckdb-threads", 1, "DuckDB worker threads of the database (the processor writes on one; more only make it busy-wait for them; raise it for the queries of the SQL endpoint (--sql-addr) on a many-core machine)")
 	fs.IntVar(&cfg.BatchRows, "batch-rows", 131072, "rows per partition per DuckDB transaction (≥ 122880 lets DuckDB write row groups straight to the file; larger: more replay after a crash)")
 	fs.DurationVar(flush, "flush-interval", time.Second, "commit a partial batch this long after its first message (the end-to-end latency bound)")
 	fs.DurationVar(lateness, "allowed-lateness", 0, "a window is final once its site's event time passes window end + this; later data still updates it (counted in late_updates)")
@@ -144,13 +143,9 @@ func runProcess(ctx context.Context, env *environ, args []string) error {
 		}
 		cfg.Publisher = pub
 	}
-	// Go's soft memory limit (issue 16): goka keeps ~500 B per message not
-	// yet in DuckDB (the context of each deferred commit) and the GC let the
-	// heap grow to twice that: 1,010-1,086 MB max RSS draining 4 site-days,
-	// 812 MB with 500MiB (docs/performance.md). An operator's GOMEMLIMIT wins.
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(500 << 20)
-	}
+	// Go's soft memory limit and GC percent for a drain (an operator's
+	// GOMEMLIMIT / GOGC win): see processor.TuneRuntime.
+	processor.TuneRuntime()
 	for _, b := range strings.Split(brokers, ",") {
 		if b = strings.TrimSpace(b); b != "" {
 			cfg.Brokers = append(cfg.Brokers, b)
@@ -164,6 +159,9 @@ func runProcess(ctx context.Context, env *environ, args []string) error {
 		return usageError{fmt.Sprintf("--kafka-version %q: %v", version, err)}
 	}
 	cfg.KafkaVersion = kv
+	if cfg.DuckDBThreads <= 0 {
+		return usageError{"--duckdb-threads must be positive"}
+	}
 	if cfg.BatchRows <= 0 {
 		return usageError{"--batch-rows must be positive"}
 	}

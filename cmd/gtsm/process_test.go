@@ -30,6 +30,7 @@ func TestProcessCLIUsage(t *testing.T) {
 		{[]string{"process", "--kafka-version", "x.y"}, 2, "--kafka-version"},
 		{[]string{"process", "--log-level", "loud"}, 2, "--log-level"},
 		{[]string{"process", "--batch-rows", "0"}, 2, "--batch-rows"},
+		{[]string{"process", "--duckdb-threads", "0"}, 2, "--duckdb-threads"},
 		{[]string{"process", "--allowed-lateness", "-1m"}, 2, "--allowed-lateness"},
 		{[]string{"process", "extra"}, 2, "unexpected"},
 		{[]string{"process", "--tls-cert", "c.pem"}, 2, "--tls-key"},
