@@ -234,7 +234,6 @@ func TestTideAgainstHartid(t *testing.T) {
 		t.Skip("GTSM_SPOTL_SRC is not set: point it at a directory with SPOTL's hartid.f admint.f tdfrph.f recurs.f spline.f shells.f " +
 			"(github.com/geosciman/spotl_modified @58fa3fc, or Agnew's SPOTL distribution) to compare with the Fortran hartid")
 	}
-	ref := referencePath(t)
 	py := requirePython(t)
 	ref := processingPy(t)
 	gf, err := exec.LookPath("gfortran")
