@@ -17,6 +17,12 @@ package processor
 // from there (the tables then equal the in-order result). The barometric
 // correction is a pure function of the stored pressure samples around each
 // 300 s time, recomputed for every range a batch touches.
+//
+// Metadata: both sides read it from one metaWatch (metawatch.go). A site's
+// machine changes configuration only in reconcile (reprocess.go): a site
+// without Level-2 rows yet takes the current metadata at once; one whose
+// rows were computed with another version is reprocessed from its stored
+// counts, so no row mixes versions and no step appears at a version change.
 
 import (
 	"bytes"
@@ -86,6 +92,9 @@ type l2proc struct {
 	codec  *metadata.Codec
 	table  goka.Table
 	window int64 // recompute window, s
+	watch  *metaWatch
+
+	rp *reprocessor // sink side: reprocess jobs (reprocess.go)
 
 	mu  sync.Mutex
 	cur map[string]*l2Meta // apply side: last metadata seen per site
@@ -97,18 +106,26 @@ type l2proc struct {
 // transaction.
 type l2Site struct {
 	m       *level2.Machine
-	version string // metadata version of m's config; "\x00" before the first sample
+	version string // metadata version of m's config; "\x00": a new site, none yet
 	last    int64  // last pushed second; -1: none
 	lastCk  int64  // newest checkpoint time; -1: none
+	// configured: m has the configuration of version (a machine restored
+	// from level2_state has none until reconcile gives it).
+	configured bool
 }
 
-func newL2proc(log *slog.Logger, topic string, window time.Duration) (*l2proc, error) {
+// newL2proc makes a Level-2 part reading metadata from w; in StateDir mode
+// each partition file's sink has its own, sharing the processor's w and
+// progress.
+func newL2proc(log *slog.Logger, w *metaWatch, prog *reprocessProgress, window time.Duration) (*l2proc, error) {
 	c, err := metadata.NewCodec()
 	if err != nil {
 		return nil, err
 	}
-	return &l2proc{log: log, codec: c, table: goka.Table(topic), window: int64(window / time.Second),
-		cur: map[string]*l2Meta{}, sites: map[string]*l2Site{}}, nil
+	l := &l2proc{log: log, codec: c, table: goka.Table(w.topic), window: int64(window / time.Second), watch: w,
+		cur: map[string]*l2Meta{}, sites: map[string]*l2Site{}}
+	l.rp = newReprocessor(l, prog)
+	return l, nil
 }
 
 // level2Sample is apply's hook: it queues a stored record's Level-2 input.
@@ -142,13 +159,13 @@ func (p *Processor) level2Sample(gctx goka.Context, b *batch, site string, r *re
 	default:
 		return
 	}
-	raw, _ := gctx.Lookup(p.l2.table, site).([]byte)
-	s.meta = p.l2.meta(site, raw, b)
+	s.meta = p.l2.meta(site, p.l2.watch.get(site).raw, b)
 	b.l2.samples = append(b.l2.samples, s)
 }
 
 // meta returns the site's metadata for raw, the table's current value,
-// decoding it only when it changed.
+// decoding it only when it changed. A version first seen goes to b's
+// station_metadata rows (b nil: the caller stores it).
 func (l *l2proc) meta(site string, raw []byte, b *batch) *l2Meta {
 	l.mu.Lock()
 	c := l.cur[site]
@@ -156,6 +173,19 @@ func (l *l2proc) meta(site string, raw []byte, b *batch) *l2Meta {
 	if c != nil && bytes.Equal(c.raw, raw) {
 		return c
 	}
+	m := l.decode(site, raw)
+	if m.version != "" && b != nil {
+		b.l2.metas, b.l2.sites = append(b.l2.metas, m), append(b.l2.sites, site)
+	}
+	l.mu.Lock()
+	l.cur[site] = m
+	l.mu.Unlock()
+	return m
+}
+
+// decode is site's metadata from a record of the metadata topic (the
+// zero-metadata config, version "", when raw is empty or not usable).
+func (l *l2proc) decode(site string, raw []byte) *l2Meta {
 	m := &l2Meta{raw: bytes.Clone(raw), cfg: level2.ConfigFrom(nil)}
 	if len(raw) > 0 {
 		st, v, err := l.codec.DecodeMessage(raw)
@@ -170,13 +200,9 @@ func (l *l2proc) meta(site string, raw []byte, b *batch) *l2Meta {
 				l.log.Warn("station metadata as JSON", "site", site, "err", err)
 			}
 			m.version, m.cfg, m.json = v, level2.ConfigFrom(st), string(j)
-			b.l2.metas, b.l2.sites = append(b.l2.metas, m), append(b.l2.sites, site)
 			l.log.Info("station metadata", "site", site, "version", v)
 		}
 	}
-	l.mu.Lock()
-	l.cur[site] = m
-	l.mu.Unlock()
 	return m
 }
 
@@ -235,7 +261,8 @@ func (l *l2proc) load(ctx context.Context, conn *sql.Conn, site string) (*l2Site
 	st := &l2Site{m: level2.New(level2.ConfigFrom(nil)), version: "\x00", last: -1, lastCk: -1}
 	var state []byte
 	var last sql.NullInt64
-	err := conn.QueryRowContext(ctx, `SELECT state, last_second FROM level2_state WHERE site = ?`, site).Scan(&state, &last)
+	var ver sql.NullString
+	err := conn.QueryRowContext(ctx, `SELECT state, last_second, metadata_version FROM level2_state WHERE site = ?`, site).Scan(&state, &last, &ver)
 	switch {
 	case err == sql.ErrNoRows:
 	case err != nil:
@@ -247,6 +274,9 @@ func (l *l2proc) load(ctx context.Context, conn *sql.Conn, site string) (*l2Site
 		if last.Valid {
 			st.last = last.Int64
 		}
+		// The version the machine's rows were made with; its configuration
+		// is set by reconcile before the machine runs.
+		st.version = ver.String
 	}
 	var ck sql.NullInt64
 	if err := conn.QueryRowContext(ctx, `SELECT max("time") FROM level2_checkpoint WHERE site = ?`, site).Scan(&ck); err != nil {
@@ -264,6 +294,7 @@ type l2Out struct {
 	gauge, regional []any
 	ngauge, nreg    int
 	lo, hi          int64 // range of the 300 s times written; lo > hi: none
+	from            int64 // points before it are not written (a reprocess from a time)
 }
 
 func nullF(v float64) any {
@@ -281,6 +312,9 @@ func nullS(s string) any {
 }
 
 func (o *l2Out) add(site string, st *l2Site, p *level2.Point) {
+	if p.Time < o.from {
+		return
+	}
 	ts := time.Unix(p.Time, 0).UTC()
 	ver := nullS(st.version)
 	for g := range p.Counts {
@@ -330,6 +364,13 @@ func (l *l2proc) site(ctx context.Context, conn *sql.Conn, site string, w *l2Wor
 	if err != nil {
 		return err
 	}
+	if err := l.rp.reconcile(ctx, conn, site, st); err != nil {
+		return err
+	}
+	if j := l.rp.active(site); j != nil {
+		// Reprocessing: the job reads these samples from gtsm_etl.
+		return l.rp.live(ctx, conn, j, w)
+	}
 	o := &l2Out{lo: math.MaxInt64, hi: math.MinInt64}
 	if st.last < 0 && st.lastCk < 0 {
 		// A new site: checkpoint 0 is the fresh machine, so a late sample
@@ -344,30 +385,18 @@ func (l *l2proc) site(ctx context.Context, conn *sql.Conn, site string, w *l2Wor
 			return err
 		}
 	}
-	if st.version != w.last.version {
-		// The machine takes the metadata of the site's last sample, also
-		// when that is a pressure sample: configuration only matters when a
-		// strain push emits a point, so this is the same as switching at
-		// the next strain sample, and a restarted processor (version
-		// unknown until a sample) stores the same level2_state.
-		st.m.SetConfig(w.last.cfg)
-		st.version = w.last.version
-	}
 	if err := o.flush(ctx, conn); err != nil {
 		return err
 	}
+	cfg := st.m.Config()
 	if o.lo <= o.hi {
-		if err := l.atmpRange(ctx, conn, site, w.last.cfg, o.lo, o.hi); err != nil {
+		if err := l.atmpRange(ctx, conn, site, cfg, st.version, o.lo, o.hi); err != nil {
 			return err
 		}
 	}
-	if len(w.press) > 0 {
-		lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
-		for _, s := range w.press {
-			lo, hi = min(lo, s.t), max(hi, s.t)
-		}
-		gap := w.last.cfg.MaxPressureGap
-		if err := l.atmpRange(ctx, conn, site, w.last.cfg, lo-gap, hi+gap); err != nil {
+	if lo, hi, ok := pressRange(w.press); ok {
+		gap := cfg.MaxPressureGap
+		if err := l.atmpRange(ctx, conn, site, cfg, st.version, lo-gap, hi+gap); err != nil {
 			return err
 		}
 	}
@@ -379,10 +408,15 @@ func (l *l2proc) site(ctx context.Context, conn *sql.Conn, site string, w *l2Wor
 		VALUES (?, ?, ?, ?, ?)`, site, state, nullS(st.version), w.offset, st.last); err != nil {
 		return fmt.Errorf("write level2_state: %w", err)
 	}
-	// Keep the newest checkpoint at or before the window's start and every
-	// later one: any sample inside the window finds one at or before it.
+	return l.pruneCheckpoints(ctx, conn, site, st.last)
+}
+
+// pruneCheckpoints keeps the newest checkpoint at or before the window's
+// start (last - window) and every later one: any sample inside the window
+// finds one at or before it.
+func (l *l2proc) pruneCheckpoints(ctx context.Context, conn *sql.Conn, site string, last int64) error {
 	if _, err := conn.ExecContext(ctx, `DELETE FROM level2_checkpoint WHERE site = ? AND "time" <
-		(SELECT coalesce(max("time"), 0) FROM level2_checkpoint WHERE site = ? AND "time" <= ?)`, site, site, st.last-l.window); err != nil {
+		(SELECT coalesce(max("time"), 0) FROM level2_checkpoint WHERE site = ? AND "time" <= ?)`, site, site, last-l.window); err != nil {
 		return fmt.Errorf("prune level2_checkpoint: %w", err)
 	}
 	return nil
@@ -400,17 +434,22 @@ func (l *l2proc) checkpoint(ctx context.Context, conn *sql.Conn, site string, st
 	return nil
 }
 
+// pressRange is the time range of pressure samples (ok false: none).
+func pressRange(press []l2Sample) (lo, hi int64, ok bool) {
+	lo, hi = math.MaxInt64, math.MinInt64
+	for _, s := range press {
+		lo, hi = min(lo, s.t), max(hi, s.t)
+	}
+	return lo, hi, len(press) > 0
+}
+
 // push feeds one second to the machine, checkpointing at hour boundaries
 // first (the checkpoint at B is the state after every second before B).
-func (l *l2proc) push(ctx context.Context, conn *sql.Conn, site string, st *l2Site, t int64, counts [4]int32, meta *l2Meta, o *l2Out) error {
+func (l *l2proc) push(ctx context.Context, conn *sql.Conn, site string, st *l2Site, t int64, counts [4]int32, o *l2Out) error {
 	if b := t - t%checkpointEvery; b > st.lastCk {
 		if err := l.checkpoint(ctx, conn, site, st, b); err != nil {
 			return err
 		}
-	}
-	if meta != nil && meta.version != st.version {
-		st.m.SetConfig(meta.cfg)
-		st.version = meta.version
 	}
 	pts, err := st.m.PushStrain(t, counts, nil)
 	if err != nil {
@@ -431,7 +470,7 @@ func (l *l2proc) strain(ctx context.Context, conn *sql.Conn, site string, st *l2
 			if s.t <= st.last {
 				continue // the same second twice (cannot pass dedup; defensive)
 			}
-			if err := l.push(ctx, conn, site, st, s.t, s.counts, s.meta, o); err != nil {
+			if err := l.push(ctx, conn, site, st, s.t, s.counts, o); err != nil {
 				return err
 			}
 		}
@@ -448,7 +487,7 @@ func (l *l2proc) strain(ctx context.Context, conn *sql.Conn, site string, st *l2
 			"time", time.Unix(first, 0).UTC(), "last", time.Unix(st.last, 0).UTC(), "window_s", l.window)
 		for _, s := range w.strain {
 			if s.t > st.last {
-				if err := l.push(ctx, conn, site, st, s.t, s.counts, s.meta, o); err != nil {
+				if err := l.push(ctx, conn, site, st, s.t, s.counts, o); err != nil {
 					return err
 				}
 			}
@@ -460,12 +499,12 @@ func (l *l2proc) strain(ctx context.Context, conn *sql.Conn, site string, st *l2
 	}
 	// Recompute from the checkpoint: its outputs and later checkpoints go,
 	// and the stored counts (this transaction's included) are replayed with
-	// the metadata of the site's latest sample.
-	m := level2.New(w.last.cfg)
+	// the site's metadata (the version its rows carry).
+	m := level2.New(st.m.Config())
 	if err := m.UnmarshalBinary(state); err != nil {
 		return fmt.Errorf("level2_checkpoint %d: %w", ck, err)
 	}
-	st.m, st.version, st.lastCk, st.last = m, w.last.version, ck, -1
+	st.m, st.lastCk, st.last = m, ck, -1
 	for _, q := range []string{`DELETE FROM level2_gauge_data WHERE site = ? AND "time" >= ?`,
 		`DELETE FROM level2_regional_data WHERE site = ? AND "time" >= ?`} {
 		if _, err := conn.ExecContext(ctx, q, site, time.Unix(ck, 0).UTC()); err != nil {
@@ -475,11 +514,20 @@ func (l *l2proc) strain(ctx context.Context, conn *sql.Conn, site string, st *l2
 	if _, err := conn.ExecContext(ctx, `DELETE FROM level2_checkpoint WHERE site = ? AND "time" > ?`, site, ck); err != nil {
 		return fmt.Errorf("recompute from %d: %w", ck, err)
 	}
+	n, err := l.replay(ctx, conn, site, st, ck, math.MaxInt64/1000, o)
+	l.log.Debug("level2 recompute", "site", site, "from", ck, "late", first, "seconds", n)
+	return err
+}
+
+// replay pushes site's stored 1-sps counts (gtsm_etl, a null channel as a
+// fill value) with times in [lo, hi] through st's machine in time order,
+// skipping seconds it has pushed already. It returns the seconds read.
+func (l *l2proc) replay(ctx context.Context, conn *sql.Conn, site string, st *l2Site, lo, hi int64, o *l2Out) (int, error) {
 	rows, err := conn.QueryContext(ctx, `SELECT "time" // 1000, coalesce(ls1_t0, ?), coalesce(ls2_t0, ?), coalesce(ls3_t0, ?), coalesce(ls4_t0, ?)
-		FROM gtsm_etl WHERE key_site = ? AND session = 'Hour' AND "time" >= ? AND "time" % 1000 = 0 ORDER BY "time"`,
-		level2.FillValue, level2.FillValue, level2.FillValue, level2.FillValue, site, ck*1000)
+		FROM gtsm_etl WHERE key_site = ? AND session = 'Hour' AND "time" BETWEEN ? AND ? AND "time" % 1000 = 0 ORDER BY "time"`,
+		level2.FillValue, level2.FillValue, level2.FillValue, level2.FillValue, site, lo*1000, hi*1000)
 	if err != nil {
-		return fmt.Errorf("read stored counts from %d: %w", ck, err)
+		return 0, fmt.Errorf("read stored counts from %d: %w", lo, err)
 	}
 	type sec struct {
 		t int64
@@ -490,35 +538,39 @@ func (l *l2proc) strain(ctx context.Context, conn *sql.Conn, site string, st *l2
 		var s sec
 		if err := rows.Scan(&s.t, &s.c[0], &s.c[1], &s.c[2], &s.c[3]); err != nil {
 			rows.Close()
-			return fmt.Errorf("read stored counts from %d: %w", ck, err)
+			return 0, fmt.Errorf("read stored counts from %d: %w", lo, err)
 		}
 		secs = append(secs, s)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read stored counts from %d: %w", ck, err)
+		return 0, fmt.Errorf("read stored counts from %d: %w", lo, err)
 	}
-	l.log.Debug("level2 recompute", "site", site, "from", ck, "late", first, "seconds", len(secs))
 	for _, s := range secs {
 		if s.t <= st.last {
 			continue
 		}
-		if err := l.push(ctx, conn, site, st, s.t, s.c, nil, o); err != nil {
-			return err
+		if err := l.push(ctx, conn, site, st, s.t, s.c, o); err != nil {
+			return 0, err
 		}
 	}
-	return nil
+	return len(secs), nil
 }
 
-// atmpRange recomputes atmp_c of the site's gauge rows with 300 s times in
-// [lo, hi] from the stored pressure samples: each correction depends only
+// atmpRange recomputes atmp_c of the site's gauge rows of metadata version
+// ver with 300 s times in [lo, hi] from the stored pressure samples, with
+// that version's configuration cfg (rows of another version, kept by a
+// reprocess from a later time, are left alone): each correction depends only
 // on the two samples around its time (level2.Machine.PushPressure), so a
 // fresh machine over the samples from lo-MaxPressureGap to hi+MaxPressureGap
 // gives it whatever order they arrived in.
-func (l *l2proc) atmpRange(ctx context.Context, conn *sql.Conn, site string, cfg level2.Config, lo, hi int64) error {
+func (l *l2proc) atmpRange(ctx context.Context, conn *sql.Conn, site string, cfg level2.Config, ver string, lo, hi int64) error {
+	if lo > hi {
+		return nil
+	}
 	from, to := time.Unix(lo, 0).UTC(), time.Unix(hi, 0).UTC()
-	if _, err := conn.ExecContext(ctx, `UPDATE level2_gauge_data SET atmp_c = NULL WHERE site = ? AND "time" BETWEEN ? AND ? AND atmp_c IS NOT NULL`,
-		site, from, to); err != nil {
+	if _, err := conn.ExecContext(ctx, `UPDATE level2_gauge_data SET atmp_c = NULL WHERE site = ? AND "time" BETWEEN ? AND ? AND atmp_c IS NOT NULL
+		AND metadata_version IS NOT DISTINCT FROM ?`, site, from, to, nullS(ver)); err != nil {
 		return fmt.Errorf("clear atmp_c: %w", err)
 	}
 	if cfg.Atmp == nil {
@@ -579,8 +631,9 @@ func (l *l2proc) atmpRange(ctx context.Context, conn *sql.Conn, site string, cfg
 			}
 			sb.WriteString("(?::TIMESTAMP, ?::UTINYINT, ?::DOUBLE)")
 		}
-		sb.WriteString(`) v(t, g, c) WHERE level2_gauge_data.site = ? AND level2_gauge_data."time" = v.t AND level2_gauge_data.gauge = v.g`)
-		a := append(args[i*3:(i+k)*3:(i+k)*3], site)
+		sb.WriteString(`) v(t, g, c) WHERE level2_gauge_data.site = ? AND level2_gauge_data."time" = v.t AND level2_gauge_data.gauge = v.g
+			AND level2_gauge_data.metadata_version IS NOT DISTINCT FROM ?`)
+		a := append(args[i*3:(i+k)*3:(i+k)*3], site, nullS(ver))
 		if _, err := conn.ExecContext(ctx, sb.String(), a...); err != nil {
 			return fmt.Errorf("write atmp_c: %w", err)
 		}
