@@ -117,14 +117,14 @@ type l2Site struct {
 // newL2proc makes a Level-2 part reading metadata from w; in StateDir mode
 // each partition file's sink has its own, sharing the processor's w and
 // progress.
-func newL2proc(log *slog.Logger, w *metaWatch, prog *reprocessProgress, window time.Duration) (*l2proc, error) {
+func newL2proc(log *slog.Logger, w *metaWatch, prog *reprocessProgress, window, chunk time.Duration) (*l2proc, error) {
 	c, err := metadata.NewCodec()
 	if err != nil {
 		return nil, err
 	}
 	l := &l2proc{log: log, codec: c, table: goka.Table(w.topic), window: int64(window / time.Second), watch: w,
 		cur: map[string]*l2Meta{}, sites: map[string]*l2Site{}}
-	l.rp = newReprocessor(l, prog)
+	l.rp = newReprocessor(l, prog, chunk)
 	return l, nil
 }
 

@@ -218,7 +218,7 @@ func New(ctx context.Context, cfg Config) (*Processor, error) {
 		}
 		p.startOff, p.loaded = map[int32]int64{}, map[string]*[3]*sessState{}
 		if !cfg.NoLevel2 {
-			if p.l2, err = newL2proc(p.log, newMetaWatch(cfg.MetadataTopic), newReprocessProgress(), cfg.Level2Window); err != nil {
+			if p.l2, err = newL2proc(p.log, newMetaWatch(cfg.MetadataTopic), newReprocessProgress(), cfg.Level2Window, cfg.Level2ReprocessChunk); err != nil {
 				return nil, err
 			}
 		}
@@ -256,7 +256,7 @@ func (p *Processor) init(ctx context.Context) error {
 		return err
 	}
 	if !p.cfg.NoLevel2 { // Level-2 hook (level2.go)
-		if p.l2, err = newL2proc(p.log, newMetaWatch(p.cfg.MetadataTopic), newReprocessProgress(), p.cfg.Level2Window); err != nil {
+		if p.l2, err = newL2proc(p.log, newMetaWatch(p.cfg.MetadataTopic), newReprocessProgress(), p.cfg.Level2Window, p.cfg.Level2ReprocessChunk); err != nil {
 			return err
 		}
 		p.sink.level2 = p.l2

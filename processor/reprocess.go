@@ -10,7 +10,8 @@ package processor
 // are rewritten and carry the new version; no row mixes versions and no
 // step appears where the version changed.
 //
-// A job runs in the sink's goroutine, one chunk of data (chunkSpan) per
+// A job runs in the sink's goroutine, one chunk of data
+// (Config.Level2ReprocessChunk, default 6 h: 21,600 pushes) per
 // DuckDB transaction, between the live batches (one chunk after each
 // commit, back to back while no batch waits), so the partition is held up
 // by at most one chunk at a time. Each chunk commits its rows, checkpoints
@@ -35,10 +36,6 @@ import (
 
 	"github.com/earthscope/gtsm-stream/level2"
 )
-
-// chunkSpan is the data (s) one reprocess transaction covers: 6 h of 1-sps
-// counts, 21,600 pushes (tens of ms of machine time).
-const chunkSpan = 6 * 3600
 
 // reprocessLogEvery spaces the progress log lines of a job.
 const reprocessLogEvery = 5 * time.Second
@@ -133,10 +130,11 @@ type reprocessor struct {
 	loaded  bool
 	jobs    map[string]*l2Job
 	seenGen uint64 // metaWatch generation last reconciled; ^0: never
+	chunk   int64  // data per transaction, s (Config.Level2ReprocessChunk)
 }
 
-func newReprocessor(l *l2proc, prog *reprocessProgress) *reprocessor {
-	return &reprocessor{l: l, prog: prog, jobs: map[string]*l2Job{}, seenGen: ^uint64(0)}
+func newReprocessor(l *l2proc, prog *reprocessProgress, chunk time.Duration) *reprocessor {
+	return &reprocessor{l: l, prog: prog, jobs: map[string]*l2Job{}, seenGen: ^uint64(0), chunk: max(int64(chunk/time.Second), 1)}
 }
 
 // active is site's running job, or nil.
@@ -484,12 +482,24 @@ func (r *reprocessor) step(ctx context.Context, conn *sql.Conn, j *l2Job) error 
 	if lo < first {
 		lo = first
 	}
-	hi := min(lo+chunkSpan-1, newest)
+	hi := min(lo+r.chunk-1, newest)
 	o := &l2Out{lo: math.MaxInt64, hi: math.MinInt64, from: j.from}
 	n := 0
 	if lo <= hi {
 		if n, err = l.replay(ctx, conn, site, st, lo, hi, o); err != nil {
 			return err
+		}
+		if n == 0 {
+			// A stretch without data: the next chunk starts at the next
+			// stored second instead of stepping through the gap.
+			var next sql.NullInt64
+			if err := conn.QueryRowContext(ctx, `SELECT min("time") // 1000 FROM gtsm_etl WHERE key_site = ? AND session = 'Hour'
+				AND "time" > ? AND "time" % 1000 = 0`, site, hi*1000).Scan(&next); err != nil {
+				return fmt.Errorf("reprocess %s: next stored second after %d: %w", site, hi, err)
+			}
+			if next.Valid {
+				hi = min(max(hi, next.Int64-1), newest)
+			}
 		}
 	}
 	hi = max(hi, j.cursor)
