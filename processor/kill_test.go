@@ -43,9 +43,14 @@ func TestHelperProcess(t *testing.T) {
 	if n, err := strconv.Atoi(os.Getenv("GTSM_PROC_BATCH_ROWS")); err == nil && n > 0 {
 		cfg.BatchRows = n // TestLevel2KillNine: fewer recomputes of late hour files
 	}
+	if n, err := strconv.Atoi(os.Getenv("GTSM_PROC_L2_CHUNK")); err == nil && n > 0 {
+		cfg.Level2ReprocessChunk = time.Duration(n) * time.Second // TestLevel2ReprocessKillNine
+	}
+	reprocessed, _ := strconv.Atoi(os.Getenv("GTSM_PROC_REPROCESSED"))
 	cfg.OnStart = func(p *Processor) {
 		go func() {
 			last := int64(-1)
+			printed := map[string]string{}
 			for ctx.Err() == nil {
 				var sum int64
 				for _, n := range p.Committed() {
@@ -55,12 +60,16 @@ func TestHelperProcess(t *testing.T) {
 					fmt.Printf("committed %d\n", sum)
 					last = sum
 				}
+				printReprocess(p, printed)
 				time.Sleep(5 * time.Millisecond)
 			}
 		}()
 		if os.Getenv("GTSM_PROC_UNTIL") == "caughtup" {
 			go func() {
 				if err := p.WaitCaughtUp(ctx); err == nil {
+					for reprocessed > 0 && ctx.Err() == nil && !reprocessDone(p, reprocessed) {
+						time.Sleep(5 * time.Millisecond)
+					}
 					cancel()
 				}
 			}()
@@ -72,6 +81,29 @@ func TestHelperProcess(t *testing.T) {
 	}
 	fmt.Println("stopped")
 	os.Exit(0)
+}
+
+// printReprocess prints "reprocess SITE DONE TOTAL FINISHED" for each
+// Level-2 reprocess job whose progress changed (TestLevel2ReprocessKillNine).
+func printReprocess(p *Processor, printed map[string]string) {
+	for _, s := range p.Level2Reprocess() {
+		l := fmt.Sprintf("reprocess %s %d %d %v", s.Site, s.Done, s.Total, !s.Finished.IsZero())
+		if printed[s.Site] != l {
+			fmt.Println(l)
+			printed[s.Site] = l
+		}
+	}
+}
+
+// reprocessDone: n sites have finished Level-2 reprocess jobs.
+func reprocessDone(p *Processor, n int) bool {
+	done := 0
+	for _, s := range p.Level2Reprocess() {
+		if !s.Finished.IsZero() {
+			done++
+		}
+	}
+	return done >= n
 }
 
 // killStream is the test's message sequence: two sites, three sessions,

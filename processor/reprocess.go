@@ -155,6 +155,7 @@ func (r *reprocessor) load(ctx context.Context, conn *sql.Conn) error {
 		return fmt.Errorf("read level2_reprocess: %w", err)
 	}
 	defer rows.Close()
+	var jobs []*l2Job
 	for rows.Next() {
 		j := &l2Job{}
 		var raw, state []byte
@@ -168,18 +169,27 @@ func (r *reprocessor) load(ctx context.Context, conn *sql.Conn) error {
 		j.target = r.l.decode(j.site, raw)
 		j.reqID, j.state = req.String, state
 		j.first, j.cursor, j.lastCk = nullOr(first, -1), nullOr(cursor, -1), nullOr(lastCk, -1)
-		j.newest = j.cursor
 		if fin.Valid {
 			j.finished = fin.Time
 		}
-		r.jobs[j.site] = j
-		if j.running() {
-			r.l.log.Info("level2 reprocess resumed", "site", j.site, "version", j.target.version, "cursor", j.cursor)
-			r.prog.set(j.status())
-		}
+		jobs = append(jobs, j)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read level2_reprocess: %w", err)
+	}
+	rows.Close()
+	for _, j := range jobs {
+		r.jobs[j.site] = j
+		if !j.running() {
+			continue
+		}
+		var err error
+		if _, j.newest, err = r.span(ctx, conn, j.site); err != nil {
+			return err
+		}
+		s := j.status()
+		r.l.log.Info("level2 reprocess resumed", "site", j.site, "version", j.target.version, "done_s", s.Done, "total_s", s.Total)
+		r.prog.set(s)
 	}
 	r.loaded = true
 	return nil

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -475,4 +476,112 @@ func readOracleCSV(t *testing.T, path string) ([]string, [][]float64) {
 		rows = append(rows, row)
 	}
 	return recs[0], rows
+}
+
+// TestLevel2ReprocessKillNine SIGKILLs the processor (a child process)
+// again and again in the middle of reprocessing two sites whose metadata
+// arrived after their data, restarting it each time, and requires the
+// Level-2 tables to equal those of a processor that had the metadata from
+// the start (which is what an uninterrupted reprocess gives).
+func TestLevel2ReprocessKillNine(t *testing.T) {
+	testutil.Long(t)
+	stations := l2Stations(t)
+	var recs []record.Record
+	for i, site := range []string{"TSM5", "B004"} {
+		recs = append(recs, l2SiteData(site, stations[site].Reference, 16, int64(i+21))...)
+	}
+	st := startStack(t, 3)
+	st.publish(t, recs)
+	t.Setenv("GTSM_PROC_BATCH_ROWS", "5000")
+	t.Setenv("GTSM_PROC_L2_CHUNK", "1200") // 48 transactions per site
+	dir := t.TempDir()
+	killedDB := filepath.Join(dir, "killed.duckdb")
+	cmd, lines := startHelper(t, st, killedDB, "rpkill", true)
+	for range lines {
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("first run (no metadata yet): %v", err)
+	}
+	vers := publishMeta(t, st, stations["TSM5"], stations["B004"])
+	seed := time.Now().UnixNano()
+	rng := rand.New(rand.NewSource(seed))
+	t.Logf("seed %d", seed)
+	kills := 0
+	for finished := false; kills < 6 && !finished; {
+		cmd, lines := startHelper(t, st, killedDB, "rpkill", false)
+		deadline := time.After(4 * time.Minute)
+		done := map[string]bool{}
+		seen := map[string]int64{} // progress of each site when this run started
+		now := map[string]int64{}
+		target := int64(1+rng.Intn(12)) * 1200 // seconds of data this run reprocesses before its kill
+	run:
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("helper exited before being killed (run %d)", kills+1)
+				}
+				var site string
+				var d, tot int64
+				var fin bool
+				if n, _ := fmt.Sscanf(l, "reprocess %s %d %d %t", &site, &d, &tot, &fin); n != 4 {
+					continue
+				}
+				done[site] = fin
+				if done["TSM5"] && done["B004"] {
+					finished = true
+				}
+				if _, ok := seen[site]; !ok {
+					seen[site] = d
+				}
+				now[site] = d
+				var progress int64
+				for s, d := range now {
+					progress += d - seen[s]
+				}
+				// Killed once this run has committed chunks of its own.
+				if progress >= target && !fin || finished {
+					time.Sleep(time.Duration(rng.Intn(40)) * time.Millisecond)
+					cmd.Process.Signal(syscall.SIGKILL)
+					cmd.Wait()
+					if !finished {
+						kills++
+						t.Logf("kill %d at %s %d/%d", kills, site, d, tot)
+					}
+					break run
+				}
+			case <-deadline:
+				cmd.Process.Kill()
+				cmd.Wait()
+				t.Fatalf("run %d: no reprocess progress", kills+1)
+			}
+		}
+	}
+	if kills < 4 {
+		t.Fatalf("only %d kills in the middle of the reprocess", kills)
+	}
+	t.Setenv("GTSM_PROC_REPROCESSED", "2")
+	cmd, lines = startHelper(t, st, killedDB, "rpkill", true)
+	for range lines {
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("final run: %v", err)
+	}
+	cleanDB := filepath.Join(dir, "clean.duckdb")
+	run := startProc(t, l2Config(st, cleanDB, "rpclean"))
+	waitL2(t, run)
+	run.stop(t)
+	k, c := openRO(t, killedDB), openRO(t, cleanDB)
+	defer k.Close()
+	defer c.Close()
+	for name, q := range map[string]string{"level2_gauge_data": qL2Gauge, "level2_regional_data": qL2Reg, "level2_state": qL2State,
+		"level2_checkpoint": qL2Ck, "station_metadata": qL2Meta} {
+		testutil.DiffLines(t, name+" (killed mid-reprocess vs metadata from the start)", l2Lines(t, k, q), l2Lines(t, c, q))
+	}
+	want := []string{"B004|" + vers["B004"] + "|metadata first arrived|true", "TSM5|" + vers["TSM5"] + "|metadata first arrived|true"}
+	testutil.DiffLines(t, "level2_reprocess", l2Lines(t, k, `SELECT site, target_version, reason, finished_at IS NOT NULL FROM level2_reprocess`), want)
+	meta := map[string]l2Meta2{"TSM5": {stations["TSM5"], vers["TSM5"]}, "B004": {stations["B004"], vers["B004"]}}
+	wantG, wantR := l2Oracle(t, recs, meta, nil, nil)
+	testutil.DiffLines(t, "level2_gauge_data (killed vs oracle)", l2Lines(t, k, qL2Gauge), wantG)
+	testutil.DiffLines(t, "level2_regional_data (killed vs oracle)", l2Lines(t, k, qL2Reg), wantR)
 }
