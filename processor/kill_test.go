@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -75,9 +76,18 @@ func TestHelperProcess(t *testing.T) {
 			}()
 		}
 	}
+	var goPeak atomic.Int64
+	if os.Getenv("GTSM_PROC_MEM") != "" { // TestLevel2ReprocessStationMonth: the helper's peak memory
+		stop := make(chan struct{})
+		defer close(stop)
+		go sampleGoMemory(&goPeak, stop)
+	}
 	if err := Run(ctx, cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "helper:", err)
 		os.Exit(1)
+	}
+	if os.Getenv("GTSM_PROC_MEM") != "" {
+		printResult(0, 0, goPeak.Load())
 	}
 	fmt.Println("stopped")
 	os.Exit(0)
