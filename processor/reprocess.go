@@ -280,6 +280,11 @@ func (r *reprocessor) reconcile(ctx context.Context, conn *sql.Conn, site string
 	if j != nil && !req {
 		reqID = j.reqID // the last handled request stays handled
 	}
+	if running && req {
+		// A request while a job runs: the rows the running job was to
+		// rewrite are rewritten too.
+		from = min(from, j.from)
+	}
 	return r.start(ctx, conn, site, want, from, reqID, reason)
 }
 
