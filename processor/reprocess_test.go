@@ -381,7 +381,7 @@ func checkProcessingPy(t *testing.T, recs []record.Record, s *metadata.Station, 
 		ts, _ := strconv.ParseInt(f[1], 10, 64)
 		at(ts).reg[f[2]] = [3]float64{parse(f[3]), parse(f[4]), parse(f[5])}
 	}
-	head, orows := readOracleCSV(t, filepath.Join(dir, "gauge.csv"))
+	head, orows := testutil.ReadFloatCSV(t, filepath.Join(dir, "gauge.csv"))
 	col := map[string]int{}
 	for i, h := range head {
 		col[h] = i
@@ -428,7 +428,7 @@ func checkProcessingPy(t *testing.T, recs []record.Record, s *metadata.Station, 
 	var maxAtmp float64
 	nAtmp := 0
 	if s.Atmp != nil {
-		_, arows := readOracleCSV(t, filepath.Join(dir, "atmp.csv"))
+		_, arows := testutil.ReadFloatCSV(t, filepath.Join(dir, "atmp.csv"))
 		for _, a := range arows {
 			g := got[-int64(a[0])]
 			if g == nil {
@@ -448,34 +448,6 @@ func checkProcessingPy(t *testing.T, recs []record.Record, s *metadata.Station, 
 	if maxMicro > 1e-6 || maxReg > 1e-6 || maxOff > 1e-6 || maxAtmp > 1e-6 || math.IsNaN(maxMicro+maxReg+maxOff+maxAtmp) {
 		t.Errorf("%s: differences from processing.py above 1e-6 microstrain", s.Site)
 	}
-}
-
-func readOracleCSV(t *testing.T, path string) ([]string, [][]float64) {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	recs, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	var rows [][]float64
-	for _, r := range recs[1:] {
-		row := make([]float64, len(r))
-		for j, x := range r {
-			if x == "" {
-				row[j] = math.NaN()
-				continue
-			}
-			if row[j], err = strconv.ParseFloat(x, 64); err != nil {
-				t.Fatalf("%s: %v", path, err)
-			}
-		}
-		rows = append(rows, row)
-	}
-	return recs[0], rows
 }
 
 // TestLevel2ReprocessKillNine SIGKILLs the processor (a child process)

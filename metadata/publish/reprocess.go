@@ -55,13 +55,10 @@ func RequestReprocess(ctx context.Context, k producer.Kafka, topic, site string,
 	if topic == "" {
 		topic = DefaultTopic
 	}
-	kopts, err := k.Opts()
+	// Records go to the partition given: the site's, where the loaded record is.
+	cl, err := newClient(k, kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		return nil, err
-	}
-	cl, err := kgo.NewClient(kopts...)
-	if err != nil {
-		return nil, fmt.Errorf("kafka client: %w", err)
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
@@ -100,16 +97,24 @@ func RequestReprocess(ctx context.Context, k producer.Kafka, topic, site string,
 	if !from.IsZero() {
 		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: HeaderReprocessFrom, Value: []byte(strconv.FormatInt(from.Unix(), 10))})
 	}
-	cl2, err := kgo.NewClient(append(kopts, kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
-	if err != nil {
-		return nil, fmt.Errorf("kafka client: %w", err)
-	}
-	defer cl2.Close()
-	if err := cl2.ProduceSync(ctx, rec).FirstErr(); err != nil {
+	if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
 		return nil, fmt.Errorf("site %s: produce the reprocess request to %s: %w", site, topic, err)
 	}
 	req.Partition, req.Offset = rec.Partition, rec.Offset
 	return req, nil
+}
+
+// newClient is a franz-go client for k with extra options.
+func newClient(k producer.Kafka, extra ...kgo.Opt) (*kgo.Client, error) {
+	kopts, err := k.Opts()
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(append(kopts, extra...)...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka client: %w", err)
+	}
+	return cl, nil
 }
 
 // newestValue is the value of key's newest record on the partition (nil:
