@@ -142,10 +142,11 @@ func (p *Processor) nextBatch(batches <-chan *batch, k *sink, path string) (*bat
 			b, ok := <-batches
 			return b, ok
 		}
+		// The channel before the work: a change while it runs wakes the wait.
+		_, changed := k.level2.watch.generation()
 		if p.reprocessStep(k, path) {
 			continue
 		}
-		_, changed := k.level2.watch.generation()
 		select {
 		case b, ok := <-batches:
 			return b, ok

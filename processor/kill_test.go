@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand"
 	"os"
 	"os/exec"
@@ -40,6 +41,9 @@ func TestHelperProcess(t *testing.T) {
 		DBPath: os.Getenv("GTSM_DB"), Registry: registry.Config{URL: os.Getenv("GTSM_REGISTRY")},
 		BatchRows: 300, FlushInterval: 30 * time.Millisecond, SessionTimeout: 1500 * time.Millisecond, RebalanceTimeout: 3 * time.Second,
 		TableEvery: 50, Logger: quietLogger(),
+	}
+	if os.Getenv("GTSM_PROC_LOG") != "" { // the processor's info log on stderr
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	if n, err := strconv.Atoi(os.Getenv("GTSM_PROC_BATCH_ROWS")); err == nil && n > 0 {
 		cfg.BatchRows = n // TestLevel2KillNine: fewer recomputes of late hour files

@@ -175,14 +175,40 @@ func TestLevel2ReprocessStationMonth(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "month.duckdb")
 	t0 := time.Now()
-	rows := writeStationMonth(t, path, "TSM5", ts.Reference, days)
+	// GTSM_BENCH_REPROCESS_KEEP=DIR keeps the built file there for the next
+	// run (writing a month takes ~17 minutes here).
+	keep := os.Getenv("GTSM_BENCH_REPROCESS_KEEP")
+	kept := filepath.Join(keep, fmt.Sprintf("reprocess-month-%dd.duckdb", days))
+	if b, err := os.ReadFile(kept); keep != "" && err == nil {
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		writeStationMonth(t, path, "TSM5", ts.Reference, days)
+		if keep != "" {
+			b, err := os.ReadFile(path)
+			if err == nil {
+				err = os.WriteFile(kept, b, 0o644)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var rows int64
+	rdb := openRO(t, path)
+	if err := rdb.QueryRow(`SELECT count(*) FROM gtsm_etl`).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	rdb.Close()
 	fi, _ := os.Stat(path)
-	t.Logf("station-month file: %d days, %d gtsm_etl rows, %d MB, written in %v", days, rows, fi.Size()>>20, time.Since(t0).Round(time.Second))
+	t.Logf("station-month file: %d days, %d gtsm_etl rows, %d MB, ready in %v", days, rows, fi.Size()>>20, time.Since(t0).Round(time.Second))
 
 	st := startStack(t, 3)
 	t.Setenv("GTSM_PROC_REPROCESSED", "1")
 	t.Setenv("GTSM_PROC_MEM", "1")
 	t.Setenv("GTSM_PROC_BATCH_ROWS", "131072")
+	t.Setenv("GTSM_PROC_LOG", "info")
 	cmd, lines := startHelper(t, st, path, "month", true)
 	// The processor is up once it reports its first (empty) progress.
 	time.Sleep(3 * time.Second)
@@ -241,10 +267,12 @@ func TestLevel2ReprocessStationMonth(t *testing.T) {
 		select {
 		case l, ok := <-lines:
 			if !ok {
-				t.Fatal("helper exited before the reprocess finished")
+				t.Fatalf("helper exited before the reprocess finished: %v", cmd.Wait())
 			}
 			if n, ok := parseCommitted(l); ok {
 				committed = n
+			} else {
+				t.Logf("helper: %s", l)
 			}
 			var site string
 			var d, tot int64
@@ -277,6 +305,9 @@ func TestLevel2ReprocessStationMonth(t *testing.T) {
 	}
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("helper: %v", err)
+	}
+	if rss == 0 {
+		t.Fatal("no memory figures from the helper")
 	}
 	sort.Slice(lags, func(i, j int) bool { return lags[i] < lags[j] })
 	var p50, pmax time.Duration
