@@ -216,13 +216,11 @@ type l2Work struct {
 // write is the sink's hook, inside the transaction, after the batches' rows
 // are appended to gtsm_etl.
 func (l *l2proc) write(ctx context.Context, conn *sql.Conn, bs []*batch) error {
-	now := time.Now().UTC()
 	work := map[string]*l2Work{}
 	for _, b := range bs {
 		for i, m := range b.l2.metas {
-			if _, err := conn.ExecContext(ctx, `INSERT OR IGNORE INTO station_metadata VALUES (?, ?, ?, ?)`,
-				b.l2.sites[i], m.version, now, m.json); err != nil {
-				return fmt.Errorf("station_metadata %s version %s: %w", b.l2.sites[i], m.version, err)
+			if err := storeMeta(ctx, conn, b.l2.sites[i], m); err != nil {
+				return err
 			}
 		}
 		for _, s := range b.l2.samples {

@@ -258,6 +258,9 @@ func (r *reprocessor) reconcile(ctx context.Context, conn *sql.Conn, site string
 	}
 	if st.last < 0 && !running {
 		// No Level-2 rows yet: the metadata applies from the first sample.
+		if err := storeMeta(ctx, conn, site, want); err != nil {
+			return err
+		}
 		st.m.SetConfig(want.cfg)
 		st.version, st.configured = want.version, true
 		if req {
@@ -290,11 +293,8 @@ func (r *reprocessor) reconcile(ctx context.Context, conn *sql.Conn, site string
 
 // start begins a job for site under want (a running one is replaced).
 func (r *reprocessor) start(ctx context.Context, conn *sql.Conn, site string, want *l2Meta, from int64, reqID, reason string) error {
-	if want.version != "" {
-		if _, err := conn.ExecContext(ctx, `INSERT OR IGNORE INTO station_metadata VALUES (?, ?, ?, ?)`,
-			site, want.version, time.Now().UTC(), want.json); err != nil {
-			return fmt.Errorf("station_metadata %s version %s: %w", site, want.version, err)
-		}
+	if err := storeMeta(ctx, conn, site, want); err != nil {
+		return err
 	}
 	// The old machine's checkpoints go: the job writes its own as it
 	// pushes, and they become the live machine's at the hand-over.
@@ -316,6 +316,19 @@ func (r *reprocessor) start(ctx context.Context, conn *sql.Conn, site string, wa
 		"total_s", max(newest-first, 0))
 	j.logged = time.Now()
 	return r.save(ctx, conn, j)
+}
+
+// storeMeta records a version in station_metadata (once): reconcile may
+// decode it before any sample does (the apply side then sees no new version).
+func storeMeta(ctx context.Context, conn *sql.Conn, site string, m *l2Meta) error {
+	if m.version == "" {
+		return nil
+	}
+	if _, err := conn.ExecContext(ctx, `INSERT OR IGNORE INTO station_metadata VALUES (?, ?, ?, ?)`,
+		site, m.version, time.Now().UTC(), m.json); err != nil {
+		return fmt.Errorf("station_metadata %s version %s: %w", site, m.version, err)
+	}
+	return nil
 }
 
 // span is the first and newest stored 1-sps second of site (-1: none),
