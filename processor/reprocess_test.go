@@ -557,3 +557,39 @@ func TestLevel2ReprocessKillNine(t *testing.T) {
 	testutil.DiffLines(t, "level2_gauge_data (killed vs oracle)", l2Lines(t, k, qL2Gauge), wantG)
 	testutil.DiffLines(t, "level2_regional_data (killed vs oracle)", l2Lines(t, k, qL2Reg), wantR)
 }
+
+// TestLevel2AtmpAtNewestPressureSample: the 300 s row at the newest
+// pressure sample's own time has its atmp_c (the sample times the
+// station's response) without waiting for the next sample.
+func TestLevel2AtmpAtNewestPressureSample(t *testing.T) {
+	stations := l2Stations(t)
+	s := stations["TSM5"]
+	newest := int64(l2Start - 7 + 2*3600) // 02:00:00, inside the strain data
+	var recs []record.Record
+	var hPa float64
+	for _, r := range l2SiteData("TSM5", s.Reference, 3, 7) {
+		if r.Session == bottle.Day {
+			if r.Time/1000 > newest {
+				continue
+			}
+			if r.Time/1000 == newest {
+				v, _ := r.Int(pressureField)
+				hPa = float64(v) * 0.001
+			}
+		}
+		recs = append(recs, r)
+	}
+	st := startStack(t, 1)
+	publishMeta(t, st, s)
+	db := runL2(t, st, [][]record.Record{recs}, "newest")
+	rows := l2Lines(t, db, fmt.Sprintf(`SELECT gauge, atmp_c FROM level2_gauge_data WHERE epoch("time") = %d ORDER BY gauge`, newest))
+	var want []string
+	for g := range s.Atmp {
+		want = append(want, fmt.Sprintf("%d|%s", g, fl(hPa*s.Atmp[g])))
+	}
+	testutil.DiffLines(t, "atmp_c at the newest pressure sample's time", rows, want)
+	var later int
+	if err := db.QueryRow(`SELECT count(*) FROM level2_gauge_data WHERE epoch("time") > ? AND atmp_c IS NOT NULL`, newest).Scan(&later); err != nil || later != 0 {
+		t.Errorf("%d rows after the newest pressure sample have atmp_c (%v)", later, err)
+	}
+}
