@@ -356,9 +356,12 @@ func Regional(mat *[3][4]float64, u [4]float64) [3]float64 {
 
 // PushPressure consumes one pressure sample (time t, unix seconds; hPa, the
 // channel's counts times 0.001 as level2.ipynb scales RDO) and appends the
-// barometric corrections of the 300 s times it brackets with the previous
-// sample: the linear interpolation np.interp gives, times the station's
-// response (calculate_pressure_correction). A NaN hPa (fill value) is
+// barometric corrections of the 300 s times in (previous sample, t]: the
+// linear interpolation np.interp gives, times the station's response
+// (calculate_pressure_correction). The sample's own time, when it is a 300 s
+// time, is included (its value is the sample itself), so the newest
+// sample's correction does not wait for the next sample; without a previous
+// sample within MaxPressureGap only that one is. A NaN hPa (fill value) is
 // skipped. Without a response it returns out unchanged.
 func (m *Machine) PushPressure(t int64, hPa float64, out []AtmpPoint) ([]AtmpPoint, error) {
 	ps := &m.st.Press
@@ -372,11 +375,21 @@ func (m *Machine) PushPressure(t int64, hPa float64, out []AtmpPoint) ([]AtmpPoi
 	if maxGap <= 0 {
 		maxGap = DefaultMaxPressureGap
 	}
-	if ps.Has && t-ps.LastT <= maxGap && m.cfg.Atmp != nil {
-		slope := (hPa - ps.LastV) / float64(t-ps.LastT)
-		first := (ps.LastT + Period - 1) / Period * Period
-		for T := first; T < t; T += Period {
-			p := slope*float64(T-ps.LastT) + ps.LastV
+	if m.cfg.Atmp != nil {
+		first := t + 1 // none
+		if t%Period == 0 {
+			first = t // only t itself
+		}
+		slope := 0.0
+		if ps.Has && t-ps.LastT <= maxGap {
+			slope = (hPa - ps.LastV) / float64(t-ps.LastT)
+			first = ps.LastT - ps.LastT%Period + Period // the first 300 s time after the previous sample
+		}
+		for T := first; T <= t; T += Period {
+			p := hPa // at the sample itself exactly its value
+			if T < t {
+				p = slope*float64(T-ps.LastT) + ps.LastV
+			}
 			a := AtmpPoint{Time: T, HPa: p}
 			for g, c := range m.cfg.Atmp {
 				a.Correction[g] = p * c

@@ -168,10 +168,12 @@ func TestPressure(t *testing.T) {
 		hpa   []float64
 		want  []int64 // correction times
 	}{
-		{"30 min samples", []int64{0, 1800, 3600}, []float64{1000, 1001.8, 1000}, []int64{0, 300, 600, 900, 1200, 1500, 1800, 2100, 2400, 2700, 3000, 3300}},
+		// The newest sample's own time (3600) comes with it, not with the next sample.
+		{"30 min samples", []int64{0, 1800, 3600}, []float64{1000, 1001.8, 1000}, []int64{0, 300, 600, 900, 1200, 1500, 1800, 2100, 2400, 2700, 3000, 3300, 3600}},
 		{"unaligned samples", []int64{100, 1900}, []float64{1000, 1001.8}, []int64{300, 600, 900, 1200, 1500, 1800}},
-		{"a fill value is skipped", []int64{0, 1800, 3600}, []float64{1000, math.NaN(), 1003.6}, []int64{0, 300, 600, 900, 1200, 1500, 1800, 2100, 2400, 2700, 3000, 3300}},
-		{"gap over 3 h is not bridged", []int64{0, 1800, 1800 + 3*3600 + 1}, []float64{1000, 1000, 1000}, []int64{0, 300, 600, 900, 1200, 1500}},
+		{"a fill value is skipped", []int64{0, 1800, 3600}, []float64{1000, math.NaN(), 1003.6}, []int64{0, 300, 600, 900, 1200, 1500, 1800, 2100, 2400, 2700, 3000, 3300, 3600}},
+		{"gap over 3 h is not bridged", []int64{0, 1800, 1800 + 3*3600 + 1}, []float64{1000, 1000, 1000}, []int64{0, 300, 600, 900, 1200, 1500, 1800}},
+		{"a sample after a gap gives its own time", []int64{0, 3*3600 + 1800}, []float64{1000, 1002}, []int64{0, 3*3600 + 1800}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			m := New(ConfigFrom(&st))
@@ -197,6 +199,14 @@ func TestPressure(t *testing.T) {
 			}
 			if c.name == "30 min samples" && math.Abs(out[3].HPa-1000.9) > 1e-9 {
 				t.Errorf("interpolated pressure at 900 s %v, want 1000.9", out[3].HPa)
+			}
+			// At a sample's own time the pressure is the sample, exactly.
+			for i, tt := range c.times {
+				for _, a := range out {
+					if a.Time == tt && !math.IsNaN(c.hpa[i]) && a.HPa != c.hpa[i] {
+						t.Errorf("pressure at the sample time %d: %v, want %v", tt, a.HPa, c.hpa[i])
+					}
+				}
 			}
 		})
 	}

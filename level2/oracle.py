@@ -107,10 +107,13 @@ p = p[p["counts"] != 999999]
 pt = p["time"].values.astype("float64")
 hpa = p["counts"].values * 0.001
 first = int(np.ceil(pt[0] / 300.0) * 300)
-grid = np.arange(first, int(pt[-1]), 300)
-# Leave out grid times whose bracketing samples are more than max_gap apart.
+# Up to and including the last sample's time (the stream gives the newest
+# sample's own 300 s time at once).
+grid = np.arange(first, int(pt[-1]) + 1, 300)
+# Leave out grid times whose bracketing samples are more than max_gap apart;
+# a sample's own time is its value, always kept.
 j = np.searchsorted(pt, grid, side="right")
-ok = (pt[np.minimum(j, len(pt) - 1)] - pt[j - 1]) <= params["max_pressure_gap"]
+ok = ((pt[np.minimum(j, len(pt) - 1)] - pt[j - 1]) <= params["max_pressure_gap"]) | (pt[j - 1] == grid)
 grid = grid[ok]
 atmp = pd.DataFrame({"atmp": np.interp(grid.astype("float64"), pt, hpa)}, index=pd.to_datetime(grid, unit="s"))
 corr = proc.calculate_pressure_correction(atmp["atmp"], dict(zip(chans, params["atmp"])))

@@ -266,30 +266,7 @@ func (s *synth) writeOracleInput(t *testing.T, dir string) {
 }
 
 func readCSV(t *testing.T, path string) ([]string, [][]float64) {
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	recs, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	var rows [][]float64
-	for i, r := range recs[1:] {
-		row := make([]float64, len(r))
-		for j, x := range r {
-			if x == "" {
-				row[j] = math.NaN()
-				continue
-			}
-			if row[j], err = strconv.ParseFloat(x, 64); err != nil {
-				t.Fatalf("%s line %d: %v", path, i+2, err)
-			}
-		}
-		rows = append(rows, row)
-	}
-	return recs[0], rows
+	return testutil.ReadFloatCSV(t, path)
 }
 
 // processingPy is EarthScope's processing.py in the shared reference

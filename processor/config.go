@@ -148,6 +148,10 @@ type Config struct {
 	NoLevel2      bool
 	MetadataTopic string
 	Level2Window  time.Duration
+	// Level2ReprocessChunk is the data one Level-2 reprocess transaction
+	// covers (default 6h of 1-sps counts; processor/reprocess.go): the
+	// longest a reprocess holds up the partition's next batch.
+	Level2ReprocessChunk time.Duration
 
 	Logger *slog.Logger // default slog.Default()
 
@@ -180,6 +184,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Level2Window <= 0 {
 		c.Level2Window = 48 * time.Hour
+	}
+	if c.Level2ReprocessChunk < time.Second {
+		c.Level2ReprocessChunk = 6 * time.Hour
 	}
 	if c.Group == "" {
 		c.Group = "gtsm-processor"

@@ -66,8 +66,14 @@ func (p *Processor) runSink() error { return p.sinkLoop(p.batches, p.sink, p.cfg
 // sinkLoop writes batches to one DuckDB file (the processor's, or in
 // StateDir mode a partition's), group-committing whatever is queued, then
 // releases their Kafka commits in order and calls committed (if not nil).
+// Between batches it runs the file's Level-2 reprocess work (reprocess.go):
+// one chunk after each commit, and chunk after chunk while none waits.
 func (p *Processor) sinkLoop(batches <-chan *batch, k *sink, path string, committed func()) error {
-	for b := range batches {
+	for {
+		b, ok := p.nextBatch(batches, k, path)
+		if !ok {
+			return nil
+		}
 		bs := []*batch{b}
 	more:
 		for len(bs) < 16 {
@@ -119,8 +125,48 @@ func (p *Processor) sinkLoop(batches <-chan *batch, k *sink, path string, commit
 			info.Committed = p.Committed()
 			p.cfg.OnCommit(info)
 		}
+		p.reprocessStep(k, path)
 	}
-	return nil
+}
+
+// nextBatch waits for the next batch (ok false: the channel is closed),
+// doing reprocess work while none is queued.
+func (p *Processor) nextBatch(batches <-chan *batch, k *sink, path string) (*batch, bool) {
+	for {
+		select {
+		case b, ok := <-batches:
+			return b, ok
+		default:
+		}
+		if k.level2 == nil || p.failure() != nil {
+			b, ok := <-batches
+			return b, ok
+		}
+		// The channel before the work: a change while it runs wakes the wait.
+		_, changed := k.level2.watch.generation()
+		if p.reprocessStep(k, path) {
+			continue
+		}
+		select {
+		case b, ok := <-batches:
+			return b, ok
+		case <-changed:
+		case <-p.failed:
+		}
+	}
+}
+
+// reprocessStep does one piece of k's reprocess work; false: none left.
+func (p *Processor) reprocessStep(k *sink, path string) bool {
+	if k.level2 == nil || p.failure() != nil || !k.level2.rp.pending() {
+		return false
+	}
+	more, err := k.level2.rp.background(context.Background(), k.conn)
+	if err != nil {
+		p.fail(fmt.Errorf("DuckDB %s: level2 reprocess: %w", path, err))
+		return false
+	}
+	return more
 }
 
 func (p *Processor) release(bs []*batch, err error) {

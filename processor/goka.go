@@ -117,11 +117,6 @@ func (p *Processor) gokaProcessor() (*goka.Processor, error) {
 		goka.Input(goka.Stream(p.cfg.Topic), new(codec.Bytes), p.consume),
 		goka.Persist(tableCodec{}),
 	}
-	if p.l2 != nil {
-		// Level-2 hook (level2.go): the station metadata table, read per
-		// record; goka waits for it to be recovered before consuming.
-		edges = append(edges, goka.Lookup(p.l2.table, new(codec.Bytes)))
-	}
 	g := goka.DefineGroup(goka.Group(p.cfg.Group), edges...)
 	gp, err := goka.NewProcessor(p.cfg.Brokers, g,
 		goka.WithHasher(partition.NewHasher),

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -40,12 +42,20 @@ func TestHelperProcess(t *testing.T) {
 		BatchRows: 300, FlushInterval: 30 * time.Millisecond, SessionTimeout: 1500 * time.Millisecond, RebalanceTimeout: 3 * time.Second,
 		TableEvery: 50, Logger: quietLogger(),
 	}
+	if os.Getenv("GTSM_PROC_LOG") != "" { // the processor's info log on stderr
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
 	if n, err := strconv.Atoi(os.Getenv("GTSM_PROC_BATCH_ROWS")); err == nil && n > 0 {
 		cfg.BatchRows = n // TestLevel2KillNine: fewer recomputes of late hour files
 	}
+	if n, err := strconv.Atoi(os.Getenv("GTSM_PROC_L2_CHUNK")); err == nil && n > 0 {
+		cfg.Level2ReprocessChunk = time.Duration(n) * time.Second // TestLevel2ReprocessKillNine
+	}
+	reprocessed, _ := strconv.Atoi(os.Getenv("GTSM_PROC_REPROCESSED"))
 	cfg.OnStart = func(p *Processor) {
 		go func() {
 			last := int64(-1)
+			printed := map[string]string{}
 			for ctx.Err() == nil {
 				var sum int64
 				for _, n := range p.Committed() {
@@ -55,23 +65,59 @@ func TestHelperProcess(t *testing.T) {
 					fmt.Printf("committed %d\n", sum)
 					last = sum
 				}
+				printReprocess(p, printed)
 				time.Sleep(5 * time.Millisecond)
 			}
 		}()
 		if os.Getenv("GTSM_PROC_UNTIL") == "caughtup" {
 			go func() {
 				if err := p.WaitCaughtUp(ctx); err == nil {
+					for reprocessed > 0 && ctx.Err() == nil && !reprocessDone(p, reprocessed) {
+						time.Sleep(5 * time.Millisecond)
+					}
 					cancel()
 				}
 			}()
 		}
 	}
+	var goPeak atomic.Int64
+	if os.Getenv("GTSM_PROC_MEM") != "" { // TestLevel2ReprocessStationMonth: the helper's peak memory
+		stop := make(chan struct{})
+		defer close(stop)
+		go sampleGoMemory(&goPeak, stop)
+	}
 	if err := Run(ctx, cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "helper:", err)
 		os.Exit(1)
 	}
+	if os.Getenv("GTSM_PROC_MEM") != "" {
+		printResult(0, 0, goPeak.Load())
+	}
 	fmt.Println("stopped")
 	os.Exit(0)
+}
+
+// printReprocess prints "reprocess SITE DONE TOTAL FINISHED" for each
+// Level-2 reprocess job whose progress changed (TestLevel2ReprocessKillNine).
+func printReprocess(p *Processor, printed map[string]string) {
+	for _, s := range p.Level2Reprocess() {
+		l := fmt.Sprintf("reprocess %s %d %d %v", s.Site, s.Done, s.Total, !s.Finished.IsZero())
+		if printed[s.Site] != l {
+			fmt.Println(l)
+			printed[s.Site] = l
+		}
+	}
+}
+
+// reprocessDone: n sites have finished Level-2 reprocess jobs.
+func reprocessDone(p *Processor, n int) bool {
+	done := 0
+	for _, s := range p.Level2Reprocess() {
+		if !s.Finished.IsZero() {
+			done++
+		}
+	}
+	return done >= n
 }
 
 // killStream is the test's message sequence: two sites, three sessions,

@@ -17,6 +17,12 @@ package processor
 // from there (the tables then equal the in-order result). The barometric
 // correction is a pure function of the stored pressure samples around each
 // 300 s time, recomputed for every range a batch touches.
+//
+// Metadata: both sides read it from one metaWatch (metawatch.go). A site's
+// machine changes configuration only in reconcile (reprocess.go): a site
+// without Level-2 rows yet takes the current metadata at once; one whose
+// rows were computed with another version is reprocessed from its stored
+// counts, so no row mixes versions and no step appears at a version change.
 
 import (
 	"bytes"
@@ -60,6 +66,9 @@ type l2Meta struct {
 	version string
 	cfg     level2.Config
 	json    string
+	// rejected: raw failed metadata validation; version and cfg are the
+	// ones kept in force (none when nothing was), never raw's.
+	rejected bool
 }
 
 // l2Sample is a stored record's Level-2 input.
@@ -86,6 +95,9 @@ type l2proc struct {
 	codec  *metadata.Codec
 	table  goka.Table
 	window int64 // recompute window, s
+	watch  *metaWatch
+
+	rp *reprocessor // sink side: reprocess jobs (reprocess.go)
 
 	mu  sync.Mutex
 	cur map[string]*l2Meta // apply side: last metadata seen per site
@@ -97,18 +109,26 @@ type l2proc struct {
 // transaction.
 type l2Site struct {
 	m       *level2.Machine
-	version string // metadata version of m's config; "\x00" before the first sample
+	version string // metadata version of m's config; "\x00": a new site, none yet
 	last    int64  // last pushed second; -1: none
 	lastCk  int64  // newest checkpoint time; -1: none
+	// configured: m has the configuration of version (a machine restored
+	// from level2_state has none until reconcile gives it).
+	configured bool
 }
 
-func newL2proc(log *slog.Logger, topic string, window time.Duration) (*l2proc, error) {
+// newL2proc makes a Level-2 part reading metadata from w; in StateDir mode
+// each partition file's sink has its own, sharing the processor's w and
+// progress.
+func newL2proc(log *slog.Logger, w *metaWatch, prog *reprocessProgress, window, chunk time.Duration) (*l2proc, error) {
 	c, err := metadata.NewCodec()
 	if err != nil {
 		return nil, err
 	}
-	return &l2proc{log: log, codec: c, table: goka.Table(topic), window: int64(window / time.Second),
-		cur: map[string]*l2Meta{}, sites: map[string]*l2Site{}}, nil
+	l := &l2proc{log: log, codec: c, table: goka.Table(w.topic), window: int64(window / time.Second), watch: w,
+		cur: map[string]*l2Meta{}, sites: map[string]*l2Site{}}
+	l.rp = newReprocessor(l, prog, chunk)
+	return l, nil
 }
 
 // level2Sample is apply's hook: it queues a stored record's Level-2 input.
@@ -142,14 +162,15 @@ func (p *Processor) level2Sample(gctx goka.Context, b *batch, site string, r *re
 	default:
 		return
 	}
-	raw, _ := gctx.Lookup(p.l2.table, site).([]byte)
-	s.meta = p.l2.meta(site, raw, b, off)
+	s.meta = p.l2.meta(site, p.l2.watch.get(site).raw, b, off)
 	b.l2.samples = append(b.l2.samples, s)
 }
 
 // meta returns the site's metadata for raw, the table's current value,
-// decoding it only when it changed. A value that fails validation is a dead
-// letter and leaves the previous version in force (metaintake.go).
+// decoding it only when it changed. A version first seen goes to b's
+// station_metadata rows (b nil: the caller stores it). A value that fails
+// validation is a dead letter (queued in b) and leaves the previous version
+// in force (metaintake.go).
 func (l *l2proc) meta(site string, raw []byte, b *batch, off int64) *l2Meta {
 	l.mu.Lock()
 	c := l.cur[site]
@@ -157,24 +178,50 @@ func (l *l2proc) meta(site string, raw []byte, b *batch, off int64) *l2Meta {
 	if c != nil && bytes.Equal(c.raw, raw) {
 		return c
 	}
+	m := l.decode(site, raw, b, off, c)
+	if m.rejected && b == nil {
+		// Refused outside a batch (the sink's reconcile): no dead letter can
+		// be queued here, so it is not cached and the next sample's batch
+		// reports it once.
+		return m
+	}
+	if m.version != "" && !m.rejected && b != nil {
+		b.l2.metas, b.l2.sites = append(b.l2.metas, m), append(b.l2.sites, site)
+	}
+	l.mu.Lock()
+	l.cur[site] = m
+	l.mu.Unlock()
+	return m
+}
+
+// decode is site's metadata from a record of the metadata topic (the
+// zero-metadata config, version "", when raw is empty). A record that fails
+// validation gives the version in force (prev, or with a batch what DuckDB
+// holds) marked rejected; with a batch b it is also queued as a dead letter
+// at the input offset off where it was met.
+func (l *l2proc) decode(site string, raw []byte, b *batch, off int64, prev *l2Meta) *l2Meta {
 	m := &l2Meta{raw: bytes.Clone(raw), cfg: level2.ConfigFrom(nil)}
 	if len(raw) > 0 {
 		st, v, err := l.acceptMeta(site, raw)
-		if err != nil {
-			m = l.rejectMeta(site, raw, b, off, c, err)
-		} else {
+		switch {
+		case err != nil && b != nil:
+			m = l.rejectMeta(site, raw, b, off, prev, err)
+		case err != nil:
+			l.log.Warn("station metadata refused", "topic", string(l.table), "site", site, "err", err)
+			if prev != nil && prev.version != "" {
+				*m = *prev
+				m.raw = bytes.Clone(raw)
+			}
+			m.rejected = true
+		default:
 			j, err := json.Marshal(st)
 			if err != nil {
 				l.log.Warn("station metadata as JSON", "site", site, "err", err)
 			}
 			m.version, m.cfg, m.json = v, level2.ConfigFrom(st), string(j)
-			b.l2.metas, b.l2.sites = append(b.l2.metas, m), append(b.l2.sites, site)
 			l.log.Info("station metadata", "site", site, "version", v)
 		}
 	}
-	l.mu.Lock()
-	l.cur[site] = m
-	l.mu.Unlock()
 	return m
 }
 
@@ -188,13 +235,11 @@ type l2Work struct {
 // write is the sink's hook, inside the transaction, after the batches' rows
 // are appended to gtsm_etl.
 func (l *l2proc) write(ctx context.Context, conn *sql.Conn, bs []*batch) error {
-	now := time.Now().UTC()
 	work := map[string]*l2Work{}
 	for _, b := range bs {
 		for i, m := range b.l2.metas {
-			if _, err := conn.ExecContext(ctx, `INSERT OR IGNORE INTO station_metadata VALUES (?, ?, ?, ?)`,
-				b.l2.sites[i], m.version, now, m.json); err != nil {
-				return fmt.Errorf("station_metadata %s version %s: %w", b.l2.sites[i], m.version, err)
+			if err := storeMeta(ctx, conn, b.l2.sites[i], m); err != nil {
+				return err
 			}
 		}
 		for _, s := range b.l2.samples {
@@ -233,7 +278,8 @@ func (l *l2proc) load(ctx context.Context, conn *sql.Conn, site string) (*l2Site
 	st := &l2Site{m: level2.New(level2.ConfigFrom(nil)), version: "\x00", last: -1, lastCk: -1}
 	var state []byte
 	var last sql.NullInt64
-	err := conn.QueryRowContext(ctx, `SELECT state, last_second FROM level2_state WHERE site = ?`, site).Scan(&state, &last)
+	var ver sql.NullString
+	err := conn.QueryRowContext(ctx, `SELECT state, last_second, metadata_version FROM level2_state WHERE site = ?`, site).Scan(&state, &last, &ver)
 	switch {
 	case err == sql.ErrNoRows:
 	case err != nil:
@@ -245,6 +291,9 @@ func (l *l2proc) load(ctx context.Context, conn *sql.Conn, site string) (*l2Site
 		if last.Valid {
 			st.last = last.Int64
 		}
+		// The version the machine's rows were made with; its configuration
+		// is set by reconcile before the machine runs.
+		st.version = ver.String
 	}
 	var ck sql.NullInt64
 	if err := conn.QueryRowContext(ctx, `SELECT max("time") FROM level2_checkpoint WHERE site = ?`, site).Scan(&ck); err != nil {
@@ -262,6 +311,7 @@ type l2Out struct {
 	gauge, regional []any
 	ngauge, nreg    int
 	lo, hi          int64 // range of the 300 s times written; lo > hi: none
+	from            int64 // points before it are not written (a reprocess from a time)
 }
 
 func nullF(v float64) any {
@@ -279,6 +329,9 @@ func nullS(s string) any {
 }
 
 func (o *l2Out) add(site string, st *l2Site, p *level2.Point) {
+	if p.Time < o.from {
+		return
+	}
 	ts := time.Unix(p.Time, 0).UTC()
 	ver := nullS(st.version)
 	for g := range p.Counts {
@@ -329,6 +382,13 @@ func (l *l2proc) site(ctx context.Context, conn *sql.Conn, site string, w *l2Wor
 	if err != nil {
 		return err
 	}
+	if err := l.rp.reconcile(ctx, conn, site, st); err != nil {
+		return err
+	}
+	if j := l.rp.active(site); j != nil {
+		// Reprocessing: the job reads these samples from gtsm_etl.
+		return l.rp.live(ctx, conn, j, w)
+	}
 	o := &l2Out{lo: math.MaxInt64, hi: math.MinInt64}
 	if st.last < 0 && st.lastCk < 0 {
 		// A new site: checkpoint 0 is the fresh machine, so a late sample
@@ -343,30 +403,18 @@ func (l *l2proc) site(ctx context.Context, conn *sql.Conn, site string, w *l2Wor
 			return err
 		}
 	}
-	if st.version != w.last.version {
-		// The machine takes the metadata of the site's last sample, also
-		// when that is a pressure sample: configuration only matters when a
-		// strain push emits a point, so this is the same as switching at
-		// the next strain sample, and a restarted processor (version
-		// unknown until a sample) stores the same level2_state.
-		st.m.SetConfig(w.last.cfg)
-		st.version = w.last.version
-	}
 	if err := o.flush(ctx, conn); err != nil {
 		return err
 	}
+	cfg := st.m.Config()
 	if o.lo <= o.hi {
-		if err := l.atmpRange(ctx, conn, site, w.last.cfg, o.lo, o.hi); err != nil {
+		if err := l.atmpRange(ctx, conn, site, cfg, st.version, o.lo, o.hi); err != nil {
 			return err
 		}
 	}
-	if len(w.press) > 0 {
-		lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
-		for _, s := range w.press {
-			lo, hi = min(lo, s.t), max(hi, s.t)
-		}
-		gap := w.last.cfg.MaxPressureGap
-		if err := l.atmpRange(ctx, conn, site, w.last.cfg, lo-gap, hi+gap); err != nil {
+	if lo, hi, ok := pressRange(w.press); ok {
+		gap := cfg.MaxPressureGap
+		if err := l.atmpRange(ctx, conn, site, cfg, st.version, lo-gap, hi+gap); err != nil {
 			return err
 		}
 	}
@@ -378,10 +426,15 @@ func (l *l2proc) site(ctx context.Context, conn *sql.Conn, site string, w *l2Wor
 		VALUES (?, ?, ?, ?, ?)`, site, state, nullS(st.version), w.offset, st.last); err != nil {
 		return fmt.Errorf("write level2_state: %w", err)
 	}
-	// Keep the newest checkpoint at or before the window's start and every
-	// later one: any sample inside the window finds one at or before it.
+	return l.pruneCheckpoints(ctx, conn, site, st.last)
+}
+
+// pruneCheckpoints keeps the newest checkpoint at or before the window's
+// start (last - window) and every later one: any sample inside the window
+// finds one at or before it.
+func (l *l2proc) pruneCheckpoints(ctx context.Context, conn *sql.Conn, site string, last int64) error {
 	if _, err := conn.ExecContext(ctx, `DELETE FROM level2_checkpoint WHERE site = ? AND "time" <
-		(SELECT coalesce(max("time"), 0) FROM level2_checkpoint WHERE site = ? AND "time" <= ?)`, site, site, st.last-l.window); err != nil {
+		(SELECT coalesce(max("time"), 0) FROM level2_checkpoint WHERE site = ? AND "time" <= ?)`, site, site, last-l.window); err != nil {
 		return fmt.Errorf("prune level2_checkpoint: %w", err)
 	}
 	return nil
@@ -399,17 +452,22 @@ func (l *l2proc) checkpoint(ctx context.Context, conn *sql.Conn, site string, st
 	return nil
 }
 
+// pressRange is the time range of pressure samples (ok false: none).
+func pressRange(press []l2Sample) (lo, hi int64, ok bool) {
+	lo, hi = math.MaxInt64, math.MinInt64
+	for _, s := range press {
+		lo, hi = min(lo, s.t), max(hi, s.t)
+	}
+	return lo, hi, len(press) > 0
+}
+
 // push feeds one second to the machine, checkpointing at hour boundaries
 // first (the checkpoint at B is the state after every second before B).
-func (l *l2proc) push(ctx context.Context, conn *sql.Conn, site string, st *l2Site, t int64, counts [4]int32, meta *l2Meta, o *l2Out) error {
+func (l *l2proc) push(ctx context.Context, conn *sql.Conn, site string, st *l2Site, t int64, counts [4]int32, o *l2Out) error {
 	if b := t - t%checkpointEvery; b > st.lastCk {
 		if err := l.checkpoint(ctx, conn, site, st, b); err != nil {
 			return err
 		}
-	}
-	if meta != nil && meta.version != st.version {
-		st.m.SetConfig(meta.cfg)
-		st.version = meta.version
 	}
 	pts, err := st.m.PushStrain(t, counts, nil)
 	if err != nil {
@@ -430,7 +488,7 @@ func (l *l2proc) strain(ctx context.Context, conn *sql.Conn, site string, st *l2
 			if s.t <= st.last {
 				continue // the same second twice (cannot pass dedup; defensive)
 			}
-			if err := l.push(ctx, conn, site, st, s.t, s.counts, s.meta, o); err != nil {
+			if err := l.push(ctx, conn, site, st, s.t, s.counts, o); err != nil {
 				return err
 			}
 		}
@@ -447,7 +505,7 @@ func (l *l2proc) strain(ctx context.Context, conn *sql.Conn, site string, st *l2
 			"time", time.Unix(first, 0).UTC(), "last", time.Unix(st.last, 0).UTC(), "window_s", l.window)
 		for _, s := range w.strain {
 			if s.t > st.last {
-				if err := l.push(ctx, conn, site, st, s.t, s.counts, s.meta, o); err != nil {
+				if err := l.push(ctx, conn, site, st, s.t, s.counts, o); err != nil {
 					return err
 				}
 			}
@@ -459,12 +517,12 @@ func (l *l2proc) strain(ctx context.Context, conn *sql.Conn, site string, st *l2
 	}
 	// Recompute from the checkpoint: its outputs and later checkpoints go,
 	// and the stored counts (this transaction's included) are replayed with
-	// the metadata of the site's latest sample.
-	m := level2.New(w.last.cfg)
+	// the site's metadata (the version its rows carry).
+	m := level2.New(st.m.Config())
 	if err := m.UnmarshalBinary(state); err != nil {
 		return fmt.Errorf("level2_checkpoint %d: %w", ck, err)
 	}
-	st.m, st.version, st.lastCk, st.last = m, w.last.version, ck, -1
+	st.m, st.lastCk, st.last = m, ck, -1
 	for _, q := range []string{`DELETE FROM level2_gauge_data WHERE site = ? AND "time" >= ?`,
 		`DELETE FROM level2_regional_data WHERE site = ? AND "time" >= ?`} {
 		if _, err := conn.ExecContext(ctx, q, site, time.Unix(ck, 0).UTC()); err != nil {
@@ -474,11 +532,20 @@ func (l *l2proc) strain(ctx context.Context, conn *sql.Conn, site string, st *l2
 	if _, err := conn.ExecContext(ctx, `DELETE FROM level2_checkpoint WHERE site = ? AND "time" > ?`, site, ck); err != nil {
 		return fmt.Errorf("recompute from %d: %w", ck, err)
 	}
+	n, err := l.replay(ctx, conn, site, st, ck, math.MaxInt64/1000, o)
+	l.log.Debug("level2 recompute", "site", site, "from", ck, "late", first, "seconds", n)
+	return err
+}
+
+// replay pushes site's stored 1-sps counts (gtsm_etl, a null channel as a
+// fill value) with times in [lo, hi] through st's machine in time order,
+// skipping seconds it has pushed already. It returns the seconds read.
+func (l *l2proc) replay(ctx context.Context, conn *sql.Conn, site string, st *l2Site, lo, hi int64, o *l2Out) (int, error) {
 	rows, err := conn.QueryContext(ctx, `SELECT "time" // 1000, coalesce(ls1_t0, ?), coalesce(ls2_t0, ?), coalesce(ls3_t0, ?), coalesce(ls4_t0, ?)
-		FROM gtsm_etl WHERE key_site = ? AND session = 'Hour' AND "time" >= ? AND "time" % 1000 = 0 ORDER BY "time"`,
-		level2.FillValue, level2.FillValue, level2.FillValue, level2.FillValue, site, ck*1000)
+		FROM gtsm_etl WHERE key_site = ? AND session = 'Hour' AND "time" BETWEEN ? AND ? AND "time" % 1000 = 0 ORDER BY "time"`,
+		level2.FillValue, level2.FillValue, level2.FillValue, level2.FillValue, site, lo*1000, hi*1000)
 	if err != nil {
-		return fmt.Errorf("read stored counts from %d: %w", ck, err)
+		return 0, fmt.Errorf("read stored counts from %d: %w", lo, err)
 	}
 	type sec struct {
 		t int64
@@ -489,35 +556,39 @@ func (l *l2proc) strain(ctx context.Context, conn *sql.Conn, site string, st *l2
 		var s sec
 		if err := rows.Scan(&s.t, &s.c[0], &s.c[1], &s.c[2], &s.c[3]); err != nil {
 			rows.Close()
-			return fmt.Errorf("read stored counts from %d: %w", ck, err)
+			return 0, fmt.Errorf("read stored counts from %d: %w", lo, err)
 		}
 		secs = append(secs, s)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read stored counts from %d: %w", ck, err)
+		return 0, fmt.Errorf("read stored counts from %d: %w", lo, err)
 	}
-	l.log.Debug("level2 recompute", "site", site, "from", ck, "late", first, "seconds", len(secs))
 	for _, s := range secs {
 		if s.t <= st.last {
 			continue
 		}
-		if err := l.push(ctx, conn, site, st, s.t, s.c, nil, o); err != nil {
-			return err
+		if err := l.push(ctx, conn, site, st, s.t, s.c, o); err != nil {
+			return 0, err
 		}
 	}
-	return nil
+	return len(secs), nil
 }
 
-// atmpRange recomputes atmp_c of the site's gauge rows with 300 s times in
-// [lo, hi] from the stored pressure samples: each correction depends only
+// atmpRange recomputes atmp_c of the site's gauge rows of metadata version
+// ver with 300 s times in [lo, hi] from the stored pressure samples, with
+// that version's configuration cfg (rows of another version, kept by a
+// reprocess from a later time, are left alone): each correction depends only
 // on the two samples around its time (level2.Machine.PushPressure), so a
 // fresh machine over the samples from lo-MaxPressureGap to hi+MaxPressureGap
 // gives it whatever order they arrived in.
-func (l *l2proc) atmpRange(ctx context.Context, conn *sql.Conn, site string, cfg level2.Config, lo, hi int64) error {
+func (l *l2proc) atmpRange(ctx context.Context, conn *sql.Conn, site string, cfg level2.Config, ver string, lo, hi int64) error {
+	if lo > hi {
+		return nil
+	}
 	from, to := time.Unix(lo, 0).UTC(), time.Unix(hi, 0).UTC()
-	if _, err := conn.ExecContext(ctx, `UPDATE level2_gauge_data SET atmp_c = NULL, atmp = NULL WHERE site = ? AND "time" BETWEEN ? AND ? AND (atmp_c IS NOT NULL OR atmp IS NOT NULL)`,
-		site, from, to); err != nil {
+	if _, err := conn.ExecContext(ctx, `UPDATE level2_gauge_data SET atmp_c = NULL, atmp = NULL WHERE site = ? AND "time" BETWEEN ? AND ?
+		AND (atmp_c IS NOT NULL OR atmp IS NOT NULL) AND metadata_version IS NOT DISTINCT FROM ?`, site, from, to, nullS(ver)); err != nil {
 		return fmt.Errorf("clear atmp_c: %w", err)
 	}
 	if cfg.Atmp == nil {
@@ -578,8 +649,9 @@ func (l *l2proc) atmpRange(ctx context.Context, conn *sql.Conn, site string, cfg
 			}
 			sb.WriteString("(?::TIMESTAMP, ?::UTINYINT, ?::DOUBLE, ?::DOUBLE)")
 		}
-		sb.WriteString(`) v(t, g, c, p) WHERE level2_gauge_data.site = ? AND level2_gauge_data."time" = v.t AND level2_gauge_data.gauge = v.g`)
-		a := append(args[i*4:(i+k)*4:(i+k)*4], site)
+		sb.WriteString(`) v(t, g, c, p) WHERE level2_gauge_data.site = ? AND level2_gauge_data."time" = v.t AND level2_gauge_data.gauge = v.g
+			AND level2_gauge_data.metadata_version IS NOT DISTINCT FROM ?`)
+		a := append(args[i*4:(i+k)*4:(i+k)*4], site, nullS(ver))
 		if _, err := conn.ExecContext(ctx, sb.String(), a...); err != nil {
 			return fmt.Errorf("write atmp_c: %w", err)
 		}

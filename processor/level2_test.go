@@ -416,65 +416,6 @@ func TestLevel2Oracle(t *testing.T) {
 	testutil.DiffLines(t, "level2_checkpoint (shuffled vs in order)", l2Lines(t, db2, qL2Ck), inCk)
 }
 
-// TestLevel2MetadataSwitch: a new metadata version published while the
-// processor runs applies from the next sample, without a restart: rows
-// before carry the old version, rows after the new one, and both equal the
-// oracle that switches the machine's configuration at that second.
-func TestLevel2MetadataSwitch(t *testing.T) {
-	stations := l2Stations(t)
-	a := stations["TSM5"]
-	b := *a
-	b.Reference = [4]int64{a.Reference[0] + 2500, a.Reference[1] - 700, a.Reference[2], a.Reference[3] + 90}
-	recs := l2SiteData("TSM5", a.Reference, 6, 9)
-	const switchAt = l2Start + 3*3600 - 7 // 03:00:00, between two samples of no hole
-	var before, after []record.Record
-	for _, r := range recs {
-		if r.Time/1000 < switchAt {
-			before = append(before, r)
-		} else {
-			after = append(after, r)
-		}
-	}
-	st := startStack(t, 3)
-	va := publishMeta(t, st, a)["TSM5"]
-	st.publish(t, before)
-	path := filepath.Join(t.TempDir(), "switch.duckdb")
-	run := startProc(t, l2Config(st, path, "switch"))
-	waitL2(t, run)
-	vb := publishMeta(t, st, &b)["TSM5"]
-	if va == vb {
-		t.Fatal("same version for different references")
-	}
-	// The processor's lookup table follows the topic within its fetch wait
-	// (100 ms); the next samples come well after.
-	time.Sleep(2 * time.Second)
-	st.publish(t, after)
-	waitL2(t, run)
-	run.stop(t)
-	db := openRO(t, path)
-	defer db.Close()
-
-	wantG, wantR := l2Oracle(t, recs, map[string]l2Meta2{"TSM5": {a, va}}, map[string]int64{"TSM5": switchAt}, map[string]l2Meta2{"TSM5": {&b, vb}})
-	gotG := l2Lines(t, db, qL2Gauge)
-	testutil.DiffLines(t, "level2_gauge_data (vs oracle switching at 03:00)", gotG, wantG)
-	testutil.DiffLines(t, "level2_regional_data (vs oracle switching at 03:00)", l2Lines(t, db, qL2Reg), wantR)
-	n := map[string]int{}
-	for _, l := range gotG {
-		f := strings.Split(l, "|")
-		ts, _ := strconv.ParseInt(f[1], 10, 64)
-		if (ts < switchAt) != (f[8] == va) {
-			t.Errorf("row at %d carries version %s (switch at %d, old %s, new %s)", ts, f[8], switchAt, va, vb)
-		}
-		n[f[8]]++
-	}
-	if n[va] < 4*30 || n[vb] < 4*30 {
-		t.Errorf("rows per version: %v", n)
-	}
-	want := []string{"TSM5|" + va, "TSM5|" + vb}
-	sort.Strings(want)
-	testutil.DiffLines(t, "station_metadata", l2Lines(t, db, qL2Meta), want)
-}
-
 // l2KillStream: the Level-2 test data as hour files, mostly in order, with
 // some hour files held back and sent hours later (late: recomputed from
 // checkpoints) and one sent twice (duplicates).

@@ -9,6 +9,7 @@ package processor
 
 import (
 	"bytes"
+	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -46,14 +47,14 @@ func (l *l2proc) rejectMeta(site string, raw []byte, b *batch, off int64, prev *
 	switch {
 	case prev != nil && prev.version != "":
 		*keep = *prev
-	default:
-		if m, err := inForce(b.loader, l.codec, site); err != nil {
+	case b.loader.db != nil:
+		if m, err := inForce(b.loader.ctx, b.loader.db, l.codec, site); err != nil {
 			l.log.Warn("station metadata in force unreadable", "site", site, "err", err)
 		} else if m != nil {
 			*keep = *m
 		}
 	}
-	keep.raw = bytes.Clone(raw)
+	keep.raw, keep.rejected = bytes.Clone(raw), true
 	kept := "none (Level-2 without metadata)"
 	if keep.version != "" {
 		kept = "version " + keep.version
@@ -69,12 +70,11 @@ func (l *l2proc) rejectMeta(site string, raw []byte, b *batch, off int64, prev *
 // level2_state names, as station_metadata stored it. nil when the site has
 // none. A stored version that does not pass metadata.Validate (written by an
 // older processor that did not check) is not used.
-func inForce(ld dbLoader, c *metadata.Codec, site string) (*l2Meta, error) {
-	if ld.db == nil {
-		return nil, nil
-	}
+func inForce(ctx context.Context, db interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, c *metadata.Codec, site string) (*l2Meta, error) {
 	var version, js string
-	err := ld.db.QueryRowContext(ld.ctx, `SELECT m.version, m.record_json FROM level2_state s
+	err := db.QueryRowContext(ctx, `SELECT m.version, m.record_json FROM level2_state s
 		JOIN station_metadata m ON m.site = s.site AND m.version = s.metadata_version WHERE s.site = ?`, site).Scan(&version, &js)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil

@@ -219,7 +219,7 @@ func New(ctx context.Context, cfg Config) (*Processor, error) {
 		}
 		p.startOff, p.loaded = map[int32]int64{}, map[string]*[3]*sessState{}
 		if !cfg.NoLevel2 {
-			if p.l2, err = newL2proc(p.log, cfg.MetadataTopic, cfg.Level2Window); err != nil {
+			if p.l2, err = newL2proc(p.log, newMetaWatch(cfg.MetadataTopic), newReprocessProgress(), cfg.Level2Window, cfg.Level2ReprocessChunk); err != nil {
 				return nil, err
 			}
 		}
@@ -260,7 +260,7 @@ func (p *Processor) init(ctx context.Context) error {
 		return err
 	}
 	if !p.cfg.NoLevel2 { // Level-2 hook (level2.go)
-		if p.l2, err = newL2proc(p.log, p.cfg.MetadataTopic, p.cfg.Level2Window); err != nil {
+		if p.l2, err = newL2proc(p.log, newMetaWatch(p.cfg.MetadataTopic), newReprocessProgress(), p.cfg.Level2Window, p.cfg.Level2ReprocessChunk); err != nil {
 			return err
 		}
 		p.sink.level2 = p.l2
@@ -308,6 +308,18 @@ func (p *Processor) Run(ctx context.Context) (err error) {
 	}
 	if err := p.ensureTopic(); err != nil {
 		return err
+	}
+	if p.l2 != nil {
+		// Level-2's station metadata (metawatch.go), read to its end
+		// before the first record is applied.
+		wctx, wcancel := context.WithCancel(ctx)
+		defer wcancel()
+		if err := p.startMetaWatch(wctx, p.l2.watch); err != nil {
+			return err
+		}
+		if err := p.l2.watch.waitRecovered(ctx, p.failed); err != nil {
+			return err
+		}
 	}
 	if err := p.checkSoleInstance(ctx); err != nil {
 		return err

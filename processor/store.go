@@ -191,7 +191,7 @@ func (p *Processor) initStore(ctx context.Context, st *store) error {
 		// The sink side of Level-2 caches each site's machine as of the
 		// last commit: per file, so a partition that comes back after
 		// another member advanced it reloads the machines from its file.
-		if st.sink.level2, err = newL2proc(p.log, p.cfg.MetadataTopic, p.cfg.Level2Window); err != nil {
+		if st.sink.level2, err = newL2proc(p.log, p.l2.watch, p.l2.rp.prog, p.cfg.Level2Window, p.cfg.Level2ReprocessChunk); err != nil {
 			return err
 		}
 	}

@@ -79,6 +79,7 @@ func commands() []command {
 		{"sql", "SQL shell on the processor's DuckDB (its SQL endpoint, or the file)", runSQL},
 		{"metadata load", "publish station metadata (bsm_metadata.txt, <STA>.README.txt) to the compacted topic gtsm_metadata", runMetadataLoad},
 		{"export level2", "write a site's Level-2 strain in EarthScope's published ASCII layout", runExportLevel2},
+		{"level2 reprocess", "recompute a station's Level-2 from its stored counts with its current metadata (the running processor does it)", runLevel2Reprocess},
 		{"healthcheck", "exit 0 when a running processor's /healthz says ok (the image's HEALTHCHECK)", runHealthcheck},
 	}
 }

@@ -19,8 +19,10 @@ each station's Level-2 <STA>.README.txt (calibration matrices, barometric
 response, tidal constituents, trend models) — and publishes one Avro record per
 station (schema gtsm_metadata-value, registered) to the compacted topic
 gtsm_metadata, keyed by the plain site name (as goka table keys are; values
-Confluent-framed). The processor reads that topic as a goka table: the newest
-record of a site is its metadata, applied from the site's next sample.
+Confluent-framed). The processor follows that topic: the newest record of a
+site is its metadata; a site whose Level-2 was computed with other metadata is
+reprocessed from its stored counts with the new version (gtsm level2 reprocess
+-h).
 
 A file named <STA>.README.txt belongs to station STA; every other file is a
 network table. A bad file stops the run before anything is sent, with the file

@@ -101,7 +101,7 @@ func TestREADMECommandsExist(t *testing.T) {
 			continue
 		}
 		sub := words[:1]
-		if (words[0] == "bottle" || words[0] == "metadata" || words[0] == "export") && len(words) > 1 { // nested commands
+		if (words[0] == "bottle" || words[0] == "metadata" || words[0] == "export" || words[0] == "level2") && len(words) > 1 { // nested commands
 			sub = words[:2]
 		}
 		flags := definedFlags(t, sub)

@@ -160,6 +160,13 @@ func startProcessor(ctx context.Context, cfg processor.Config, ec endpointConfig
 		m.WatchSites(db)
 	}
 	m.WatchLag(cmp.Or(cfg.Topic, "gtsm_etl"), p.Lag)
+	m.WatchLevel2Reprocess(func() []monitor.Level2Job {
+		var out []monitor.Level2Job
+		for _, s := range p.Level2Reprocess() {
+			out = append(out, monitor.Level2Job{Site: s.Site, Version: s.Version, Done: s.Done, Total: s.Total, Points: s.Points, Running: s.Finished.IsZero()})
+		}
+		return out
+	})
 	pctx, cancel := context.WithCancel(ctx)
 	ep, err := startEndpoints(pctx, db, ec, m, p.Healthy, log)
 	if err != nil {

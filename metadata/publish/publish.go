@@ -85,13 +85,9 @@ func Publish(ctx context.Context, stations []metadata.Station, o Options) (*Summ
 	if err != nil {
 		return nil, err
 	}
-	kopts, err := o.Kafka.Opts()
+	cl, err := newClient(o.Kafka)
 	if err != nil {
 		return nil, err
-	}
-	cl, err := kgo.NewClient(kopts...)
-	if err != nil {
-		return nil, fmt.Errorf("kafka client: %w", err)
 	}
 	defer cl.Close()
 	sum := &Summary{Topic: o.Topic}
