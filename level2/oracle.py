@@ -5,7 +5,9 @@ usage: oracle.py PROCESSING_PY DIR
 DIR holds strain.csv (time,ch0..ch3: 1 s counts on a full 1 s grid; empty =
 absent second, 999999 = fill value), pressure.csv (time,counts), params.json
 (reference, gap, matrices, atmp response, offset window/multiplier/percentile,
-tide_csv: the tide correction on the 300 s grid from tide_oracle.py).
+tide_csv: the tide correction on the 300 s grid from tide_oracle.py;
+optional trend_csv: the trend correction on that grid, else the streaming
+linear fit below).
 Writes gauge.csv (300 s: counts, microstrain, regional, tide, trend, offsets),
 atmp.csv and interp.csv (the seconds interpolate() touched).
 """
@@ -50,19 +52,28 @@ tide = pd.read_csv(params["tide_csv"])
 tide.index = pd.to_datetime(tide["time"], unit="s")
 tide = tide[chans].reindex(micro.index)
 
-# Trend correction, streaming form: at each valid row i, the last row of
-# calculate_linear_trend_correction (level2.ipynb's linear fit) run on the
-# series from its first row to row i.
 micro.index.name = "time"
-valid = micro.notna().all(axis=1).values
-trend = pd.DataFrame(np.nan, index=micro.index, columns=chans)
-first = np.flatnonzero(valid)[0]
-for i in np.flatnonzero(valid):
-    if i == first:
-        trend.iloc[i] = 0.0  # one row: row number 0 times any slope
-        continue
-    tr = proc.calculate_linear_trend_correction(micro.iloc[first:i + 1])
-    trend.iloc[i] = tr.iloc[-1].values
+if "trend_csv" in params:
+    # Given (processor tests, whose stations may have a README trend model):
+    # the trend on the 300 s grid, so the offsets below are found on the
+    # same detided, detrended series.
+    trend = pd.read_csv(params["trend_csv"])
+    trend.index = pd.to_datetime(trend["time"], unit="s")
+    trend = trend[chans].reindex(micro.index)
+else:
+    # Trend correction, streaming form: at each valid row i, the last row of
+    # calculate_linear_trend_correction (level2.ipynb's linear fit) run on the
+    # series from its first row to row i.
+    micro.index.name = "time"
+    valid = micro.notna().all(axis=1).values
+    trend = pd.DataFrame(np.nan, index=micro.index, columns=chans)
+    first = np.flatnonzero(valid)[0]
+    for i in np.flatnonzero(valid):
+        if i == first:
+            trend.iloc[i] = 0.0  # one row: row number 0 times any slope
+            continue
+        tr = proc.calculate_linear_trend_correction(micro.iloc[first:i + 1])
+        trend.iloc[i] = tr.iloc[-1].values
 for c in chans:
     out["tide_" + c] = tide[c]
     out["trend_" + c] = trend[c]

@@ -193,7 +193,8 @@ func TestLevel2ReprocessVersionChange(t *testing.T) {
 	testutil.DiffLines(t, "level2_gauge_data (vs the machine over the whole series with the new version)", gotG, wantG)
 	testutil.DiffLines(t, "level2_regional_data", l2Lines(t, db, qL2Reg), wantR)
 	for _, l := range gotG {
-		if !strings.HasSuffix(l, "|"+vb) {
+		// metadata_version is qL2Gauge's ninth column.
+		if strings.Split(l, "|")[8] != vb {
 			t.Fatalf("a row not of the new version: %s", l)
 		}
 	}
@@ -331,10 +332,42 @@ func checkProcessingPy(t *testing.T, recs []record.Record, s *metadata.Station, 
 	for _, m := range s.Matrices {
 		mats = append(mats, [2]any{m.Name, m.Values})
 	}
+	// oracle.py finds offsets on microstrain − tide_c − trend_c (level2.ipynb)
+	// and takes the tide and trend on the 300 s grid as input: here the
+	// tables' own tide_c and trend_c, which level2's tests hold to
+	// tide_oracle.py, SPOTL hartid and calculate_linear_trend_correction
+	// (B004's README trend model is a function of time alone). NULL tide, a
+	// gauge without constituents: no tide to remove.
+	tides, trends := map[int64]*[4]string{}, map[int64]*[4]string{}
+	for _, l := range lines(qL2Gauge) {
+		f := strings.Split(l, "|") // site, time, gauge, counts, microstrain, atmp_c, tide_c, ...
+		if f[0] != s.Site {
+			continue
+		}
+		ts, _ := strconv.ParseInt(f[1], 10, 64)
+		g, _ := strconv.Atoi(f[2])
+		if tides[ts] == nil {
+			tides[ts], trends[ts] = &[4]string{"0", "0", "0", "0"}, &[4]string{"", "", "", ""}
+		}
+		if f[6] != "NULL" {
+			tides[ts][g] = f[6]
+		}
+		if f[9] != "NULL" {
+			trends[ts][g] = f[9]
+		}
+	}
+	for name, m := range map[string]map[int64]*[4]string{"tide.csv": tides, "trend.csv": trends} {
+		rows = [][]string{{"time", "CH0", "CH1", "CH2", "CH3"}}
+		for ts, v := range m {
+			rows = append(rows, append([]string{strconv.FormatInt(ts, 10)}, v[:]...))
+		}
+		writeCSV(name, rows)
+	}
 	params, _ := json.Marshal(map[string]any{
 		"reference": s.Reference, "gap": s.Gap, "matrices": mats, "atmp": s.Atmp,
 		"offset_window": level2.DefaultOffsetWindow, "offset_multiplier": level2.DefaultOffsetMultiplier,
 		"offset_percentile": level2.DefaultOffsetPercentile, "max_pressure_gap": level2.DefaultMaxPressureGap,
+		"tide_csv": filepath.Join(dir, "tide.csv"), "trend_csv": filepath.Join(dir, "trend.csv"),
 	})
 	if err := os.WriteFile(filepath.Join(dir, "params.json"), params, 0o644); err != nil {
 		t.Fatal(err)
