@@ -181,6 +181,8 @@ func (r *reprocessor) load(ctx context.Context, conn *sql.Conn) error {
 	for _, j := range jobs {
 		r.jobs[j.site] = j
 		if !j.running() {
+			j.newest = j.cursor // the last job's figures, for Level2Reprocess and /metrics
+			r.prog.set(j.status())
 			continue
 		}
 		var err error
