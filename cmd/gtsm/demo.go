@@ -91,14 +91,23 @@ func runDemo(ctx context.Context, env *environ, args []string) error {
 	}
 
 	dbPath := filepath.Join(bf.dataDir, "gtsm.duckdb")
-	p, err := startProcessor(ctx, processor.Config{
+	cfg := processor.Config{
 		Brokers: []string{st.BootstrapServers}, Registry: registry.Config{URL: st.RegistryURL},
 		DBPath: dbPath, Partitions: bf.partitions, Logger: log,
 		// Its own group, so the offsets it commits in the embedded broker
 		// are not those a later "gtsm process" (group gtsm-processor) on
 		// another DuckDB file finds there.
 		Group: demoGroup,
-	}, ec)
+	}
+	ec.logFormat, ec.logLevel, ec.stderr = env.logFormat, env.logLevel, env.stderr
+	if !env.logLevelSet {
+		ec.logLevel = "warn"
+	}
+	// The SQL endpoint serves the lake beside the file (<data>/gtsm.duckdb.lake).
+	if err := fileLake(&cfg, &ec, "", 0, log); err != nil {
+		return err
+	}
+	p, err := startProcessor(ctx, cfg, ec)
 	if err != nil {
 		return err
 	}
@@ -112,6 +121,17 @@ func runDemo(ctx context.Context, env *environ, args []string) error {
 		return errors.Join(fmt.Errorf("processor: %w", err), p.stop())
 	}
 	step("processor caught up in %s; DuckDB file %s", time.Since(start).Round(time.Millisecond), dbPath)
+	// Everything is committed: publish it to the lake now, rather than at
+	// the next interval, and wait for the query process to serve it.
+	if err := p.PublishAll(ctx); err != nil {
+		return errors.Join(err, p.stop())
+	}
+	rctx, cancelReady := context.WithTimeout(ctx, time.Minute)
+	err = p.ep.sql.Ready(rctx)
+	cancelReady()
+	if err != nil {
+		return errors.Join(fmt.Errorf("SQL endpoint: %w", err), p.stop())
+	}
 
 	if err := demoQueries(ctx, env.stdout, p.ep.SQLAddr(), dbPath, *rows); err != nil {
 		return errors.Join(err, p.stop())

@@ -94,8 +94,8 @@ func runProcess(ctx context.Context, env *environ, args []string) error {
 	fs.StringVar(&cfg.Group, "group", "gtsm-processor", "goka group: consumer group and group table <group>-table")
 	fs.StringVar(&cfg.DBPath, "db", envOr(env, "GTSM_DB", "gtsm.duckdb"), "DuckDB file (created and migrated if needed; env GTSM_DB)")
 	fs.StringVar(&cfg.StateDir, "state-dir", env.getenv("GTSM_STATE_DIR"), "many processors (issue 14): one DuckDB file per Kafka partition in this shared directory, owned by whichever member of the group has the partition; --db is then unused and the SQL endpoint is off (env GTSM_STATE_DIR; docs/processor.md)")
-	lakeDir := fs.String("lake", envOr(env, "GTSM_LAKE", ""), "with --state-dir: publish each partition to Parquet in this directory (package lake; serve it with gtsm query-service --lake; env GTSM_LAKE)")
-	fs.DurationVar(&cfg.PublishInterval, "publish-interval", 10*time.Second, "with --state-dir and a publisher: publish each partition at most this often")
+	lakeDir := fs.String("lake", envOr(env, "GTSM_LAKE", ""), "publish each partition to this lake directory (package lake; with --db the default is <db>.lake, which the SQL endpoint serves; with --state-dir serve it with gtsm query-service --lake; env GTSM_LAKE)")
+	fs.DurationVar(&cfg.PublishInterval, "publish-interval", 0, "publish each partition at most this often after commits (default 2s with --db, 10s with --state-dir)")
 	fs.StringVar(&cfg.CheckpointThreshold, "checkpoint-threshold", "1GB", "DuckDB WAL size that triggers a checkpoint into the file (bigger: faster ingest, longer replay after a crash)")
 	fs.IntVar(&cfg.BatchRows, "batch-rows", 131072, "rows per partition per DuckDB transaction (≥ 122880 lets DuckDB write row groups straight to the file; larger: more replay after a crash)")
 	fs.DurationVar(flush, "flush-interval", time.Second, "commit a partial batch this long after its first message (the end-to-end latency bound)")
@@ -134,10 +134,7 @@ func runProcess(ctx context.Context, env *environ, args []string) error {
 	}
 	cfg.Logger = env.log
 	cfg.NoLevel2 = !*level2On
-	if *lakeDir != "" {
-		if cfg.StateDir == "" {
-			return usageError{"--lake needs --state-dir (the lake is published per partition file)"}
-		}
+	if *lakeDir != "" && cfg.StateDir != "" {
 		pub, err := lake.New(*lakeDir, lake.Topic(cfg.Topic), lake.Logger(env.log))
 		if err != nil {
 			return err
@@ -182,6 +179,12 @@ func runProcess(ctx context.Context, env *environ, args []string) error {
 		return err
 	}
 	ec.sqlPassword = env.getenv("GTSM_SQL_PASSWORD")
+	ec.logFormat, ec.logLevel, ec.stderr = env.logFormat, env.logLevel, env.stderr
+	if cfg.StateDir == "" {
+		if err := fileLake(&cfg, &ec, *lakeDir, cfg.PublishInterval, env.log); err != nil {
+			return err
+		}
+	}
 	var committed atomic.Int64
 	cfg.OnCommit = func(ci processor.CommitInfo) { committed.Add(int64(ci.Messages)) }
 	r, err := startProcessor(ctx, cfg, ec)
