@@ -75,7 +75,7 @@ type Processor struct {
 	accMu sync.Mutex
 	accs  map[int32]*partAcc
 
-	storeCount atomic.Int64 // open partition files (StateDir mode)
+	storeCount atomic.Int64   // open partition files (StateDir mode)
 	filePub    *filePublisher // single-file mode with a Publisher (publish.go)
 
 	batches chan *batch
