@@ -48,12 +48,14 @@ func ParseSize(s string) (int64, error) {
 //
 // Measured on linux/amd64 (2 CPUs): an idle query process maps 1.9 GB
 // (Go runtime reservations, DuckDB's threads and allocator), peaking at 2.0
-// GB. The limit is that base with room (3 GiB), 64 MiB per CPU (DuckDB's
-// worker threads and allocator arenas), 16 MiB per connection (a thread
+// GB. The limit is that base with room (2.5 GiB), 64 MiB per CPU (DuckDB's
+// worker threads and allocator arenas), 8 MiB per connection (a thread
 // stack each while in DuckDB) and twice memory_limit (DuckDB's pool plus
-// what it does not account).
+// what it does not account): 5.1 GiB with the defaults (1GB, 64
+// connections) on 2 CPUs, where the 2.5 GB string of
+// repeat(repeat('x',1000000),2500) fails with "Out of Memory Error".
 func AddressSpace(memoryLimit int64, maxConns int) uint64 {
-	return uint64(3<<30 + 64<<20*int64(runtime.NumCPU()) + 16<<20*int64(max(maxConns, 1)) + 2*memoryLimit)
+	return uint64(5<<29 + 64<<20*int64(runtime.NumCPU()) + 8<<20*int64(max(maxConns, 1)) + 2*memoryLimit)
 }
 
 // Harden is called by the query process at start: it refuses to run when
