@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -15,6 +16,7 @@ import (
 	"github.com/earthscope/gtsm-stream/bottle/fixture"
 	"github.com/earthscope/gtsm-stream/processor"
 	"github.com/earthscope/gtsm-stream/producer"
+	"github.com/earthscope/gtsm-stream/querysvc"
 	"github.com/earthscope/gtsm-stream/registry"
 	"github.com/earthscope/gtsm-stream/shell"
 	gtsmsql "github.com/earthscope/gtsm-stream/sql"
@@ -127,7 +129,7 @@ func runDemo(ctx context.Context, env *environ, args []string) error {
 		return errors.Join(err, p.stop())
 	}
 	rctx, cancelReady := context.WithTimeout(ctx, time.Minute)
-	err = p.ep.sql.Ready(rctx)
+	err = waitServed(rctx, p.ep.sql, p.Committed())
 	cancelReady()
 	if err != nil {
 		return errors.Join(fmt.Errorf("SQL endpoint: %w", err), p.stop())
@@ -154,6 +156,37 @@ Serving until Ctrl-C. Connect with:
 		return nil
 	}
 	return p.stop()
+}
+
+// waitServed waits until the query process serves and its kafka_offsets
+// (published with the rows of the same round) reach committed, the next
+// offsets the processor committed per partition.
+func waitServed(ctx context.Context, sup *querysvc.Supervisor, committed map[int32]int64) error {
+	if err := sup.Ready(ctx); err != nil {
+		return err
+	}
+	var want int64
+	for _, n := range committed {
+		want += max(n, 0)
+	}
+	var last error
+	for {
+		pg, err := shell.DialPG(ctx, sup.Addr().String(), "", 5*time.Second)
+		if err == nil {
+			var res *shell.Result
+			res, err = pg.Exec(ctx, "SELECT coalesce(sum(next_offset), 0) FROM kafka_offsets")
+			pg.Close()
+			if err == nil && len(res.Rows) == 1 && res.Rows[0][0].Text == strconv.FormatInt(want, 10) {
+				return nil
+			}
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the lake did not show the %d committed records: %w (last error: %v)", want, ctx.Err(), last)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // demoInputs returns the three fixture sets, from testdata/ when present (a
