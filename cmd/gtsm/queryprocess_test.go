@@ -1,0 +1,266 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/earthscope/gtsm-stream/internal/testutil"
+)
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// gtsmBinary builds the real CLI once per test run.
+func gtsmBinary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "gtsm-query-bin")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "gtsm")
+		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/gtsm")
+		cmd.Dir = testutil.RepoRoot(t)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("go build ./cmd/gtsm: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+// queryServiceProc is a real `gtsm query-service` over an empty lake.
+type queryServiceProc struct {
+	cmd    *exec.Cmd
+	addr   string
+	stderr *testutil.SyncBuffer
+	done   chan struct{}
+}
+
+func startQueryServiceProc(t *testing.T, args ...string) *queryServiceProc {
+	t.Helper()
+	addr := freeAddr(t)
+	lake := t.TempDir()
+	cmd := exec.Command(gtsmBinary(t), append([]string{"query-service", "--lake", lake, "--sql-addr", addr}, args...)...)
+	q := &queryServiceProc{cmd: cmd, addr: addr, stderr: &testutil.SyncBuffer{}, done: make(chan struct{})}
+	cmd.Stderr = q.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { cmd.Wait(); close(q.done) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-q.done:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			<-q.done
+		}
+	})
+	if _, err := q.answers(t, time.Minute); err != nil {
+		t.Fatalf("gtsm query-service never answered: %v\n%s", err, q.stderr)
+	}
+	return q
+}
+
+func (q *queryServiceProc) url() string {
+	return fmt.Sprintf("postgres://gtsm@%s/gtsm?sslmode=disable&connect_timeout=5", q.addr)
+}
+
+// answers polls until SELECT 1 works, and says how long that took.
+func (q *queryServiceProc) answers(t *testing.T, bound time.Duration) (time.Duration, error) {
+	t.Helper()
+	ctx := context.Background()
+	t0 := time.Now()
+	var last error
+	for time.Since(t0) < bound {
+		c, err := pgx.Connect(ctx, q.url())
+		if err == nil {
+			var one int
+			err = c.QueryRow(ctx, "SELECT 1").Scan(&one)
+			c.Close(ctx)
+			if err == nil {
+				return time.Since(t0), nil
+			}
+		}
+		last = err
+		time.Sleep(50 * time.Millisecond)
+	}
+	return time.Since(t0), last
+}
+
+// worker is the query process the supervisor started (its only child).
+func (q *queryServiceProc) worker(t *testing.T) int {
+	t.Helper()
+	// The child of whichever thread started it (the supervisor keeps
+	// that thread for it: Pdeathsig).
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", q.cmd.Process.Pid))
+		if err != nil || len(tasks) == 0 {
+			t.Skipf("no /proc children lists: %v", err)
+		}
+		for _, task := range tasks {
+			b, _ := os.ReadFile(task)
+			for _, f := range strings.Fields(string(b)) {
+				if n, err := strconv.Atoi(f); err == nil {
+					return n
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return 0
+}
+
+
+// Attacks on the SQL endpoint's process model, against the real binary.
+func TestQueryProcessAttacks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	ctx := context.Background()
+
+	// 64 (the default --sql-max-conns) sockets and more that never send a
+	// startup message lock nobody out: psql gets in at once, and the
+	// sockets are closed by the server once their startup time is up.
+	t.Run("silent sockets", func(t *testing.T) {
+		q := startQueryServiceProc(t)
+		var socks []net.Conn
+		for range 200 {
+			c, err := net.Dial("tcp", q.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			socks = append(socks, c)
+		}
+		t0 := time.Now()
+		out, err := exec.Command("psql", "-h", hostOf(q.addr), "-p", portOf(q.addr), "-d", "gtsm", "-A", "-t", "-c", "SELECT 40 + 2").CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != "42" {
+			t.Fatalf("psql behind 200 silent sockets: %v %s", err, out)
+		}
+		t.Logf("psql answered %v after opening 200 silent sockets", time.Since(t0).Round(time.Millisecond))
+		last := socks[len(socks)-1]
+		last.SetReadDeadline(time.Now().Add(30 * time.Second))
+		t1 := time.Now()
+		if _, err := last.Read(make([]byte, 1)); err == nil {
+			t.Error("a silent socket received data")
+		} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Errorf("a silent socket still open after 30 s (startup timeout 10 s)")
+		}
+		t.Logf("the newest silent socket was closed by the server %v later", time.Since(t1).Round(time.Millisecond))
+	})
+
+	// A crashed query process (kill -9) is restarted; meanwhile clients
+	// get an error (57P03 or a closed connection), never a hang.
+	t.Run("query process killed", func(t *testing.T) {
+		q := startQueryServiceProc(t)
+		w := q.worker(t)
+		if w == 0 {
+			t.Fatal("no query process under gtsm query-service")
+		}
+		syscall.Kill(w, syscall.SIGKILL)
+		t0 := time.Now()
+		for time.Since(t0) < 2*time.Second {
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			c, err := pgx.Connect(cctx, q.url())
+			cancel()
+			if err == nil {
+				c.Close(ctx)
+				continue
+			}
+			if errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("a connection during the restart hung: %v", err)
+			}
+			var pe *pgconn.PgError
+			if errors.As(err, &pe) && pe.Code != "57P03" {
+				t.Errorf("during the restart: %v, want 57P03", err)
+			}
+		}
+		back, err := q.answers(t, 10*time.Second)
+		if err != nil {
+			t.Fatalf("not answering 10 s after the kill: %v\n%s", err, q.stderr)
+		}
+		if w2 := q.worker(t); w2 == w || w2 == 0 {
+			t.Errorf("query process %d, want a new one (killed %d)", w2, w)
+		}
+		t.Logf("answering again %v after the kill", (time.Since(t0) - 2*time.Second + back).Round(time.Millisecond))
+	})
+
+	// The query process dies with its supervisor, even by kill -9.
+	t.Run("supervisor killed", func(t *testing.T) {
+		q := startQueryServiceProc(t)
+		w := q.worker(t)
+		if w == 0 {
+			t.Fatal("no query process under gtsm query-service")
+		}
+		q.cmd.Process.Kill()
+		<-q.done
+		deadline := time.Now().Add(10 * time.Second)
+		for syscall.Kill(w, 0) == nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("query process %d still alive 10 s after its supervisor was killed", w)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if c, err := net.DialTimeout("tcp", q.addr, time.Second); err == nil {
+			c.Close()
+			t.Errorf("%s still accepts connections after the supervisor and its query process died", q.addr)
+		}
+	})
+}
+
+// TestStatementTimeoutHolds: a statement DuckDB cannot interrupt
+// (levenshtein of two long strings is one scalar call) used to run for as
+// long as the function (26 s with a 3 s timeout here): now the client has
+// an error by --sql-timeout + the stuck grace (3 s) + the time to notice,
+// because the query process is replaced, and the endpoint answers again.
+func TestStatementTimeoutHolds(t *testing.T) {
+	testutil.Long(t)
+	q := startQueryServiceProc(t, "--sql-timeout", "2s")
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, q.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	t0 := time.Now()
+	_, err = c.Exec(ctx, `SELECT levenshtein(repeat('a', 60000), repeat('b', 60000))`)
+	took := time.Since(t0)
+	if err == nil {
+		t.Fatal("levenshtein of 60,000 characters finished within the 2 s timeout")
+	}
+	t.Logf("statement ended after %v with %v (timeout 2s)", took.Round(time.Millisecond), err)
+	if took > 10*time.Second {
+		t.Errorf("the statement ran %v with --sql-timeout 2s (bound: timeout + 3 s grace + slack)", took)
+	}
+	back, err := q.answers(t, 10*time.Second)
+	if err != nil {
+		t.Fatalf("not answering after the stuck statement: %v\n%s", err, q.stderr)
+	}
+	t.Logf("answering again %v later", back.Round(time.Millisecond))
+	if !strings.Contains(q.stderr.String(), "ignored its interrupt") {
+		t.Errorf("no log line about the stuck statement:\n%s", q.stderr)
+	}
+}
