@@ -133,7 +133,6 @@ func (q *queryServiceProc) worker(t *testing.T) int {
 	return 0
 }
 
-
 // Attacks on the SQL endpoint's process model, against the real binary.
 func TestQueryProcessAttacks(t *testing.T) {
 	if testing.Short() {
