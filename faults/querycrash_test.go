@@ -172,6 +172,32 @@ func queryCrashRun(t *testing.T, sites, minutes, repeats int) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	// Freshness: one more site-minute, produced now, is queryable within
+	// the flush interval (200ms) + the publish interval (2s) + the publish
+	// and the query process's refresh (about 1s): 15 s is the bound that
+	// catches a partition never republished, not a performance claim.
+	extra := filepath.Join(t.TempDir(), "fresh")
+	produced += writeNoisyMinutes(t, extra, "B900", 99, 0, 1)
+	if code, errs := b.produce(t, "-q", extra); code != 0 {
+		t.Fatalf("produce: exit %d\n%s", code, errs)
+	}
+	t0 := time.Now()
+	for {
+		var n int64
+		c, err := pgx.Connect(ctx, url)
+		if err == nil {
+			err = c.QueryRow(ctx, `SELECT count(*) FROM gtsm_etl`).Scan(&n)
+			c.Close(ctx)
+		}
+		if err == nil && n == produced {
+			break
+		}
+		if time.Since(t0) > 15*time.Second {
+			t.Fatalf("15 s after producing, the endpoint shows %d of %d records (%v)", n, produced, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("freshness: 1,200 records produced after catching up were queryable %v after the producer exited", time.Since(t0).Round(time.Millisecond))
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	if err := p.wait(2 * time.Minute); err != nil {
 		t.Fatalf("gtsm process: %v\n%s", err, p.stderr)

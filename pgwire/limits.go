@@ -44,6 +44,10 @@ func RefuseConn(c net.Conn, code, msg string) {
 	c.Read(make([]byte, 1024))
 }
 
+// IsLoopback tells whether host:port is a loopback address, where the
+// endpoint may serve without a password.
+func IsLoopback(addr string) bool { return isLoopback(addr) }
+
 func itoa(n int) string {
 	if n == 0 {
 		return "0"

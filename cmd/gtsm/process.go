@@ -45,11 +45,19 @@ Stop it with Ctrl-C (SIGINT) or SIGTERM: it commits the last batch and
 checkpoints the file. Only one process can open a DuckDB file; query a running
 processor through its SQL endpoint, or stop it and use 'gtsm sql --db FILE'.
 
-While it runs it serves, on the same file: SQL over the Postgres wire protocol,
-read-only (--sql-addr, default 127.0.0.1:5433: psql, pgx, Grafana, 'gtsm sql'),
-and monitoring (--http-addr, default 127.0.0.1:8080): a status page with each
-site's state, gaps and strain curves, Prometheus /metrics and /healthz.
-A non-loopback --sql-addr needs a password (env GTSM_SQL_PASSWORD).
+While it runs it serves SQL over the Postgres wire protocol, read-only
+(--sql-addr, default 127.0.0.1:5433: psql, pgx, Grafana, 'gtsm sql'), from a
+query process of its own: no statement a client sends runs in this process.
+It publishes each partition to a lake beside the file (<db>.lake, or --lake)
+every --publish-interval (2s) after commits, and the query process serves that
+lake: a committed row is queryable within the interval plus about a second.
+The query process is restarted if it crashes (clients get an error meanwhile),
+its memory is bounded by the kernel (from --sql-memory-limit), and a statement
+that ignores --sql-timeout ends with it. --sql-addr "" turns SQL off (and the
+lake, unless --lake is given). Monitoring (--http-addr, default
+127.0.0.1:8080): a status page with each site's state, gaps and strain curves,
+Prometheus /metrics and /healthz. A non-loopback --sql-addr needs a password
+(env GTSM_SQL_PASSWORD).
 
 It logs progress (records/s, lag per partition) every --progress-interval;
 --log-format json makes every log line JSON. --exit-at-end (-e, as kcat -e)
@@ -190,6 +198,15 @@ func runProcess(ctx context.Context, env *environ, args []string) error {
 	r, err := startProcessor(ctx, cfg, ec)
 	if err != nil {
 		return err
+	}
+	if r.ep.sql != nil {
+		// "running" means clients can connect: wait (bounded) for the
+		// query process, while the processor already consumes.
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		if err := r.ep.sql.Ready(rctx); err != nil && ctx.Err() == nil {
+			cfg.Logger.Warn("SQL endpoint not serving yet; the processor runs on", "err", err)
+		}
+		cancel()
 	}
 	cfg.Logger.Info("processor running", "db", cfg.DBPath, "state_dir", cfg.StateDir, "sql", r.ep.SQLAddr(), "http", r.ep.HTTPAddr())
 	if *progressEvery > 0 {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -19,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/earthscope/gtsm-stream/internal/testutil"
+	"github.com/earthscope/gtsm-stream/processor"
 )
 
 var (
@@ -261,5 +264,38 @@ func TestStatementTimeoutHolds(t *testing.T) {
 	t.Logf("answering again %v later", back.Round(time.Millisecond))
 	if !strings.Contains(q.stderr.String(), "ignored its interrupt") {
 		t.Errorf("no log line about the stuck statement:\n%s", q.stderr)
+	}
+}
+
+// fileLake: the single-file processor's lake is <db>.lake by default when
+// the SQL endpoint is on, the --lake directory when given, and none when
+// the endpoint is off and no --lake is given.
+func TestFileLake(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "g.duckdb")
+	for _, c := range []struct {
+		name, sqlAddr, lake, want string
+		interval, wantEvery        time.Duration
+	}{
+		{"default beside the file", "127.0.0.1:0", "", db + ".lake", 0, defaultFilePublish},
+		{"--lake", "127.0.0.1:0", filepath.Join(dir, "elsewhere"), filepath.Join(dir, "elsewhere"), 5 * time.Second, 5 * time.Second},
+		{"endpoint off, --lake", "", filepath.Join(dir, "kept"), filepath.Join(dir, "kept"), 0, defaultFilePublish},
+		{"endpoint off", "", "", "", 0, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := processor.Config{DBPath: db}
+			ec := endpointConfig{sqlAddr: c.sqlAddr}
+			if err := fileLake(&cfg, &ec, c.lake, c.interval, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+				t.Fatal(err)
+			}
+			if ec.lakeDir != c.want || (c.want == "") != (cfg.Publisher == nil) || cfg.PublishInterval != c.wantEvery {
+				t.Errorf("lake %q, publisher %v, every %v; want %q, every %v", ec.lakeDir, cfg.Publisher != nil, cfg.PublishInterval, c.want, c.wantEvery)
+			}
+			if c.want != "" {
+				if st, err := os.Stat(c.want); err != nil || !st.IsDir() {
+					t.Errorf("lake directory %s not created: %v", c.want, err)
+				}
+			}
+		})
 	}
 }

@@ -109,7 +109,7 @@ func startQueryProcess(c queryServiceConfig, log *slog.Logger) (*querysvc.Superv
 	if _, err := querysvc.ParseSize(c.memoryLimit); err != nil {
 		return nil, usageError{"--sql-memory-limit: " + err.Error()}
 	}
-	if c.password == "" && !pgwireLoopback(c.addr) {
+	if c.password == "" && !pgwire.IsLoopback(c.addr) {
 		return nil, fmt.Errorf("SQL endpoint %s is not a loopback address: set a password (env GTSM_SQL_PASSWORD), or bind 127.0.0.1", c.addr)
 	}
 	ln, err := net.Listen("tcp", c.addr)
@@ -133,18 +133,6 @@ func startQueryProcess(c queryServiceConfig, log *slog.Logger) (*querysvc.Superv
 		return nil, err
 	}
 	return sup, nil
-}
-
-func pgwireLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // runQueryWorker is the query process: bounded by the kernel, on the socket
