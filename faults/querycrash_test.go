@@ -81,40 +81,17 @@ func queryCrashRun(t *testing.T, sites, minutes, repeats int) {
 	}
 	ctx := context.Background()
 	url := fmt.Sprintf("postgres://gtsm@%s/gtsm?sslmode=disable&connect_timeout=5", sqlAddr)
-	// answers waits (at most 60 s at start, 10 s after an attack) for the
-	// endpoint to run a query, and returns how long that took.
-	answers := func(bound time.Duration) (time.Duration, error) {
-		t0 := time.Now()
-		var last error
-		for time.Since(t0) < bound {
-			c, err := pgx.Connect(ctx, url)
-			if err == nil {
-				var one int
-				err = c.QueryRow(ctx, `SELECT 1`).Scan(&one)
-				c.Close(ctx)
-				if err == nil {
-					return time.Since(t0), nil
-				}
-			}
-			last = err
-			time.Sleep(50 * time.Millisecond)
-		}
-		return time.Since(t0), last
-	}
+	answers := func(bound time.Duration) (time.Duration, error) { return testutil.PGAnswers(ctx, url, bound) }
+	count := func() (int64, error) { return testutil.PGQueryInt(ctx, url, `SELECT count(*) FROM gtsm_etl`) }
 	if _, err := answers(60 * time.Second); err != nil {
 		t.Fatalf("SQL endpoint never answered: %v\n%s", err, p.stderr)
 	}
 	// The landing table function of the writer is not in the query
 	// process's DuckDB at all.
-	c, err := pgx.Connect(ctx, url)
+	landing, err := testutil.PGQueryInt(ctx, url, `SELECT count(*) FROM duckdb_functions() WHERE function_name LIKE 'gtsm_land%'`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var landing int
-	if err := c.QueryRow(ctx, `SELECT count(*) FROM duckdb_functions() WHERE function_name LIKE 'gtsm_land%'`).Scan(&landing); err != nil {
-		t.Fatal(err)
-	}
-	c.Close(ctx)
 	if landing != 0 {
 		t.Errorf("%d gtsm_land functions visible through the SQL endpoint", landing)
 	}
@@ -155,12 +132,7 @@ func queryCrashRun(t *testing.T, sites, minutes, repeats int) {
 	deadline := time.Now().Add(10 * time.Minute)
 	for {
 		alive("while catching up")
-		var n int64
-		c, err := pgx.Connect(ctx, url)
-		if err == nil {
-			err = c.QueryRow(ctx, `SELECT count(*) FROM gtsm_etl`).Scan(&n)
-			c.Close(ctx)
-		}
+		n, err := count()
 		if err == nil && n == produced {
 			break
 		}
@@ -183,12 +155,7 @@ func queryCrashRun(t *testing.T, sites, minutes, repeats int) {
 	}
 	t0 := time.Now()
 	for {
-		var n int64
-		c, err := pgx.Connect(ctx, url)
-		if err == nil {
-			err = c.QueryRow(ctx, `SELECT count(*) FROM gtsm_etl`).Scan(&n)
-			c.Close(ctx)
-		}
+		n, err := count()
 		if err == nil && n == produced {
 			break
 		}

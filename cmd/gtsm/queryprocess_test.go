@@ -92,24 +92,7 @@ func (q *queryServiceProc) url() string {
 
 // answers polls until SELECT 1 works, and says how long that took.
 func (q *queryServiceProc) answers(t *testing.T, bound time.Duration) (time.Duration, error) {
-	t.Helper()
-	ctx := context.Background()
-	t0 := time.Now()
-	var last error
-	for time.Since(t0) < bound {
-		c, err := pgx.Connect(ctx, q.url())
-		if err == nil {
-			var one int
-			err = c.QueryRow(ctx, "SELECT 1").Scan(&one)
-			c.Close(ctx)
-			if err == nil {
-				return time.Since(t0), nil
-			}
-		}
-		last = err
-		time.Sleep(50 * time.Millisecond)
-	}
-	return time.Since(t0), last
+	return testutil.PGAnswers(context.Background(), q.url(), bound)
 }
 
 // worker is the query process the supervisor started (its only child).
@@ -275,7 +258,7 @@ func TestFileLake(t *testing.T) {
 	db := filepath.Join(dir, "g.duckdb")
 	for _, c := range []struct {
 		name, sqlAddr, lake, want string
-		interval, wantEvery        time.Duration
+		interval, wantEvery       time.Duration
 	}{
 		{"default beside the file", "127.0.0.1:0", "", db + ".lake", 0, defaultFilePublish},
 		{"--lake", "127.0.0.1:0", filepath.Join(dir, "elsewhere"), filepath.Join(dir, "elsewhere"), 5 * time.Second, 5 * time.Second},
