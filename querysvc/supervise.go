@@ -66,8 +66,9 @@ type Config struct {
 	// 5s), and is reset once one has served for Healthy (default 10s).
 	MinBackoff, MaxBackoff, Healthy time.Duration
 	// StopTimeout is how long Close waits after SIGTERM before SIGKILL
-	// (default 10s).
-	StopTimeout time.Duration
+	// (default 10s); StartTimeout how long a query process may take to
+	// serve before it is killed and started again (default 1m).
+	StopTimeout, StartTimeout time.Duration
 	// Stderr receives the query process's output, its logs (default
 	// os.Stderr).
 	Stderr io.Writer
@@ -104,6 +105,7 @@ func Start(cfg Config) (*Supervisor, error) {
 	cfg.MaxBackoff = cmp.Or(cfg.MaxBackoff, 5*time.Second)
 	cfg.Healthy = cmp.Or(cfg.Healthy, 10*time.Second)
 	cfg.StopTimeout = cmp.Or(cfg.StopTimeout, 10*time.Second)
+	cfg.StartTimeout = cmp.Or(cfg.StartTimeout, time.Minute)
 	if cfg.Stderr == nil {
 		cfg.Stderr = os.Stderr
 	}
@@ -252,9 +254,15 @@ func (s *Supervisor) once(ctx context.Context, ref *refuser) (served bool, err e
 	}()
 	pid := cmd.Process.Pid
 	defer s.setServing(0)
+	startup := time.NewTimer(s.cfg.StartTimeout)
+	defer startup.Stop()
 	for {
 		select {
+		case <-startup.C:
+			s.cfg.Logger.Error("query process did not start serving; killing it", "pid", pid, "waited", s.cfg.StartTimeout)
+			cmd.Process.Kill()
 		case <-readyc:
+			startup.Stop()
 			ref.stop()
 			s.setServing(pid)
 			served = true
