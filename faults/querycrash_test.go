@@ -75,7 +75,7 @@ func queryCrashRun(t *testing.T, sites, minutes, repeats int) {
 		t.Helper()
 		select {
 		case <-p.done:
-			t.Fatalf("gtsm process exited %s: %v\n%s", when, p.err, tail(p.stderr.String()))
+			t.Fatalf("gtsm process exited %s: %v\n%s", when, p.err, tail(p.stderr.String(), 40))
 		default:
 		}
 	}
@@ -84,7 +84,7 @@ func queryCrashRun(t *testing.T, sites, minutes, repeats int) {
 	answers := func(bound time.Duration) (time.Duration, error) { return testutil.PGAnswers(ctx, url, bound) }
 	count := func() (int64, error) { return testutil.PGQueryInt(ctx, url, `SELECT count(*) FROM gtsm_etl`) }
 	if _, err := answers(60 * time.Second); err != nil {
-		t.Fatalf("SQL endpoint never answered: %v\n%s", err, tail(p.stderr.String()))
+		t.Fatalf("SQL endpoint never answered: %v\n%s", err, tail(p.stderr.String(), 40))
 	}
 	// The landing table function of the writer is not in the query
 	// process's DuckDB at all.
@@ -116,7 +116,7 @@ func queryCrashRun(t *testing.T, sites, minutes, repeats int) {
 			}
 			back, err := answers(10 * time.Second)
 			if err != nil {
-				t.Fatalf("attack %q #%d: endpoint not answering 10 s later: %v\n%s", a.name, r+1, err, tail(p.stderr.String()))
+				t.Fatalf("attack %q #%d: endpoint not answering 10 s later: %v\n%s", a.name, r+1, err, tail(p.stderr.String(), 40))
 			}
 			t.Logf("attack %q #%d: %v after %v; answering again %v later", a.name, r+1, short(qerr), took.Round(time.Millisecond), back.Round(time.Millisecond))
 			alive(fmt.Sprintf("after attack %q #%d", a.name, r+1))
@@ -140,7 +140,7 @@ func queryCrashRun(t *testing.T, sites, minutes, repeats int) {
 			t.Fatalf("the endpoint shows %d records, %d were produced", n, produced)
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the endpoint shows %d of %d records (%v)\n%s", n, produced, err, tail(p.stderr.String()))
+			t.Fatalf("the endpoint shows %d of %d records (%v)\n%s", n, produced, err, tail(p.stderr.String(), 40))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -167,7 +167,7 @@ func queryCrashRun(t *testing.T, sites, minutes, repeats int) {
 	t.Logf("freshness: 1,200 records produced after catching up were queryable %v after the producer exited", time.Since(t0).Round(time.Millisecond))
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	if err := p.wait(2 * time.Minute); err != nil {
-		t.Fatalf("gtsm process: %v\n%s", err, tail(p.stderr.String()))
+		t.Fatalf("gtsm process: %v\n%s", err, tail(p.stderr.String(), 40))
 	}
 	if strings.Contains(p.stderr.String(), "processor started") && strings.Count(p.stderr.String(), "processor started") != 1 {
 		t.Errorf("the processor started %d times", strings.Count(p.stderr.String(), "processor started"))
@@ -178,14 +178,6 @@ func queryCrashRun(t *testing.T, sites, minutes, repeats int) {
 		t.Errorf("gtsm_etl: %d rows, %d distinct (site, session, time); want %d each", rows, distinct, produced)
 	}
 	t.Logf("query process restarts: %d", strings.Count(p.stderr.String(), "query process exited; restarting it"))
-}
-
-// tail is the end of a long log.
-func tail(s string) string {
-	if len(s) > 4000 {
-		return "…" + s[len(s)-4000:]
-	}
-	return s
 }
 
 // short is an error's SQLSTATE and first line.
