@@ -1,6 +1,8 @@
 package querysvc
 
 import (
+	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -81,23 +83,46 @@ func Harden(addressSpace uint64) error {
 	return nil
 }
 
-// Inherited returns the listening socket the supervisor passed and the
-// function that tells it the query process serves.
-func Inherited() (*net.TCPListener, func(), error) {
+// Inherited returns the listening socket the supervisor passed, the
+// function that tells it this query process is ready, and the one that
+// waits for the word to serve (nil), or for ctx or the supervisor's end
+// (an error).
+func Inherited() (ln *net.TCPListener, ready func(), activated func(context.Context) error, err error) {
 	f := os.NewFile(ListenerFD, "sql-listener")
-	ln, err := net.FileListener(f)
+	l, err := net.FileListener(f)
 	f.Close()
 	if err != nil {
-		return nil, nil, fmt.Errorf("query process: inherited listener (fd %d): %w", ListenerFD, err)
+		return nil, nil, nil, fmt.Errorf("query process: inherited listener (fd %d): %w", ListenerFD, err)
 	}
-	tl, ok := ln.(*net.TCPListener)
+	tl, ok := l.(*net.TCPListener)
 	if !ok {
-		ln.Close()
-		return nil, nil, fmt.Errorf("query process: fd %d is not a TCP listener", ListenerFD)
+		l.Close()
+		return nil, nil, nil, fmt.Errorf("query process: fd %d is not a TCP listener", ListenerFD)
 	}
 	w := os.NewFile(ReadyFD, "ready")
-	return tl, func() {
-		w.WriteString("serving\n")
+	r := os.NewFile(ActivateFD, "activate")
+	ready = func() {
+		w.WriteString("ready\n")
 		w.Close()
-	}, nil
+	}
+	activated = func(ctx context.Context) error {
+		got := make(chan error, 1)
+		go func() {
+			line, err := bufio.NewReader(r).ReadString('\n')
+			if err == nil && line != "serve\n" {
+				err = fmt.Errorf("unexpected %q", line)
+			}
+			got <- err
+		}()
+		select {
+		case err := <-got:
+			if err != nil {
+				return fmt.Errorf("query process: waiting to serve: %w (the supervisor is gone or stopped this standby)", err)
+			}
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return tl, ready, activated, nil
 }

@@ -10,8 +10,9 @@
 //   - while no query process serves (starting, or restarting after a
 //     crash) the supervisor answers connections itself with SQLSTATE 57P03
 //     ("starting up"), so a client gets an error, never a hang;
-//   - a query process that exits on its own is restarted with a doubling
-//     backoff (reset once one has served for a while);
+//   - a standby query process is kept started and ready, so one that exits
+//     is replaced at once; a standby that dies before it is ready is
+//     restarted with a doubling backoff;
 //   - the query process dies with its supervisor (Pdeathsig: SIGKILL when
 //     the supervising thread ends), and bounds itself (Harden: the kernel's
 //     address-space limit, and the first pick of the OOM killer).
@@ -38,11 +39,13 @@ import (
 	"time"
 )
 
-// Descriptors of the query process: the inherited listening socket and the
-// pipe it announces readiness on.
+// Descriptors of the query process: the inherited listening socket, the
+// pipe it announces readiness on, and the pipe it waits on for the word to
+// serve (a standby waits there, ready).
 const (
 	ListenerFD = 3
 	ReadyFD    = 4
+	ActivateFD = 5
 )
 
 // EnvSupervisor names the supervisor's process id in the query process's
@@ -61,10 +64,11 @@ type Config struct {
 	Env  []string
 	// Logger receives restarts and the query process's fate.
 	Logger *slog.Logger
-	// MinBackoff (default 100ms) is the wait before restarting a query
-	// process that exited; it doubles per exit, up to MaxBackoff (default
-	// 5s), and is reset once one has served for Healthy (default 10s).
-	MinBackoff, MaxBackoff, Healthy time.Duration
+	// MinBackoff (default 100ms) is the wait before starting another
+	// query process after one died before it was ready; it doubles per
+	// such death, up to MaxBackoff (default 5s), and is reset when one
+	// gets ready.
+	MinBackoff, MaxBackoff time.Duration
 	// StopTimeout is how long Close waits after SIGTERM before SIGKILL
 	// (default 10s); StartTimeout how long a query process may take to
 	// serve before it is killed and started again (default 1m).
@@ -103,7 +107,6 @@ func Start(cfg Config) (*Supervisor, error) {
 	cfg.Logger = cmp.Or(cfg.Logger, slog.Default())
 	cfg.MinBackoff = cmp.Or(cfg.MinBackoff, 100*time.Millisecond)
 	cfg.MaxBackoff = cmp.Or(cfg.MaxBackoff, 5*time.Second)
-	cfg.Healthy = cmp.Or(cfg.Healthy, 10*time.Second)
 	cfg.StopTimeout = cmp.Or(cfg.StopTimeout, 10*time.Second)
 	cfg.StartTimeout = cmp.Or(cfg.StartTimeout, time.Minute)
 	if cfg.Stderr == nil {
@@ -173,55 +176,154 @@ func (s *Supervisor) setServing(pid int) {
 	}
 }
 
+// child is one query process: started, ready once it has said so on its
+// ready pipe, serving once activated (a line on its go pipe).
+type child struct {
+	cmd     *exec.Cmd
+	pid     int
+	ready   chan struct{} // closed when it says it is ready to serve
+	exited  chan error    // its end
+	goW     *os.File      // activation pipe (fd 5 in the child)
+	started time.Time
+}
+
+// run keeps one query process serving and one standby ready: a query
+// process's start (a DuckDB database, the lake's views, the endpoint's
+// parser) took 1-6 s at load 30-50, so after a crash the standby, already
+// started, is activated at once and a new standby is started behind it.
+// A standby that dies before it is ready is restarted after a backoff that
+// doubles (MinBackoff to MaxBackoff) until one gets ready.
 func (s *Supervisor) run(ctx context.Context) {
 	defer close(s.done)
 	backoff := s.cfg.MinBackoff
-	for n := 0; ; n++ {
-		ref := startRefusing(s.cfg.Listener, s.cfg.Logger)
-		started := time.Now()
-		served, err := s.once(ctx, ref)
-		ref.stop()
-		if ctx.Err() != nil {
-			return
+	var cur, spare *child
+	defer func() {
+		for _, c := range []*child{cur, spare} {
+			if c != nil {
+				s.terminate(c)
+			}
 		}
-		if served && time.Since(started) >= s.cfg.Healthy {
-			backoff = s.cfg.MinBackoff
+	}()
+	for ctx.Err() == nil {
+		if spare == nil {
+			c, err := s.spawn()
+			if err != nil {
+				s.cfg.Logger.Error("query process did not start", "err", err, "retry_in", backoff)
+				if !s.sleep(ctx, backoff, cur == nil) {
+					return
+				}
+				backoff = min(2*backoff, s.cfg.MaxBackoff)
+				continue
+			}
+			spare = c
 		}
-		s.mu.Lock()
-		s.lastErr = err
-		s.mu.Unlock()
-		s.cfg.Logger.Error("query process exited; restarting it", "err", err, "served", served,
-			"ran", time.Since(started).Round(time.Millisecond), "restart_in", backoff)
-		ref = startRefusing(s.cfg.Listener, s.cfg.Logger)
+		if cur == nil {
+			// Nobody serves: refuse until the standby is ready.
+			ref := startRefusing(s.cfg.Listener, s.cfg.Logger)
+			startup := time.NewTimer(s.cfg.StartTimeout)
+			select {
+			case <-spare.ready:
+				startup.Stop()
+				ref.stop()
+				if err := spare.activate(); err != nil {
+					s.cfg.Logger.Error("query process: activate", "pid", spare.pid, "err", err)
+				}
+				cur, spare = spare, nil
+				backoff = s.cfg.MinBackoff
+				s.setServing(cur.pid)
+				s.cfg.Logger.Info("query process serving", "pid", cur.pid, "addr", s.Addr().String())
+			case err := <-spare.exited:
+				startup.Stop()
+				s.failed(spare, err, backoff)
+				spare = nil
+				ok := s.sleep(ctx, backoff, false)
+				ref.stop()
+				if !ok {
+					return
+				}
+				backoff = min(2*backoff, s.cfg.MaxBackoff)
+				s.restarts.Add(1)
+			case <-startup.C:
+				ref.stop()
+				s.cfg.Logger.Error("query process did not get ready; killing it", "pid", spare.pid, "waited", s.cfg.StartTimeout)
+				spare.cmd.Process.Kill()
+			case <-ctx.Done():
+				startup.Stop()
+				ref.stop()
+				return
+			}
+			continue
+		}
 		select {
+		case err := <-cur.exited:
+			s.setServing(0)
+			s.failed(cur, err, 0)
+			cur = nil
+			s.restarts.Add(1)
+		case err := <-spare.exited:
+			s.failed(spare, err, backoff)
+			spare = nil
+			if !s.sleep(ctx, backoff, false) {
+				return
+			}
+			backoff = min(2*backoff, s.cfg.MaxBackoff)
 		case <-ctx.Done():
-			ref.stop()
 			return
-		case <-time.After(backoff):
 		}
-		ref.stop()
-		backoff = min(2*backoff, s.cfg.MaxBackoff)
-		s.restarts.Add(1)
 	}
 }
 
-// once runs one query process until it exits or ctx ends. ref refuses
-// connections until the process says it serves.
-func (s *Supervisor) once(ctx context.Context, ref *refuser) (served bool, err error) {
+// sleep waits d (refusing connections meanwhile when refuse); false when
+// ctx ended first.
+func (s *Supervisor) sleep(ctx context.Context, d time.Duration, refuse bool) bool {
+	if refuse {
+		ref := startRefusing(s.cfg.Listener, s.cfg.Logger)
+		defer ref.stop()
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
+
+func (s *Supervisor) failed(c *child, err error, backoff time.Duration) {
+	err = describeExit(err)
+	s.mu.Lock()
+	s.lastErr = err
+	s.mu.Unlock()
+	if backoff > 0 {
+		s.cfg.Logger.Error("standby query process exited before serving; starting another", "pid", c.pid, "err", err,
+			"ran", time.Since(c.started).Round(time.Millisecond), "restart_in", backoff)
+		return
+	}
+	s.cfg.Logger.Error("query process exited; restarting it", "pid", c.pid, "err", err,
+		"ran", time.Since(c.started).Round(time.Millisecond))
+}
+
+// spawn starts a query process on the listening socket (fd 3), with its
+// ready pipe (fd 4) and activation pipe (fd 5).
+func (s *Supervisor) spawn() (*child, error) {
 	readyR, readyW, err := os.Pipe()
 	if err != nil {
-		return false, fmt.Errorf("ready pipe: %w", err)
+		return nil, fmt.Errorf("ready pipe: %w", err)
 	}
-	defer readyR.Close()
+	goR, goW, err := os.Pipe()
+	if err != nil {
+		readyR.Close()
+		readyW.Close()
+		return nil, fmt.Errorf("activation pipe: %w", err)
+	}
 	cmd := exec.Command(s.cfg.Path, s.cfg.Args...)
 	cmd.Env = append(append(os.Environ(), s.cfg.Env...), fmt.Sprintf("%s=%d", EnvSupervisor, os.Getpid()))
 	cmd.Stdout, cmd.Stderr = s.cfg.Stderr, s.cfg.Stderr
-	cmd.ExtraFiles = []*os.File{s.lnf, readyW} // fds 3 and 4
+	cmd.ExtraFiles = []*os.File{s.lnf, readyW, goR} // fds 3, 4 and 5
 	// Its own process group: a Ctrl-C in the terminal reaches the
 	// supervisor, which stops the query process itself.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	dieWithParent(cmd.SysProcAttr)
-	exited := make(chan error, 1)
+	c := &child{cmd: cmd, ready: make(chan struct{}), exited: make(chan error, 1), goW: goW, started: time.Now()}
 	startErr := make(chan error, 1)
 	go func() {
 		// Pdeathsig fires when the thread that started the child ends,
@@ -234,53 +336,49 @@ func (s *Supervisor) once(ctx context.Context, ref *refuser) (served bool, err e
 		if err != nil {
 			return
 		}
-		exited <- cmd.Wait()
+		c.exited <- cmd.Wait()
 	}()
 	err = <-startErr
 	readyW.Close()
+	goR.Close()
 	// os/exec took the socket's descriptor with Fd(), which makes it
 	// blocking, and that flag is the socket's, shared with our listener:
 	// make it non-blocking again, or our refuser's accept would block in
 	// the kernel where no deadline reaches it.
 	setNonblock(s.cfg.Listener)
 	if err != nil {
-		return false, fmt.Errorf("start %s: %w", s.cfg.Path, err)
+		readyR.Close()
+		goW.Close()
+		return nil, fmt.Errorf("start %s: %w", s.cfg.Path, err)
 	}
-	readyc := make(chan struct{})
+	c.pid = cmd.Process.Pid
 	go func() {
+		defer readyR.Close()
 		if sc := bufio.NewScanner(readyR); sc.Scan() {
-			close(readyc)
+			close(c.ready)
 		}
 	}()
-	pid := cmd.Process.Pid
-	defer s.setServing(0)
-	startup := time.NewTimer(s.cfg.StartTimeout)
-	defer startup.Stop()
-	for {
-		select {
-		case <-startup.C:
-			s.cfg.Logger.Error("query process did not start serving; killing it", "pid", pid, "waited", s.cfg.StartTimeout)
-			cmd.Process.Kill()
-		case <-readyc:
-			startup.Stop()
-			ref.stop()
-			s.setServing(pid)
-			served = true
-			s.cfg.Logger.Info("query process serving", "pid", pid, "addr", s.Addr().String())
-			readyc = nil
-		case err := <-exited:
-			return served, describeExit(err)
-		case <-ctx.Done():
-			cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-exited:
-			case <-time.After(s.cfg.StopTimeout):
-				s.cfg.Logger.Warn("query process did not stop after SIGTERM; killing it", "pid", pid, "waited", s.cfg.StopTimeout)
-				cmd.Process.Kill()
-				<-exited
-			}
-			return served, nil
-		}
+	return c, nil
+}
+
+// activate tells a ready query process to serve.
+func (c *child) activate() error {
+	_, err := c.goW.WriteString("serve\n")
+	c.goW.Close()
+	return err
+}
+
+// terminate stops a query process: SIGTERM, then SIGKILL after
+// StopTimeout.
+func (s *Supervisor) terminate(c *child) {
+	c.goW.Close() // a standby waiting for activation reads EOF and exits
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.exited:
+	case <-time.After(s.cfg.StopTimeout):
+		s.cfg.Logger.Warn("query process did not stop after SIGTERM; killing it", "pid", c.pid, "waited", s.cfg.StopTimeout)
+		c.cmd.Process.Kill()
+		<-c.exited
 	}
 }
 

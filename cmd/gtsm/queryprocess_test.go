@@ -95,27 +95,47 @@ func (q *queryServiceProc) answers(t *testing.T, bound time.Duration) (time.Dura
 	return testutil.PGAnswers(context.Background(), q.url(), bound)
 }
 
-// worker is the query process the supervisor started (its only child).
-func (q *queryServiceProc) worker(t *testing.T) int {
+// workers are the query processes the supervisor started (the serving one
+// and its standby), once both are there.
+func (q *queryServiceProc) workers(t *testing.T) []int {
 	t.Helper()
-	// The child of whichever thread started it (the supervisor keeps
-	// that thread for it: Pdeathsig).
-	deadline := time.Now().Add(10 * time.Second)
+	// Children of whichever threads started them (the supervisor keeps
+	// each on its thread: Pdeathsig).
+	deadline := time.Now().Add(20 * time.Second)
+	var pids []int
 	for time.Now().Before(deadline) {
 		tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", q.cmd.Process.Pid))
 		if err != nil || len(tasks) == 0 {
 			t.Skipf("no /proc children lists: %v", err)
 		}
+		pids = pids[:0]
 		for _, task := range tasks {
 			b, _ := os.ReadFile(task)
 			for _, f := range strings.Fields(string(b)) {
 				if n, err := strconv.Atoi(f); err == nil {
-					return n
+					pids = append(pids, n)
 				}
 			}
 		}
+		if len(pids) >= 2 {
+			return pids
+		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	return pids
+}
+
+// serving is the pid of the query process serving: the one that answers
+// connections (the standby does not accept).
+func (q *queryServiceProc) serving(t *testing.T) int {
+	t.Helper()
+	ws := q.workers(t)
+	for _, w := range ws {
+		if strings.Contains(q.stderr.String(), fmt.Sprintf(`msg="query process serving" pid=%d `, w)) {
+			return w
+		}
+	}
+	t.Fatalf("none of the query processes %v is logged as serving:\n%s", ws, q.stderr)
 	return 0
 }
 
@@ -161,10 +181,7 @@ func TestQueryProcessAttacks(t *testing.T) {
 	// get an error (57P03 or a closed connection), never a hang.
 	t.Run("query process killed", func(t *testing.T) {
 		q := startQueryServiceProc(t)
-		w := q.worker(t)
-		if w == 0 {
-			t.Fatal("no query process under gtsm query-service")
-		}
+		w := q.serving(t)
 		syscall.Kill(w, syscall.SIGKILL)
 		t0 := time.Now()
 		for time.Since(t0) < 2*time.Second {
@@ -187,27 +204,30 @@ func TestQueryProcessAttacks(t *testing.T) {
 		if err != nil {
 			t.Fatalf("not answering 10 s after the kill: %v\n%s", err, q.stderr)
 		}
-		if w2 := q.worker(t); w2 == w || w2 == 0 {
-			t.Errorf("query process %d, want a new one (killed %d)", w2, w)
+		if w2 := q.serving(t); w2 == w {
+			t.Errorf("query process %d still serving after it was killed", w)
 		}
 		t.Logf("answering again %v after the kill", (time.Since(t0) - 2*time.Second + back).Round(time.Millisecond))
 	})
 
-	// The query process dies with its supervisor, even by kill -9.
+	// The query processes (serving and standby) die with their
+	// supervisor, even by kill -9.
 	t.Run("supervisor killed", func(t *testing.T) {
 		q := startQueryServiceProc(t)
-		w := q.worker(t)
-		if w == 0 {
-			t.Fatal("no query process under gtsm query-service")
+		ws := q.workers(t)
+		if len(ws) != 2 {
+			t.Fatalf("query processes %v under gtsm query-service, want a serving one and a standby", ws)
 		}
 		q.cmd.Process.Kill()
 		<-q.done
 		deadline := time.Now().Add(10 * time.Second)
-		for syscall.Kill(w, 0) == nil {
-			if time.Now().After(deadline) {
-				t.Fatalf("query process %d still alive 10 s after its supervisor was killed", w)
+		for _, w := range ws {
+			for syscall.Kill(w, 0) == nil {
+				if time.Now().After(deadline) {
+					t.Fatalf("query process %d still alive 10 s after its supervisor was killed", w)
+				}
+				time.Sleep(20 * time.Millisecond)
 			}
-			time.Sleep(20 * time.Millisecond)
 		}
 		if c, err := net.DialTimeout("tcp", q.addr, time.Second); err == nil {
 			c.Close()

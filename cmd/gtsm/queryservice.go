@@ -58,6 +58,9 @@ type queryServiceConfig struct {
 	// onStuck is its way out when a statement ignores its interrupt.
 	listener net.Listener
 	onStuck  func(time.Duration)
+	// gate, when set, is called once the endpoint is set up and before it
+	// serves; an error stops it.
+	gate func() error
 }
 
 func runQueryService(ctx context.Context, env *environ, args []string) error {
@@ -145,11 +148,17 @@ func runQueryWorker(ctx context.Context, c queryServiceConfig, log *slog.Logger)
 	if err := querysvc.Harden(querysvc.AddressSpace(mem, c.maxConns)); err != nil {
 		return err
 	}
-	ln, ready, err := querysvc.Inherited()
+	ln, ready, activated, err := querysvc.Inherited()
 	if err != nil {
 		return err
 	}
 	c.listener = ln
+	// Started as a standby: everything is set up (the slow part), then
+	// it waits for the supervisor's word before serving.
+	c.gate = func() error {
+		ready()
+		return activated(ctx)
+	}
 	c.onStuck = func(running time.Duration) {
 		log.Error("query process exiting: a statement ignored its interrupt; the supervisor starts a fresh query process",
 			"running_for", running, "sql_timeout", c.timeout)
@@ -158,9 +167,11 @@ func runQueryWorker(ctx context.Context, c queryServiceConfig, log *slog.Logger)
 	qs, err := startQueryService(ctx, c, log)
 	if err != nil {
 		ln.Close()
+		if ctx.Err() != nil {
+			return nil // stopped while a standby
+		}
 		return err
 	}
-	ready()
 	select {
 	case <-ctx.Done():
 		return qs.stop()
@@ -191,6 +202,13 @@ func startQueryService(ctx context.Context, c queryServiceConfig, log *slog.Logg
 	if err != nil {
 		q.Close()
 		return nil, fmt.Errorf("SQL endpoint (--sql-addr %s): %w", c.addr, err)
+	}
+	if c.gate != nil {
+		if err := c.gate(); err != nil {
+			srv.Close()
+			q.Close()
+			return nil, err
+		}
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	qs := &queryService{q: q, srv: srv, cancel: cancel, done: make(chan error, 2)}
