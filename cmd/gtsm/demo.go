@@ -28,7 +28,8 @@ const demoHelp = `Runs the whole pipeline in one process, with no Docker and no 
   2. publishes the B009 2021-07-01 Day, Hour and Min bottle sets from testdata/
      to gtsm_etl (skipped when an earlier run already did: nothing is duplicated);
   3. runs the goka processor into <data>/gtsm.duckdb and waits until every
-     record is committed;
+     record is committed and published to <data>/gtsm.duckdb.lake, the lake its
+     SQL endpoint (a query process of its own) serves;
   4. prints the first rows of the original demo's query (key_site, timestamp), a
      per-session summary (records, time span, gaps, daily mean of each gauge)
      and the commands to go further.
