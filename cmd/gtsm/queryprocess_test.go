@@ -163,7 +163,7 @@ func TestQueryProcessAttacks(t *testing.T) {
 		t0 := time.Now()
 		out, err := exec.Command("psql", "-h", hostOf(q.addr), "-p", portOf(q.addr), "-d", "gtsm", "-A", "-t", "-c", "SELECT 40 + 2").CombinedOutput()
 		if err != nil || strings.TrimSpace(string(out)) != "42" {
-			t.Fatalf("psql behind 200 silent sockets: %v %s", err, out)
+			t.Fatalf("psql behind 200 silent sockets: %v %s\nlog:\n%s", err, out, grepLines(q.stderr.String(), "refus"))
 		}
 		t.Logf("psql answered %v after opening 200 silent sockets", time.Since(t0).Round(time.Millisecond))
 		last := socks[len(socks)-1]
@@ -301,4 +301,15 @@ func TestFileLake(t *testing.T) {
 			}
 		})
 	}
+}
+
+// grepLines are the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
