@@ -3,24 +3,34 @@ package pgwire
 import (
 	"context"
 	"crypto/subtle"
+	"database/sql/driver"
 	"encoding/binary"
 	"log/slog"
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	duckdb "github.com/duckdb/duckdb-go/v2"
 	wire "github.com/jeroenrinzema/psql-wire"
+	"github.com/jeroenrinzema/psql-wire/pkg/types"
 )
 
 // refuseConn answers a connection beyond Config.MaxConns the way Postgres
 // does (FATAL 53300 too_many_connections) and closes it.
 func refuseConn(c net.Conn, maxConns int) {
+	RefuseConn(c, "53300", "sorry, too many clients already (the SQL endpoint serves at most "+itoa(maxConns)+" connections)")
+}
+
+// RefuseConn answers a client with a FATAL ErrorResponse of the given
+// SQLSTATE and message, before any startup (libpq and pgx report it), and
+// closes the connection.
+func RefuseConn(c net.Conn, code, msg string) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(2 * time.Second))
-	msg := "sorry, too many clients already (the SQL endpoint serves at most " + itoa(maxConns) + " connections)"
 	var body []byte
-	for _, f := range [][2]string{{"S", "FATAL"}, {"V", "FATAL"}, {"C", "53300"}, {"M", msg}} {
+	for _, f := range [][2]string{{"S", "FATAL"}, {"V", "FATAL"}, {"C", code}, {"M", msg}} {
 		body = append(body, f[0][0])
 		body = append(body, f[1]...)
 		body = append(body, 0)
@@ -33,6 +43,10 @@ func refuseConn(c net.Conn, maxConns int) {
 	// Let the client read the error before the close resets the socket.
 	c.Read(make([]byte, 1024))
 }
+
+// IsLoopback tells whether host:port is a loopback address, where the
+// endpoint may serve without a password.
+func IsLoopback(addr string) bool { return isLoopback(addr) }
 
 func itoa(n int) string {
 	if n == 0 {
@@ -171,4 +185,167 @@ func (f authLogFilter) Handle(ctx context.Context, r slog.Record) error {
 		r = r2
 	}
 	return f.next.Handle(ctx, r)
+}
+
+// Connection slots. Config.MaxConns bounds the connections served at once;
+// a connection holds a slot from accept. One that has not finished startup
+// and authentication holds it at most Config.StartupTimeout (its reads are
+// bounded by that instant, however it trickles bytes), and when every slot
+// is taken a new connection closes the oldest one still in startup rather
+// than being refused: a client that only opens sockets (no startup message,
+// or no password) cannot keep the clients that authenticate out, since a
+// real client's startup takes milliseconds and an attacker would have to
+// open MaxConns sockets within it. Only when every slot holds an
+// authenticated session is a connection refused (SQLSTATE 53300), as in
+// Postgres.
+
+// admit registers an accepted connection. It returns (nil, true) when the
+// server is closed, (nil, false) when c was refused (being answered in the
+// background).
+func (s *Server) admit(c net.Conn) (*trackedConn, bool) {
+	now := time.Now()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		c.Close()
+		return nil, true
+	}
+	var evict *trackedConn
+	if len(s.conns) >= s.cfg.MaxConns {
+		for o := range s.conns {
+			t := o.(*trackedConn)
+			if !t.started.Load() && (evict == nil || t.startBy.Before(evict.startBy)) {
+				evict = t
+			}
+		}
+		if evict == nil {
+			s.mu.Unlock()
+			s.cfg.Logger.Warn("SQL endpoint: too many connections; refusing one", "remote", c.RemoteAddr().String(), "max", s.cfg.MaxConns)
+			go refuseConn(c, s.cfg.MaxConns)
+			return nil, false
+		}
+	}
+	tc := &trackedConn{Conn: c, s: s, startBy: now.Add(s.cfg.StartupTimeout)}
+	s.conns[tc] = struct{}{}
+	s.byAddr[c.RemoteAddr().String()] = tc
+	s.mu.Unlock()
+	if evict != nil {
+		s.cfg.Logger.Warn("SQL endpoint: every connection slot taken; closing the oldest connection still in startup",
+			"closed", evict.RemoteAddr().String(), "in_startup_for", now.Sub(evict.startBy.Add(-s.cfg.StartupTimeout)).Round(time.Millisecond),
+			"max", s.cfg.MaxConns)
+		evict.Close()
+	}
+	return tc, true
+}
+
+// readyForQuery is psql-wire's TxStatus hook, called whenever the session
+// writes ReadyForQuery: the first one ends the connection's startup; the
+// status itself is txStatus's (cursor.go).
+func (s *Server) readyForQuery(ctx context.Context) types.ServerStatus {
+	if addr := wire.RemoteAddress(ctx); addr != nil {
+		s.mu.Lock()
+		tc := s.byAddr[addr.String()]
+		s.mu.Unlock()
+		if tc != nil {
+			tc.started.Store(true)
+		}
+	}
+	return s.txStatus(ctx)
+}
+
+// watchdog notices a DuckDB call that keeps running after its statement was
+// interrupted. DuckDB's interrupt is a flag its operators check between
+// vectors; a single scalar call (levenshtein of two 60,000-character
+// strings: 26 s measured with a 3 s timeout) or a constant folded while
+// planning does not look at it, so the call, and the client's statement,
+// outlive Config.QueryTimeout by as long as the function runs. Nothing in
+// the process can stop that thread; Config.OnStuck (the query process:
+// exit, and its supervisor starts a fresh one) is called once such a call
+// has ignored its interrupt for Config.StuckGrace.
+type watchdog struct {
+	grace   time.Duration
+	onStuck func(time.Duration)
+	log     *slog.Logger
+	fired   atomic.Bool
+}
+
+// watch covers one DuckDB call made with ctx; call the result when it
+// returns.
+func (w *watchdog) watch(ctx context.Context) func() {
+	start := time.Now()
+	var (
+		mu    sync.Mutex
+		done  bool
+		timer *time.Timer
+	)
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if done {
+			return
+		}
+		timer = time.AfterFunc(w.grace, func() {
+			mu.Lock()
+			finished := done
+			mu.Unlock()
+			if finished || !w.fired.CompareAndSwap(false, true) {
+				return
+			}
+			running := time.Since(start).Round(time.Millisecond)
+			w.log.Error("SQL endpoint: a DuckDB call ignored its interrupt (DuckDB does not check it inside some functions)",
+				"running_for", running, "grace", w.grace, "cause", context.Cause(ctx))
+			if w.onStuck != nil {
+				w.onStuck(running)
+			}
+		})
+	})
+	return func() {
+		stop()
+		mu.Lock()
+		done = true
+		if timer != nil {
+			timer.Stop()
+		}
+		mu.Unlock()
+	}
+}
+
+// watchedConnector hands out DuckDB connections whose statement calls the
+// watchdog covers. The connections embed the driver's own, so everything
+// else (named value checks, transactions, Raw's *duckdb.Stmt) is DuckDB's.
+type watchedConnector struct {
+	*duckdb.Connector
+	w *watchdog
+}
+
+func (c watchedConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	dc, err := c.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	conn, ok := dc.(*duckdb.Conn)
+	if !ok {
+		return dc, nil
+	}
+	return &watchedConn{Conn: conn, w: c.w}, nil
+}
+
+type watchedConn struct {
+	*duckdb.Conn
+	w *watchdog
+}
+
+func (c *watchedConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	defer c.w.watch(ctx)()
+	return c.Conn.ExecContext(ctx, query, args)
+}
+
+func (c *watchedConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	defer c.w.watch(ctx)()
+	return c.Conn.QueryContext(ctx, query, args)
+}
+
+func (c *watchedConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	defer c.w.watch(ctx)()
+	return c.Conn.PrepareContext(ctx, query)
 }

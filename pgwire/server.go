@@ -59,6 +59,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
@@ -93,8 +94,22 @@ type Config struct {
 	// more are answered with SQLSTATE 53300 and closed.
 	MaxConns int
 	// IdleTimeout closes a connection that sends nothing for this long
-	// (default 10m), during the handshake too.
+	// (default 10m).
 	IdleTimeout time.Duration
+	// StartupTimeout is how long a connection may take from accept to the
+	// end of its startup and authentication (default 10s; see limits.go).
+	StartupTimeout time.Duration
+	// Listener, when set, is served instead of listening on Addr (a query
+	// process serving a socket its supervisor bound and keeps open).
+	Listener net.Listener
+	// OnStuck, when set, is called once for a DuckDB call that has not
+	// returned StuckGrace (default 3s) after its statement was interrupted
+	// (timeout, cancel request or Close): DuckDB checks interrupts between
+	// vectors, not inside every function, and only the end of the process
+	// stops such a call. The query process exits there so its supervisor
+	// restarts it; nil only logs.
+	OnStuck    func(running time.Duration)
+	StuckGrace time.Duration
 }
 
 const (
@@ -103,6 +118,15 @@ const (
 	DefaultQueryTimeout = 30 * time.Second
 	DefaultMaxConns     = 64
 	DefaultIdleTimeout  = 10 * time.Minute
+	// DefaultStartupTimeout bounds startup + authentication. Postgres'
+	// authentication_timeout is 1 min, sized for Kerberos/LDAP round trips;
+	// here a client sends one startup message and at most one cleartext
+	// password (psql, pgx, Grafana finish in milliseconds on loopback and
+	// well under a second across a WAN), and the password throttle delays
+	// a host's attempt by at most authMaxDelay (5s): 10s covers both with
+	// room, and a silent socket holds a slot 6x less long than Postgres'.
+	DefaultStartupTimeout = 10 * time.Second
+	DefaultStuckGrace     = 3 * time.Second
 )
 
 func (c Config) withDefaults() Config {
@@ -124,6 +148,12 @@ func (c Config) withDefaults() Config {
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = DefaultIdleTimeout
 	}
+	if c.StartupTimeout <= 0 {
+		c.StartupTimeout = DefaultStartupTimeout
+	}
+	if c.StuckGrace <= 0 {
+		c.StuckGrace = DefaultStuckGrace
+	}
 	return c
 }
 
@@ -141,6 +171,7 @@ type Server struct {
 	stop     context.CancelFunc
 	mu       sync.Mutex
 	conns    map[net.Conn]struct{} // open client connections, closed by Close
+	byAddr   map[string]*trackedConn
 	closed   bool
 
 	sessions *sessions
@@ -164,6 +195,9 @@ func Serve(ctx context.Context, db *sql.DB, cfg Config) error {
 // starts) and prepares the server; call Serve to accept clients.
 func Listen(db *sql.DB, cfg Config) (*Server, error) {
 	cfg = cfg.withDefaults()
+	if cfg.Listener != nil {
+		cfg.Addr = cfg.Listener.Addr().String()
+	}
 	if cfg.Password == "" && !isLoopback(cfg.Addr) {
 		return nil, fmt.Errorf("SQL endpoint %s is not a loopback address: set a password (it can read files of this machine), or bind 127.0.0.1", cfg.Addr)
 	}
@@ -196,7 +230,8 @@ func Listen(db *sql.DB, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("SQL endpoint: connect to DuckDB %s: %w", path, err)
 	}
-	own := sql.OpenDB(connector)
+	w := &watchdog{grace: cfg.StuckGrace, onStuck: cfg.OnStuck, log: cfg.Logger}
+	own := sql.OpenDB(watchedConnector{connector, w})
 	own.SetMaxOpenConns(cfg.MaxConns)
 	own.SetMaxIdleConns(4)
 	p, err := newParser()
@@ -210,7 +245,8 @@ func Listen(db *sql.DB, cfg Config) (*Server, error) {
 		own.Close()
 		return nil, err
 	}
-	s := &Server{cfg: cfg, db: own, path: path, parser: p, conns: map[net.Conn]struct{}{}, sessions: newSessions(), streams: streams}
+	s := &Server{cfg: cfg, db: own, path: path, parser: p, conns: map[net.Conn]struct{}{}, byAddr: map[string]*trackedConn{},
+		sessions: newSessions(), streams: streams}
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	s.auth = newAuthThrottle(s.stopping)
 	opts := []wire.OptionFn{
@@ -218,7 +254,7 @@ func Listen(db *sql.DB, cfg Config) (*Server, error) {
 		wire.Version(serverVersion),
 		wire.BackendKeyData(s.sessions.keyData),
 		wire.CancelRequest(s.sessions.cancelRequest),
-		wire.TxStatus(s.txStatus),
+		wire.TxStatus(s.readyForQuery),
 		wire.Portals(newPortals),
 		wire.ExtendTypes(pgTextTypes),
 		wire.GlobalParameters(wire.Parameters{"DateStyle": "ISO, MDY", "TimeZone": "UTC", "integer_datetimes": "on",
@@ -235,7 +271,10 @@ func Listen(db *sql.DB, cfg Config) (*Server, error) {
 		own.Close()
 		return nil, fmt.Errorf("SQL endpoint: %w", err)
 	}
-	ln, err := net.Listen("tcp", cfg.Addr)
+	ln := cfg.Listener
+	if ln == nil {
+		ln, err = net.Listen("tcp", cfg.Addr)
+	}
 	if err != nil {
 		p.close()
 		own.Close()
@@ -319,21 +358,13 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 			continue
 		}
 		delay = 0
-		l.s.mu.Lock()
-		if l.s.closed {
-			l.s.mu.Unlock()
-			c.Close()
-			return nil, net.ErrClosed
-		}
-		if len(l.s.conns) >= l.s.cfg.MaxConns {
-			l.s.mu.Unlock()
-			l.s.cfg.Logger.Warn("SQL endpoint: too many connections; refusing one", "remote", c.RemoteAddr().String(), "max", l.s.cfg.MaxConns)
-			go refuseConn(c, l.s.cfg.MaxConns)
+		tc, ok := l.s.admit(c)
+		if !ok {
 			continue
 		}
-		tc := &trackedConn{Conn: c, s: l.s}
-		l.s.conns[tc] = struct{}{}
-		l.s.mu.Unlock()
+		if tc == nil {
+			return nil, net.ErrClosed
+		}
 		return tc, nil
 	}
 }
@@ -343,6 +374,10 @@ type trackedConn struct {
 	s      *Server
 	once   sync.Once
 	writes int // Write calls so far (only the handshake's are rewritten)
+	// startBy is when startup and authentication must be done; started is
+	// set at the first ReadyForQuery (limits.go).
+	startBy time.Time
+	started atomic.Bool
 }
 
 // psql-wire v0.20 overwrites the server_version parameter with "150000",
@@ -378,7 +413,11 @@ func (c *trackedConn) Write(b []byte) (int, error) {
 // only between statements, so this bounds idle time, not statements. What
 // it reads marks the session busy for cancel requests (cancel.go).
 func (c *trackedConn) Read(b []byte) (int, error) {
-	c.Conn.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
+	deadline := time.Now().Add(c.s.cfg.IdleTimeout)
+	if !c.started.Load() && c.startBy.Before(deadline) {
+		deadline = c.startBy
+	}
+	c.Conn.SetReadDeadline(deadline)
 	n, err := c.Conn.Read(b)
 	if n > 0 {
 		c.s.sessions.received(c.RemoteAddr())
@@ -390,6 +429,9 @@ func (c *trackedConn) Close() error {
 	c.once.Do(func() {
 		c.s.mu.Lock()
 		delete(c.s.conns, c)
+		if c.s.byAddr[c.RemoteAddr().String()] == c {
+			delete(c.s.byAddr, c.RemoteAddr().String())
+		}
 		c.s.mu.Unlock()
 		c.s.sessions.forget(c.RemoteAddr())
 	})

@@ -52,8 +52,10 @@ type Config struct {
 	// the partition's open database after commits, at most every
 	// PublishInterval (default 10s), never concurrently for one partition,
 	// and once more before the file is closed (e.g. lake/ exports each
-	// partition to Parquet). Its errors are logged, never fatal: the
-	// partition file stays the truth.
+	// partition to Parquet). In single-file mode it is called with the one
+	// file for each partition the file has offsets of (publish.go), on the
+	// same schedule. Its errors are logged, never fatal: the DuckDB file
+	// stays the truth.
 	Publisher       Publisher
 	PublishInterval time.Duration
 

@@ -75,7 +75,8 @@ type Processor struct {
 	accMu sync.Mutex
 	accs  map[int32]*partAcc
 
-	storeCount atomic.Int64 // open partition files (StateDir mode)
+	storeCount atomic.Int64   // open partition files (StateDir mode)
+	filePub    *filePublisher // single-file mode with a Publisher (publish.go)
 
 	batches chan *batch
 	rowPool chan rowSet // row columns of committed batches, reused (growing 50k-row slices dominated the profile)
@@ -229,6 +230,9 @@ func New(ctx context.Context, cfg Config) (*Processor, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Publisher != nil {
+		p.filePub = &filePublisher{published: map[int32]int64{}}
+	}
 	if err := p.init(ctx); err != nil {
 		p.db.Close()
 		return nil, err
@@ -360,6 +364,12 @@ func (p *Processor) Run(ctx context.Context) (err error) {
 	}
 	flushDone, flushStop := make(chan struct{}), make(chan struct{})
 	go func() { defer close(flushDone); p.runFlusher(runCtx, flushStop) }()
+	pubDone, pubStop := make(chan struct{}), make(chan struct{})
+	if p.filePub != nil {
+		go func() { defer close(pubDone); p.runFilePublisher(pubStop) }()
+	} else {
+		close(pubDone)
+	}
 
 	if p.cfg.OnStart != nil {
 		p.cfg.OnStart(p)
@@ -375,6 +385,13 @@ func (p *Processor) Run(ctx context.Context) (err error) {
 	p.cutAll(0)
 	close(p.batches)
 	sinkErr := <-sinkDone
+	close(pubStop)
+	<-pubDone
+	if p.filePub != nil && sinkErr == nil && p.failure() == nil {
+		if err := p.PublishAll(context.WithoutCancel(ctx)); err != nil {
+			p.log.Warn("publish to the lake at shutdown", "err", err)
+		}
+	}
 	if p.cfg.StateDir != "" {
 		sinkErr = p.closeStores("shutdown")
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -15,6 +16,7 @@ import (
 	"github.com/earthscope/gtsm-stream/bottle/fixture"
 	"github.com/earthscope/gtsm-stream/processor"
 	"github.com/earthscope/gtsm-stream/producer"
+	"github.com/earthscope/gtsm-stream/querysvc"
 	"github.com/earthscope/gtsm-stream/registry"
 	"github.com/earthscope/gtsm-stream/shell"
 	gtsmsql "github.com/earthscope/gtsm-stream/sql"
@@ -26,7 +28,8 @@ const demoHelp = `Runs the whole pipeline in one process, with no Docker and no 
   2. publishes the B009 2021-07-01 Day, Hour and Min bottle sets from testdata/
      to gtsm_etl (skipped when an earlier run already did: nothing is duplicated);
   3. runs the goka processor into <data>/gtsm.duckdb and waits until every
-     record is committed;
+     record is committed and published to <data>/gtsm.duckdb.lake, the lake its
+     SQL endpoint (a query process of its own) serves;
   4. prints the first rows of the original demo's query (key_site, timestamp), a
      per-session summary (records, time span, gaps, daily mean of each gauge)
      and the commands to go further.
@@ -91,14 +94,23 @@ func runDemo(ctx context.Context, env *environ, args []string) error {
 	}
 
 	dbPath := filepath.Join(bf.dataDir, "gtsm.duckdb")
-	p, err := startProcessor(ctx, processor.Config{
+	cfg := processor.Config{
 		Brokers: []string{st.BootstrapServers}, Registry: registry.Config{URL: st.RegistryURL},
 		DBPath: dbPath, Partitions: bf.partitions, Logger: log,
 		// Its own group, so the offsets it commits in the embedded broker
 		// are not those a later "gtsm process" (group gtsm-processor) on
 		// another DuckDB file finds there.
 		Group: demoGroup,
-	}, ec)
+	}
+	ec.logFormat, ec.logLevel, ec.stderr = env.logFormat, env.logLevel, env.stderr
+	if !env.logLevelSet {
+		ec.logLevel = "warn"
+	}
+	// The SQL endpoint serves the lake beside the file (<data>/gtsm.duckdb.lake).
+	if err := fileLake(&cfg, &ec, "", 0, log); err != nil {
+		return err
+	}
+	p, err := startProcessor(ctx, cfg, ec)
 	if err != nil {
 		return err
 	}
@@ -112,6 +124,17 @@ func runDemo(ctx context.Context, env *environ, args []string) error {
 		return errors.Join(fmt.Errorf("processor: %w", err), p.stop())
 	}
 	step("processor caught up in %s; DuckDB file %s", time.Since(start).Round(time.Millisecond), dbPath)
+	// Everything is committed: publish it to the lake now, rather than at
+	// the next interval, and wait for the query process to serve it.
+	if err := p.PublishAll(ctx); err != nil {
+		return errors.Join(err, p.stop())
+	}
+	rctx, cancelReady := context.WithTimeout(ctx, time.Minute)
+	err = waitServed(rctx, p.ep.sql, p.Committed())
+	cancelReady()
+	if err != nil {
+		return errors.Join(fmt.Errorf("SQL endpoint: %w", err), p.stop())
+	}
 
 	if err := demoQueries(ctx, env.stdout, p.ep.SQLAddr(), dbPath, *rows); err != nil {
 		return errors.Join(err, p.stop())
@@ -134,6 +157,37 @@ Serving until Ctrl-C. Connect with:
 		return nil
 	}
 	return p.stop()
+}
+
+// waitServed waits until the query process serves and its kafka_offsets
+// (published with the rows of the same round) reach committed, the next
+// offsets the processor committed per partition.
+func waitServed(ctx context.Context, sup *querysvc.Supervisor, committed map[int32]int64) error {
+	if err := sup.Ready(ctx); err != nil {
+		return err
+	}
+	var want int64
+	for _, n := range committed {
+		want += max(n, 0)
+	}
+	var last error
+	for {
+		pg, err := shell.DialPG(ctx, sup.Addr().String(), "", 5*time.Second)
+		if err == nil {
+			var res *shell.Result
+			res, err = pg.Exec(ctx, "SELECT coalesce(sum(next_offset), 0) FROM kafka_offsets")
+			pg.Close()
+			if err == nil && len(res.Rows) == 1 && res.Rows[0][0].Text == strconv.FormatInt(want, 10) {
+				return nil
+			}
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the lake did not show the %d committed records: %w (last error: %v)", want, ctx.Err(), last)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // demoInputs returns the three fixture sets, from testdata/ when present (a

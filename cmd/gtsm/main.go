@@ -57,6 +57,7 @@ type environ struct {
 	// logFormat is --log-format; logLevelSet tells whether --log-level (or
 	// its environment variable) was given, for commands quieter by default.
 	logFormat   string
+	logLevel    string
 	logLevelSet bool
 	// collected, when not nil, makes parseFlags record the flag set and
 	// stop the command with errCollected before it does anything: that is
@@ -397,6 +398,7 @@ func parseFlags(fs *pflag.FlagSet, args []string) error {
 	}
 	env.log = log
 	env.logFormat = h.c.logFormat
+	env.logLevel = h.c.logLevel
 	env.logLevelSet = fs.Changed("log-level") || env.getenv("GTSM_LOG_LEVEL") != ""
 	return nil
 }

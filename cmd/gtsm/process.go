@@ -43,11 +43,19 @@ Stop it with Ctrl-C (SIGINT) or SIGTERM: it commits the last batch and
 checkpoints the file. Only one process can open a DuckDB file; query a running
 processor through its SQL endpoint, or stop it and use 'gtsm sql --db FILE'.
 
-While it runs it serves, on the same file: SQL over the Postgres wire protocol,
-read-only (--sql-addr, default 127.0.0.1:5433: psql, pgx, Grafana, 'gtsm sql'),
-and monitoring (--http-addr, default 127.0.0.1:8080): a status page with each
-site's state, gaps and strain curves, Prometheus /metrics and /healthz.
-A non-loopback --sql-addr needs a password (env GTSM_SQL_PASSWORD).
+While it runs it serves SQL over the Postgres wire protocol, read-only
+(--sql-addr, default 127.0.0.1:5433: psql, pgx, Grafana, 'gtsm sql'), from a
+query process of its own: no statement a client sends runs in this process.
+It publishes each partition to a lake beside the file (<db>.lake, or --lake)
+every --publish-interval (2s) after commits, and the query process serves that
+lake: a committed row is queryable within the interval plus about a second.
+The query process is restarted if it crashes (clients get an error meanwhile),
+its memory is bounded by the kernel (from --sql-memory-limit), and a statement
+that ignores --sql-timeout ends with it. --sql-addr "" turns SQL off (and the
+lake, unless --lake is given). Monitoring (--http-addr, default
+127.0.0.1:8080): a status page with each site's state, gaps and strain curves,
+Prometheus /metrics and /healthz. A non-loopback --sql-addr needs a password
+(env GTSM_SQL_PASSWORD).
 
 It logs progress (records/s, lag per partition) every --progress-interval;
 --log-format json makes every log line JSON. --exit-at-end (-e, as kcat -e)
@@ -92,10 +100,10 @@ func runProcess(ctx context.Context, env *environ, args []string) error {
 	fs.StringVar(&cfg.Group, "group", "gtsm-processor", "goka group: consumer group and group table <group>-table")
 	fs.StringVar(&cfg.DBPath, "db", envOr(env, "GTSM_DB", "gtsm.duckdb"), "DuckDB file (created and migrated if needed; env GTSM_DB)")
 	fs.StringVar(&cfg.StateDir, "state-dir", env.getenv("GTSM_STATE_DIR"), "many processors: one DuckDB file per Kafka partition in this shared directory, owned by whichever member of the group has the partition; --db is then unused and the SQL endpoint is off (env GTSM_STATE_DIR; docs/processor.md)")
-	lakeDir := fs.String("lake", envOr(env, "GTSM_LAKE", ""), "with --state-dir: publish each partition to Parquet in this directory (package lake; serve it with gtsm query-service --lake; env GTSM_LAKE)")
-	fs.DurationVar(&cfg.PublishInterval, "publish-interval", 10*time.Second, "with --state-dir and a publisher: publish each partition at most this often")
+	lakeDir := fs.String("lake", envOr(env, "GTSM_LAKE", ""), "publish each partition to this lake directory (package lake; with --db the default is <db>.lake, which the SQL endpoint serves; with --state-dir serve it with gtsm query-service --lake; env GTSM_LAKE)")
+	fs.DurationVar(&cfg.PublishInterval, "publish-interval", 0, "publish each partition at most this often after commits (default 2s with --db, 10s with --state-dir)")
 	fs.StringVar(&cfg.CheckpointThreshold, "checkpoint-threshold", "1GB", "DuckDB WAL size that triggers a checkpoint into the file (bigger: faster ingest, longer replay after a crash)")
-	fs.IntVar(&cfg.DuckDBThreads, "duckdb-threads", 1, "DuckDB worker threads of the database (the processor writes on one; more only make it busy-wait for them; raise it for the queries of the SQL endpoint (--sql-addr) on a many-core machine)")
+	fs.IntVar(&cfg.DuckDBThreads, "duckdb-threads", 1, "DuckDB worker threads of the processor's database (it writes on one; more only make it busy-wait for them; client SQL runs in the separate query process)")
 	fs.IntVar(&cfg.BatchRows, "batch-rows", 131072, "rows per partition per DuckDB transaction (≥ 122880 lets DuckDB write row groups straight to the file; larger: more replay after a crash)")
 	fs.DurationVar(flush, "flush-interval", time.Second, "commit a partial batch this long after its first message (the end-to-end latency bound)")
 	fs.DurationVar(lateness, "allowed-lateness", 0, "a window is final once its site's event time passes window end + this; later data still updates it (counted in late_updates)")
@@ -133,10 +141,7 @@ func runProcess(ctx context.Context, env *environ, args []string) error {
 	}
 	cfg.Logger = env.log
 	cfg.NoLevel2 = !*level2On
-	if *lakeDir != "" {
-		if cfg.StateDir == "" {
-			return usageError{"--lake needs --state-dir (the lake is published per partition file)"}
-		}
+	if *lakeDir != "" && cfg.StateDir != "" {
 		pub, err := lake.New(*lakeDir, lake.Topic(cfg.Topic), lake.Logger(env.log))
 		if err != nil {
 			return err
@@ -180,11 +185,26 @@ func runProcess(ctx context.Context, env *environ, args []string) error {
 		return err
 	}
 	ec.sqlPassword = env.getenv("GTSM_SQL_PASSWORD")
+	ec.logFormat, ec.logLevel, ec.stderr = env.logFormat, env.logLevel, env.stderr
+	if cfg.StateDir == "" {
+		if err := fileLake(&cfg, &ec, *lakeDir, cfg.PublishInterval, env.log); err != nil {
+			return err
+		}
+	}
 	var committed atomic.Int64
 	cfg.OnCommit = func(ci processor.CommitInfo) { committed.Add(int64(ci.Messages)) }
 	r, err := startProcessor(ctx, cfg, ec)
 	if err != nil {
 		return err
+	}
+	if r.ep.sql != nil {
+		// "running" means clients can connect: wait (bounded) for the
+		// query process, while the processor already consumes.
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		if err := r.ep.sql.Ready(rctx); err != nil && ctx.Err() == nil {
+			cfg.Logger.Warn("SQL endpoint not serving yet; the processor runs on", "err", err)
+		}
+		cancel()
 	}
 	cfg.Logger.Info("processor running", "db", cfg.DBPath, "state_dir", cfg.StateDir, "sql", r.ep.SQLAddr(), "http", r.ep.HTTPAddr())
 	if *progressEvery > 0 {

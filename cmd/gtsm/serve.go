@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -13,9 +14,11 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/earthscope/gtsm-stream/lake"
 	"github.com/earthscope/gtsm-stream/monitor"
 	"github.com/earthscope/gtsm-stream/pgwire"
 	"github.com/earthscope/gtsm-stream/processor"
+	"github.com/earthscope/gtsm-stream/querysvc"
 	gtsmsql "github.com/earthscope/gtsm-stream/sql"
 )
 
@@ -29,7 +32,39 @@ type endpointConfig struct {
 	sqlMemoryLimit       string
 	sqlMaxConns          int
 	sqlIdleTimeout       time.Duration
+	// logFormat and logLevel are handed to the query process, whose logs
+	// go to stderr.
+	logFormat, logLevel string
+	stderr              io.Writer
+	// lakeDir is the lake the processor publishes to and the SQL endpoint
+	// serves (fileLake).
+	lakeDir string
 }
+
+// fileLake sets up the single-file processor's lake: dir, or by default
+// <db>.lake beside its DuckDB file, published every interval (0: 2s) when
+// the SQL endpoint is on (it serves the lake) or a directory is given.
+func fileLake(cfg *processor.Config, ec *endpointConfig, dir string, interval time.Duration, log *slog.Logger) error {
+	if dir == "" && ec.sqlAddr == "" {
+		return nil
+	}
+	if dir == "" {
+		dir = cfg.DBPath + ".lake"
+	}
+	pub, err := lake.New(dir, lake.Topic(cmp.Or(cfg.Topic, "gtsm_etl")), lake.Logger(log))
+	if err != nil {
+		return fmt.Errorf("lake of %s: %w", cfg.DBPath, err)
+	}
+	cfg.Publisher = pub
+	cfg.PublishInterval = cmp.Or(interval, defaultFilePublish)
+	ec.lakeDir = pub.Dir()
+	return nil
+}
+
+// defaultFilePublish is how often a single-file processor publishes: a
+// committed row is queryable through its SQL endpoint this long (plus the
+// publish itself and the query process's refresh, 1s) after its commit.
+const defaultFilePublish = 2 * time.Second
 
 // register adds the endpoint flags (shared by process and demo).
 func (c *endpointConfig) register(fs *pflag.FlagSet, env *environ) {
@@ -37,38 +72,38 @@ func (c *endpointConfig) register(fs *pflag.FlagSet, env *environ) {
 	fs.IntVar(&c.rowCap, "sql-row-cap", pgwire.DefaultRowCap, "most rows a plain SQL query may return through the endpoint (COPY TO STDOUT, cursors and fetch sizes stream past it)")
 	fs.DurationVar(&c.queryTimeout, "sql-timeout", pgwire.DefaultQueryTimeout, "SQL statements running longer are interrupted")
 	fs.Var(&c.sqlAllowDirs, "sql-allow-dir", "directory SQL clients may read files from (repeatable; default: none, only the database)")
-	fs.StringVar(&c.sqlMemoryLimit, "sql-memory-limit", "", "DuckDB memory_limit, e.g. 2GB (DuckDB has it per database, so it bounds the processor too; default: DuckDB's)")
+	fs.StringVar(&c.sqlMemoryLimit, "sql-memory-limit", querysvc.DefaultMemoryLimit, "DuckDB memory_limit of the SQL endpoint's query process, e.g. 2GB; its address-space limit is derived from it")
 	fs.IntVar(&c.sqlMaxConns, "sql-max-conns", pgwire.DefaultMaxConns, "most SQL client connections at once")
 	fs.DurationVar(&c.sqlIdleTimeout, "sql-idle-timeout", pgwire.DefaultIdleTimeout, "SQL connections idle this long are closed")
 	fs.StringVar(&c.httpAddr, "http-addr", "127.0.0.1:8080", "monitoring address: status page /, /metrics, /healthz; empty: off")
 }
 
 // endpoints are what a running processor serves next to its work: SQL over
-// the Postgres wire protocol (DuckDB lets only one process open the file, so
-// the processor must serve the readers) and the monitoring HTTP server.
+// the Postgres wire protocol and the monitoring HTTP server. The SQL is
+// served by a query process of its own over the processor's lake (package
+// querysvc): no statement a client sends runs in the process that writes
+// DuckDB. Monitoring (status page, /api, /metrics) runs the processor's
+// own queries on its file.
 type endpoints struct {
-	sql     *pgwire.Server
+	sql     *querysvc.Supervisor
 	httpSrv *http.Server
 	httpLn  net.Listener
 }
 
 // startEndpoints binds both addresses first, so a port in use fails before
 // anything runs, with the flag to change named. An empty address disables
-// that endpoint.
-func startEndpoints(ctx context.Context, db *sql.DB, c endpointConfig, m *monitor.Metrics, health func() error, log *slog.Logger) (*endpoints, error) {
+// that endpoint. lakeDir is the lake the processor publishes to.
+func startEndpoints(db *sql.DB, c endpointConfig, lakeDir string, m *monitor.Metrics, health func() error, log *slog.Logger) (*endpoints, error) {
 	e := &endpoints{}
 	if c.sqlAddr != "" {
-		s, err := pgwire.Listen(db, pgwire.Config{Addr: c.sqlAddr, Password: c.sqlPassword, RowCap: c.rowCap, QueryTimeout: c.queryTimeout, Logger: log,
-			AllowDirs: c.sqlAllowDirs, MemoryLimit: c.sqlMemoryLimit, MaxConns: c.sqlMaxConns, IdleTimeout: c.sqlIdleTimeout})
+		s, err := startQueryProcess(queryServiceConfig{lake: lakeDir, addr: c.sqlAddr, password: c.sqlPassword,
+			memoryLimit: c.sqlMemoryLimit, allowDirs: c.sqlAllowDirs, rowCap: c.rowCap, maxConns: c.sqlMaxConns,
+			timeout: c.queryTimeout, idle: c.sqlIdleTimeout, refresh: time.Second,
+			logFormat: c.logFormat, logLevel: c.logLevel, stderr: c.stderr}, log)
 		if err != nil {
-			return nil, fmt.Errorf("SQL endpoint (--sql-addr %s): %w", c.sqlAddr, err)
+			return nil, err
 		}
 		e.sql = s
-		go func() {
-			if err := s.Serve(ctx); err != nil {
-				log.Error("SQL endpoint stopped", "err", err)
-			}
-		}()
 	}
 	if c.httpAddr != "" {
 		ln, err := net.Listen("tcp", c.httpAddr)
@@ -103,8 +138,8 @@ func (e *endpoints) HTTPAddr() string {
 	return e.httpLn.Addr().String()
 }
 
-// Close stops both; the SQL server interrupts running statements first so the
-// database can be closed after it.
+// Close stops both: the query process, and the monitoring server, which
+// reads the database, so it is closed after them.
 func (e *endpoints) Close() {
 	if e.sql != nil {
 		e.sql.Close()
@@ -168,7 +203,7 @@ func startProcessor(ctx context.Context, cfg processor.Config, ec endpointConfig
 		return out
 	})
 	pctx, cancel := context.WithCancel(ctx)
-	ep, err := startEndpoints(pctx, db, ec, m, p.Healthy, log)
+	ep, err := startEndpoints(db, ec, ec.lakeDir, m, p.Healthy, log)
 	if err != nil {
 		cancel()
 		return nil, errors.Join(err, p.Close())

@@ -26,12 +26,17 @@ func TestSQLAuthFailureLogged(t *testing.T) {
 	}
 	defer db.Close()
 	logs := &testutil.SyncBuffer{}
-	ep, err := startEndpoints(ctx, db, endpointConfig{sqlAddr: "127.0.0.1:0", sqlPassword: "right", rowCap: 10, queryTimeout: 5 * time.Second},
-		monitor.NewMetrics(), func() error { return nil }, slog.New(slog.NewJSONHandler(logs, nil)))
+	ep, err := startEndpoints(db, endpointConfig{sqlAddr: "127.0.0.1:0", sqlPassword: "right", rowCap: 10, queryTimeout: 5 * time.Second,
+		logFormat: "json", stderr: logs}, t.TempDir(), monitor.NewMetrics(), func() error { return nil }, slog.New(slog.NewJSONHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ep.Close()
+	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := ep.sql.Ready(rctx); err != nil {
+		t.Fatalf("%v; logs:\n%s", err, logs.String())
+	}
 	if pg, err := shell.DialPG(ctx, ep.SQLAddr(), "wrong", 5*time.Second); err == nil {
 		pg.Close()
 		t.Fatal("wrong password: connected")

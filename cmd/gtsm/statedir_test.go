@@ -71,7 +71,4 @@ func TestProcessStateDir(t *testing.T) {
 	if err := q.DB().QueryRow(`SELECT count(*) FROM gtsm_etl`).Scan(&n); err != nil || n != rows {
 		t.Errorf("lake gtsm_etl: %d rows, %v; want %d", n, err, rows)
 	}
-	if code, _, errs := runCmd(t, vars, "process", "--lake", lakeDir); code == 0 || !strings.Contains(errs, "--lake needs --state-dir") {
-		t.Errorf("--lake without --state-dir: exit %d, %s", code, errs)
-	}
 }
