@@ -313,3 +313,5 @@ func diff(t testing.TB, what string, got, want []string) {
 	}
 	t.Errorf("%s: lake has %d rows, the single file %d:\n%s", what, len(got), len(want), strings.Join(msgs, "\n"))
 }
+
+func sortLines(l []string) { sort.Strings(l) }
