@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -315,3 +316,12 @@ func diff(t testing.TB, what string, got, want []string) {
 }
 
 func sortLines(l []string) { sort.Strings(l) }
+
+func mustInt32(t testing.TB, s string) int32 {
+	t.Helper()
+	n, err := strconv.ParseInt(s, 10, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int32(n)
+}
