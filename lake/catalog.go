@@ -16,6 +16,7 @@ import (
 	"github.com/apache/iceberg-go/catalog"
 	"github.com/apache/iceberg-go/catalog/rest"
 	sqlcat "github.com/apache/iceberg-go/catalog/sql"
+	icebergio "github.com/apache/iceberg-go/io"
 	icetable "github.com/apache/iceberg-go/table"
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver of a Postgres SQL catalog
 	_ "modernc.org/sqlite"             // the "sqlite" driver of the default catalog (no cgo)
@@ -412,4 +413,58 @@ func partitionText(v any) (string, error) {
 		return strconv.FormatInt(int64(*x), 10), nil
 	}
 	return "", fmt.Errorf("unexpected partition value %v (%T)", v, v)
+}
+
+// dataFile is the Iceberg description of a Parquet file the lake wrote:
+// statistics (counts, bounds) read from its footer, and the partition
+// values of its span given by the caller, never inferred from the bounds
+// (a writer may truncate the bounds of a long string).
+func dataFile(ctx context.Context, fsys icebergio.IO, loc string, t table, s *tableSchema, vals []sql.NullString, props iceberg.Properties) (iceberg.DataFile, error) {
+	st, err := icetable.FileToDataFile(ctx, fsys, loc, s.iceberg, *iceberg.UnpartitionedSpec, 0, props)
+	if err != nil {
+		return nil, fmt.Errorf("lake file %s: %w", loc, err)
+	}
+	part := map[int]any{}
+	logical := map[int]string{}
+	i := 0
+	for _, f := range s.spec.Fields() {
+		k := t.keys[i]
+		v := vals[i]
+		i++
+		if !v.Valid {
+			continue
+		}
+		var err error
+		switch k.tr {
+		case identity:
+			col, _ := s.iceberg.FindFieldByName(k.col)
+			if _, ok := col.Type.(iceberg.Int32Type); ok {
+				var n int64
+				n, err = strconv.ParseInt(v.String, 10, 32)
+				part[f.FieldID] = int32(n)
+			} else {
+				part[f.FieldID] = v.String
+			}
+		case day:
+			var n int64
+			n, err = strconv.ParseInt(v.String, 10, 32)
+			part[f.FieldID] = iceberg.Date(n)
+			logical[f.FieldID] = "date"
+		case dayMillis:
+			var n int64
+			n, err = strconv.ParseInt(v.String, 10, 64)
+			part[f.FieldID] = n
+		}
+		if err != nil {
+			return nil, fmt.Errorf("lake file %s: partition value %q of %s: %w", loc, v.String, f.Name, err)
+		}
+	}
+	b, err := iceberg.NewDataFileBuilder(s.spec, iceberg.EntryContentData, loc, iceberg.ParquetFile, part, logical, nil, st.Count(), st.FileSizeBytes())
+	if err != nil {
+		return nil, fmt.Errorf("lake file %s: %w", loc, err)
+	}
+	b.ColumnSizes(st.ColumnSizes()).ValueCounts(st.ValueCounts()).NullValueCounts(st.NullValueCounts()).
+		NaNValueCounts(st.NaNValueCounts()).LowerBoundValues(st.LowerBoundValues()).UpperBoundValues(st.UpperBoundValues()).
+		SplitOffsets(st.SplitOffsets())
+	return b.Build(), nil
 }

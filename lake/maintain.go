@@ -182,16 +182,9 @@ func compact(ctx context.Context, cat *lakeCatalog, t table, owned func(table, [
 				if err := syncFile(path); err != nil {
 					return err
 				}
-				df, err := icetable.FileToDataFile(ctx, fsys, fileURI(path), s.iceberg, s.spec, 0, tb.Properties())
+				df, err := dataFile(ctx, fsys, fileURI(path), t, s, vals[k], tb.Properties())
 				if err != nil {
-					return fmt.Errorf("compact %s: %s: %w", t.name, path, err)
-				}
-				got, err := filePartitionKey(s.spec, df.Partition())
-				if err != nil {
-					return err
-				}
-				if got != partitionKey(vals[k]) {
-					return fmt.Errorf("compact %s: %s has partition %q, its span is %q", t.name, path, got, partitionKey(vals[k]))
+					return fmt.Errorf("compact %s: %w", t.name, err)
 				}
 				add = append(add, df)
 				del = append(del, groups[k]...)

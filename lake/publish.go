@@ -108,7 +108,11 @@ func Catalog(uri string) Option { return func(c *config) { c.catalog = uri } }
 func MaintainEvery(d time.Duration) Option { return func(c *config) { c.maintain = d } }
 
 func newConfig(opts []Option) config {
-	c := config{topic: "gtsm_etl", retention: DefaultRetention, maintain: DefaultMaintainEvery, log: slog.Default()}
+	// GTSM_LAKE_CATALOG is the catalog of every command that opens the
+	// lake (process --lake, query-service, lake maintain) unless an
+	// option says otherwise.
+	c := config{topic: "gtsm_etl", retention: DefaultRetention, maintain: DefaultMaintainEvery, log: slog.Default(),
+		catalog: os.Getenv("GTSM_LAKE_CATALOG")}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -438,9 +442,33 @@ func (p *Publisher) writeFiles(ctx context.Context, tx *sql.Tx, pl *plan, where 
 	if _, err := tx.ExecContext(ctx, q); err != nil {
 		return fmt.Errorf("copy %s rows to %s: %w", pl.t.name, out, err)
 	}
-	byID := map[string]spanSum{}
+	byID := map[string][]sql.NullString{}
 	for _, sp := range spans {
-		byID[sp.id] = sp
+		byID[sp.id] = sp.vals
+	}
+	if spans == nil { // an append: the spans of the rows copied
+		rows, err := tx.QueryContext(ctx, fmt.Sprintf(`SELECT DISTINCT %s, %s FROM %s WHERE %s`,
+			pl.t.spanID(), pl.t.spanCols(), quoteIdent(pl.t.name), where))
+		if err != nil {
+			return fmt.Errorf("spans of %s: %w", pl.t.name, err)
+		}
+		for rows.Next() {
+			var id string
+			vals := make([]sql.NullString, len(pl.t.keys))
+			dst := []any{&id}
+			for i := range vals {
+				dst = append(dst, &vals[i])
+			}
+			if err := rows.Scan(dst...); err != nil {
+				rows.Close()
+				return fmt.Errorf("spans of %s: %w", pl.t.name, err)
+			}
+			byID[id] = vals
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("spans of %s: %w", pl.t.name, err)
+		}
 	}
 	fsys, err := pl.base.FS(ctx)
 	if err != nil {
@@ -455,7 +483,8 @@ func (p *Publisher) writeFiles(ctx context.Context, tx *sql.Tx, pl *plan, where 
 	}
 	for _, e := range es {
 		id, ok := strings.CutPrefix(e.Name(), "lake_span=")
-		if !ok || !e.IsDir() {
+		vals, known := byID[id]
+		if !ok || !e.IsDir() || !known {
 			return fmt.Errorf("unexpected entry %s in %s", e.Name(), out)
 		}
 		fs, err := os.ReadDir(filepath.Join(out, e.Name()))
@@ -467,19 +496,9 @@ func (p *Publisher) writeFiles(ctx context.Context, tx *sql.Tx, pl *plan, where 
 			if err := syncFile(path); err != nil {
 				return err
 			}
-			loc := fileURI(path)
-			df, err := icetable.FileToDataFile(ctx, fsys, loc, s.iceberg, s.spec, 0, pl.base.Properties())
+			df, err := dataFile(ctx, fsys, fileURI(path), pl.t, s, vals, pl.base.Properties())
 			if err != nil {
-				return fmt.Errorf("lake file %s of %s: %w", path, pl.t.name, err)
-			}
-			if sp, ok := byID[id]; ok {
-				got, err := filePartitionKey(s.spec, df.Partition())
-				if err != nil {
-					return fmt.Errorf("lake file %s: %w", path, err)
-				}
-				if want := partitionKey(sp.vals); got != want {
-					return fmt.Errorf("lake file %s of %s: partition %q inferred from its statistics, the span is %q", path, pl.t.name, got, want)
-				}
+				return fmt.Errorf("lake table %s: %w", pl.t.name, err)
 			}
 			pl.add = append(pl.add, df)
 		}

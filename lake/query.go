@@ -114,14 +114,18 @@ func (q *Query) init(ctx context.Context) error {
 	return nil
 }
 
-// selectCols casts every stored column back to the processor's type.
-func (q *Query) selectCols(t table, empty bool) string {
+// selectCols casts every stored column back to the processor's type;
+// empty: NULLs (but the constants given).
+func (q *Query) selectCols(t table, empty bool, consts map[string]string) string {
 	s := q.cat.sch[t.name]
 	cols := make([]string, len(s.cols))
 	for i, c := range s.cols {
 		src := quoteIdent(c.name)
 		if empty {
 			src = "NULL"
+			if v, ok := consts[c.name]; ok {
+				src = v
+			}
 		}
 		cols[i] = fmt.Sprintf("CAST(%s AS %s) AS %s", src, c.duck, quoteIdent(c.name))
 	}
@@ -130,20 +134,59 @@ func (q *Query) selectCols(t table, empty bool) string {
 
 // emptyView is the view of a table with no data file: its columns, no row.
 func (q *Query) emptyView(t table) string {
-	return fmt.Sprintf(`CREATE OR REPLACE VIEW main.%s AS SELECT %s WHERE false`, quoteIdent(t.name), q.selectCols(t, true))
+	return fmt.Sprintf(`CREATE OR REPLACE VIEW main.%s AS SELECT %s WHERE false`, quoteIdent(t.name), q.selectCols(t, true, nil))
 }
 
-// viewSQL is the view of a table over its current data files.
-func (q *Query) viewSQL(t table, files []string) string {
-	if len(files) == 0 {
+// liveFile is a data file of a table's current snapshot.
+type liveFile struct {
+	path string
+	vals []sql.NullString // partition values
+	err  string           // why it cannot be read (probe)
+}
+
+// viewSQL is the view of a table over its current data files: the good
+// ones read by one read_parquet, and for each bad one a branch that fails
+// with its error when a statement reads it. The branch's identity
+// partition column (site, key_site, kafka_partition) is a constant, so a
+// statement that filters on another value never runs it.
+func (q *Query) viewSQL(t table, files, bad []liveFile) string {
+	if len(files) == 0 && len(bad) == 0 {
 		return q.emptyView(t)
 	}
-	lits := make([]string, len(files))
-	for i, f := range files {
-		lits[i] = quoteLiteral(f)
+	var parts []string
+	if len(files) > 0 {
+		lits := make([]string, len(files))
+		for i, f := range files {
+			lits[i] = quoteLiteral(f.path)
+		}
+		parts = append(parts, fmt.Sprintf(`SELECT %s FROM read_parquet([%s], hive_partitioning = false)`,
+			q.selectCols(t, false, nil), strings.Join(lits, ", ")))
 	}
-	return fmt.Sprintf(`CREATE OR REPLACE VIEW main.%s AS SELECT %s FROM read_parquet([%s], hive_partitioning = false)`,
-		quoteIdent(t.name), q.selectCols(t, false), strings.Join(lits, ", "))
+	for _, b := range bad {
+		consts := map[string]string{}
+		for i, k := range t.keys {
+			if k.tr == identity && b.vals[i].Valid {
+				consts[k.col] = quoteLiteral(b.vals[i].String)
+			}
+		}
+		parts = append(parts, fmt.Sprintf(`SELECT %s FROM range(1) WHERE error(%s) IS NULL`,
+			q.selectCols(t, true, consts), quoteLiteral(fmt.Sprintf("lake table %s: data file %s cannot be read: %s", t.name, b.path, b.err))))
+	}
+	return fmt.Sprintf(`CREATE OR REPLACE VIEW main.%s AS %s`, quoteIdent(t.name), strings.Join(parts, "\nUNION ALL\n"))
+}
+
+// probe opens each file's footer and splits them into readable and not.
+func (q *Query) probe(ctx context.Context, conn *sql.Conn, files []liveFile) (good, bad []liveFile) {
+	for _, f := range files {
+		var n int64
+		if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM parquet_metadata(?)`, f.path).Scan(&n); err != nil {
+			f.err = err.Error()
+			bad = append(bad, f)
+			continue
+		}
+		good = append(good, f)
+	}
+	return good, bad
 }
 
 // Refresh points each view at its table's current snapshot, if a commit
@@ -180,22 +223,39 @@ func (q *Query) refresh(ctx context.Context, conn *sql.Conn) error {
 			errs = append(errs, err)
 			continue
 		}
-		files := make([]string, 0, len(dfs))
+		files := make([]liveFile, 0, len(dfs))
+		spec := tb.Spec()
 		for _, df := range dfs {
-			p, err := localPath(q.dir, df.FilePath())
-			if err != nil {
+			var lf liveFile
+			if lf.path, err = localPath(q.dir, df.FilePath()); err != nil {
 				err = fmt.Errorf("lake table %s: %w", t.name, err)
 				break
 			}
-			files = append(files, p)
+			if lf.vals, err = partitionVals(spec, df.Partition()); err != nil {
+				break
+			}
+			files = append(files, lf)
 		}
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		if _, err := conn.ExecContext(ctx, q.viewSQL(t, files)); err != nil {
-			errs = append(errs, fmt.Errorf("refresh lake view %s: %w", t.name, err))
-			continue
+		if _, err := conn.ExecContext(ctx, q.viewSQL(t, files, nil)); err != nil {
+			// A file that cannot be opened (truncated, missing): the view
+			// reads the others, and a statement that would read it fails
+			// naming it (a filter on the site prunes it).
+			good, bad := q.probe(ctx, conn, files)
+			if len(bad) == 0 {
+				errs = append(errs, fmt.Errorf("refresh lake view %s: %w", t.name, err))
+				continue
+			}
+			if _, err := conn.ExecContext(ctx, q.viewSQL(t, good, bad)); err != nil {
+				errs = append(errs, fmt.Errorf("refresh lake view %s: %w", t.name, err))
+				continue
+			}
+			for _, b := range bad {
+				errs = append(errs, fmt.Errorf("lake table %s: %s", t.name, b.err))
+			}
 		}
 		q.seen[t.name] = tb.MetadataLocation()
 	}

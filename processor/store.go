@@ -104,6 +104,10 @@ func (p *Processor) openStore(sess context.Context, part int32) (*store, error) 
 	p.storeCount.Add(1)
 	p.tuneStoreMemory()
 	go func() { st.sinkDone <- p.sinkLoop(st.batches, st.sink, st.path, st.kicked) }()
+	// Publish once at open, before any new message: an owner that starts
+	// or takes over publishes what the last owner committed and did not
+	// publish, even for a partition that receives nothing new.
+	st.kick <- struct{}{}
 	go p.runPublisher(st)
 	p.progMu.Lock()
 	if st.next >= 0 {
@@ -315,17 +319,24 @@ func (p *Processor) runPublisher(st *store) {
 			}
 		}
 		last = time.Now()
-		p.publish(st)
+		if !p.publish(st) {
+			// Retried after the interval, new messages or not.
+			select {
+			case st.kick <- struct{}{}:
+			default:
+			}
+		}
 	}
 }
 
-func (p *Processor) publish(st *store) {
+func (p *Processor) publish(st *store) bool {
 	t0 := time.Now()
 	if err := p.cfg.Publisher.Publish(context.Background(), st.db, st.part); err != nil {
 		p.log.Warn("publish partition", "partition", st.part, "file", st.path, "err", err)
-		return
+		return false
 	}
 	p.log.Debug("published partition", "partition", st.part, "took", time.Since(t0))
+	return true
 }
 
 // closeStore commits what the partition's sink still holds, publishes once,
