@@ -35,7 +35,7 @@ func TestReadersDuringPublish(t *testing.T) {
 	rctx, rcancel := context.WithCancel(ctx)
 	defer rcancel()
 	go q.Run(rctx, 20*time.Millisecond) // the views follow the commits
-	committed := sync.Map{} // n of A's day-1 window the owner ever committed
+	committed := sync.Map{}             // n of A's day-1 window the owner ever committed
 	committed.Store(int64(10), true)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup

@@ -68,7 +68,7 @@ type Publisher struct {
 	// bookkeeping); an error stops Publish there, as a crash would.
 	crash func(stage string) error
 
-	mu        sync.Mutex
+	mu         sync.Mutex
 	maintained map[int32]time.Time
 }
 
