@@ -153,10 +153,13 @@ func tableProps() iceberg.Properties {
 		// Stats of every column in full (no truncated string bounds), so a
 		// file's partition inferred from its bounds is exact.
 		"write.metadata.metrics.default": "full",
-		// Bounded metadata: merge manifests on append; keep 20 old
-		// metadata files.
+		// Bounded metadata: merge manifests on append once there are 16
+		// (a publish lists the current files of its table); list 20 old
+		// metadata files (the older ones are orphans, deleted by
+		// maintenance: deleting them at commit races between owners).
 		icetable.ManifestMergeEnabledKey:             "true",
-		icetable.MetadataDeleteAfterCommitEnabledKey: "true",
+		icetable.ManifestMinMergeCountKey:            "16",
+		icetable.MetadataDeleteAfterCommitEnabledKey: "false",
 		icetable.MetadataPreviousVersionsMaxKey:      "20",
 		"write.delete.mode":                          "copy-on-write",
 		"write.update.mode":                          "copy-on-write",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -38,23 +39,31 @@ func newFakeOwner(t testing.TB) *fakeOwner {
 // times (unix seconds, one per record, cycling) in one transaction.
 func (o *fakeOwner) commit(site string, part int32, n int, secs ...int64) {
 	o.t.Helper()
-	tx, err := o.db.Begin()
-	if err != nil {
+	if err := o.commitNoFatal(site, part, n, secs...); err != nil {
 		o.t.Fatal(err)
 	}
+}
+
+// commitNoFatal is commit for other goroutines than the test's.
+func (o *fakeOwner) commitNoFatal(site string, part int32, n int, secs ...int64) error {
+	tx, err := o.db.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
 	for i := 0; i < n; i++ {
 		off := o.next[part]
 		o.next[part]++
 		if _, err := tx.Exec(`INSERT INTO gtsm_etl (key_site, site, "time", session, ls1_t0, kafka_partition, kafka_offset, late)
 			VALUES (?, ?, ?, 'Hour', ?, ?, ?, false)`, site, site, secs[i%len(secs)]*1000+int64(i), 48_000_000+i, part, off); err != nil {
-			o.t.Fatal(err)
+			return err
 		}
 	}
 	for _, q := range []string{
 		`INSERT OR REPLACE INTO kafka_offsets VALUES ('gtsm_etl', ?, ?)`,
 	} {
 		if _, err := tx.Exec(q, part, o.next[part]); err != nil {
-			o.t.Fatal(err)
+			return err
 		}
 	}
 	for _, q := range []string{
@@ -69,12 +78,10 @@ func (o *fakeOwner) commit(site string, part int32, n int, secs ...int64) {
 			FROM gtsm_etl WHERE key_site = $1 GROUP BY ALL HAVING count(*) < 10`,
 	} {
 		if _, err := tx.Exec(q, site); err != nil {
-			o.t.Fatalf("%s: %v", q, err)
+			return fmt.Errorf("%s: %w", q, err)
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		o.t.Fatal(err)
-	}
+	return tx.Commit()
 }
 
 const day1, day2 = int64(1709251200), int64(1709337600) // 2024-03-01, 2024-03-02 UTC

@@ -208,8 +208,8 @@ func compact(ctx context.Context, cat *lakeCatalog, t table, owned func(table, [
 		if err == nil {
 			return len(keys), len(del), nil
 		}
-		if !errors.Is(err, icetable.ErrCommitFailed) || attempt >= 10 {
-			if errors.Is(err, icetable.ErrCommitFailed) {
+		if !isConflict(err) || attempt >= 10 {
+			if isConflict(err) {
 				os.RemoveAll(out)
 			}
 			return 0, 0, fmt.Errorf("compact %s: commit: %w", t.name, err)
@@ -266,7 +266,7 @@ func expire(ctx context.Context, cat *lakeCatalog, t table, retention time.Durat
 		if err == nil {
 			return len(snaps) - len(nt.Metadata().Snapshots()), nil
 		}
-		if !errors.Is(err, icetable.ErrCommitFailed) || attempt >= 10 {
+		if !isConflict(err) || attempt >= 10 {
 			return 0, fmt.Errorf("lake table %s: expire snapshots: %w", t.name, err)
 		}
 		if err := sleepCtx(ctx, backoff(attempt)); err != nil {

@@ -220,8 +220,11 @@ func (p *Publisher) Publish(ctx context.Context, db *sql.DB, partition int32) er
 	return nil
 }
 
+// backoff is the wait before retrying a commit that lost a race: short
+// (a retry only reloads the table's metadata; the files are written
+// already) and jittered, so owners racing for one table spread out.
 func backoff(attempt int) time.Duration {
-	d := time.Duration(20<<min(attempt, 6)) * time.Millisecond
+	d := time.Duration(5<<min(attempt, 5)) * time.Millisecond
 	return d/2 + time.Duration(rand.Int64N(int64(d)))
 }
 
@@ -257,6 +260,7 @@ type spanSum struct {
 }
 
 func (p *Publisher) publishOnce(ctx context.Context, conn *sql.Conn, part int32) error {
+	t0 := time.Now()
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -309,6 +313,7 @@ func (p *Publisher) publishOnce(ctx context.Context, conn *sql.Conn, part int32)
 		return err // the files stay: orphans, as after a real crash
 	}
 	start := time.Now()
+	p.cfg.log.Debug("lake partition planned", "partition", part, "tables", len(plans), "took", time.Since(t0))
 	for i, pl := range plans {
 		if err := p.commit(ctx, pl, part); err != nil {
 			// Files of a commit whose outcome is unknown stay (orphans
@@ -723,8 +728,11 @@ func (p *Publisher) commit(ctx context.Context, pl *plan, part int32) error {
 	tb := pl.base
 	for attempt := 0; ; attempt++ {
 		err := p.commitOnce(ctx, pl, tb, part)
-		if err == nil || !errors.Is(err, icetable.ErrCommitFailed) || attempt >= 30 {
-			if err != nil && errors.Is(err, icetable.ErrCommitFailed) {
+		if attempt > 0 || err != nil {
+			p.cfg.log.Debug("lake commit", "table", pl.t.name, "partition", part, "attempt", attempt, "err", err)
+		}
+		if err == nil || !isConflict(err) || attempt >= 30 {
+			if err != nil && isConflict(err) {
 				return fmt.Errorf("%w (%v)", errReplan, err)
 			}
 			return err
@@ -736,6 +744,15 @@ func (p *Publisher) commit(ctx context.Context, pl *plan, part int32) error {
 			return err
 		}
 	}
+}
+
+// isConflict says a commit lost a race and committed nothing: the catalog
+// refused it (compare-and-swap, REST 409: ErrCommitFailed), or its pinned
+// requirement no longer held when the catalog checked it (the SQL catalog
+// checks the requirements against the current metadata before writing and
+// reports "requirement failed: ...", not ErrCommitFailed).
+func isConflict(err error) bool {
+	return err != nil && (errors.Is(err, icetable.ErrCommitFailed) || strings.Contains(err.Error(), "requirement failed:"))
 }
 
 func (p *Publisher) commitOnce(ctx context.Context, pl *plan, tb *icetable.Table, part int32) error {
