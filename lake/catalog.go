@@ -382,15 +382,6 @@ func partitionKey(vals []sql.NullString) string {
 	return b.String()
 }
 
-// filePartitionKey is partitionKey of an Iceberg data file's partition.
-func filePartitionKey(spec iceberg.PartitionSpec, part map[int]any) (string, error) {
-	vals, err := partitionVals(spec, part)
-	if err != nil {
-		return "", err
-	}
-	return partitionKey(vals), nil
-}
-
 func partitionText(v any) (string, error) {
 	switch x := v.(type) {
 	case string:
