@@ -3,8 +3,11 @@ package faults
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"path/filepath"
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/earthscope/gtsm-stream/internal/lakecheck"
 	"github.com/earthscope/gtsm-stream/internal/testutil"
@@ -74,4 +77,39 @@ func sameLakeAsClean(t *testing.T, dir, clean string) {
 		testutil.DiffLines(t, "lake "+tb.name, got, want)
 	}
 	t.Logf("every Iceberg table of the lake (%d live data files) equals the single-instance file", files)
+}
+
+// waitLakeCaught waits until the lake's gtsm_etl holds every partition up
+// to the group's committed offset (the owners publish every interval and
+// when they open a partition's file).
+func (b *broker) waitLakeCaught(t *testing.T, dir, group string, timeout time.Duration) {
+	t.Helper()
+	committed, _ := b.groupState(t, group)
+	deadline := time.Now().Add(timeout)
+	for {
+		m, err := lakecheck.ReadMeta(filepath.Join(dir, lake.CatalogFile), lake.Namespace, "gtsm_etl")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var behind []string
+		for p, c := range committed {
+			if c <= 0 {
+				continue
+			}
+			got := int64(-1)
+			if m != nil {
+				got, _ = strconv.ParseInt(m.Properties[fmt.Sprintf("gtsm.kafka-offset.%s.%d", topic, p)], 10, 64)
+			}
+			if got < c {
+				behind = append(behind, fmt.Sprintf("p%d %d<%d", p, got, c))
+			}
+		}
+		if len(behind) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the lake is behind the committed offsets after %v: %v", timeout, behind)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }

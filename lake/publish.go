@@ -492,12 +492,18 @@ func (p *Publisher) writeFiles(ctx context.Context, tx *sql.Tx, pl *plan, where 
 		if !ok || !e.IsDir() || !known {
 			return fmt.Errorf("unexpected entry %s in %s", e.Name(), out)
 		}
-		fs, err := os.ReadDir(filepath.Join(out, e.Name()))
+		// DuckDB named the directory lake_span=<md5>: a reader that
+		// infers hive partitions from paths would add a column.
+		spanDir := filepath.Join(out, id)
+		if err := os.Rename(filepath.Join(out, e.Name()), spanDir); err != nil {
+			return fmt.Errorf("rename %s: %w", e.Name(), err)
+		}
+		fs, err := os.ReadDir(spanDir)
 		if err != nil {
 			return fmt.Errorf("list %s: %w", out, err)
 		}
 		for _, f := range fs {
-			path := filepath.Join(out, e.Name(), f.Name())
+			path := filepath.Join(spanDir, f.Name())
 			if err := syncFile(path); err != nil {
 				return err
 			}

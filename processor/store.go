@@ -329,9 +329,21 @@ func (p *Processor) runPublisher(st *store) {
 	}
 }
 
-func (p *Processor) publish(st *store) bool {
+// closePublishTimeout bounds the publish of a partition file being closed.
+const closePublishTimeout = 5 * time.Second
+
+func (p *Processor) publish(st *store) bool { return p.publishWithin(st, 0) }
+
+// publishWithin publishes the partition, giving up after d (0: no limit).
+func (p *Processor) publishWithin(st *store, d time.Duration) bool {
 	t0 := time.Now()
-	if err := p.cfg.Publisher.Publish(context.Background(), st.db, st.part); err != nil {
+	ctx := context.Background()
+	if d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	if err := p.cfg.Publisher.Publish(ctx, st.db, st.part); err != nil {
 		p.log.Warn("publish partition", "partition", st.part, "file", st.path, "err", err)
 		return false
 	}
@@ -349,7 +361,9 @@ func (p *Processor) closeStore(st *store, why string) error {
 		close(st.pubStop)
 		<-st.pubDone
 		if p.cfg.Publisher != nil && sinkErr == nil && p.failure() == nil {
-			p.publish(st)
+			// Bounded: the next owner waits for this file's lock, and it
+			// publishes what this one did not when it opens the file.
+			p.publishWithin(st, closePublishTimeout)
 		}
 		// Nothing more is written to the file but the checkpoint inside
 		// Close, after which the lock is released (and the next owner may

@@ -181,7 +181,7 @@ func Lines(db *sql.DB, files, cols []string) ([]string, error) {
 	for i, f := range files {
 		lits[i] = "'" + strings.ReplaceAll(f, "'", "''") + "'"
 	}
-	return QueryLines(db, fmt.Sprintf("SELECT %s FROM read_parquet([%s])", strings.Join(cols, ", "), strings.Join(lits, ", ")))
+	return QueryLines(db, fmt.Sprintf("SELECT %s FROM read_parquet([%s], hive_partitioning = false)", strings.Join(cols, ", "), strings.Join(lits, ", ")))
 }
 
 // QueryLines runs q and returns its rows as sorted text lines.
