@@ -209,6 +209,17 @@ func TestCorruptDataFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer q.Close()
+	// The query database holds the lake's views and the project's views,
+	// nothing else: no table, no other schema.
+	var tablesN, schemas, views int
+	if err := q.DB().QueryRow(`SELECT (SELECT count(*) FROM duckdb_tables()),
+		(SELECT count(*) FROM duckdb_schemas() WHERE NOT internal AND schema_name <> 'main'),
+		(SELECT count(*) FROM duckdb_views() WHERE NOT internal AND schema_name = 'main')`).Scan(&tablesN, &schemas, &views); err != nil {
+		t.Fatal(err)
+	}
+	if tablesN != 0 || schemas != 0 || views < len(tables) {
+		t.Errorf("query database: %d tables, %d extra schemas, %d views; want 0, 0 and the lake's %d and more", tablesN, schemas, views, len(tables))
+	}
 	c := serve(t, q.DB(), q.Dir())
 	for i := 0; i < 3; i++ {
 		_, err := c.Exec(ctx, `SELECT count(*) FROM gtsm_etl`)

@@ -126,3 +126,46 @@ func dataFiles(t testing.TB, dir, tbl string) map[string]bool {
 	})
 	return out
 }
+
+// TestExpiryKeepsRecentlyReplaced: a snapshot older than the retention
+// that was current until a moment ago (a query may have planned on it) is
+// not expired, and its file stays; once it has been replaced for longer
+// than the retention, it goes.
+func TestExpiryKeepsRecentlyReplaced(t *testing.T) {
+	ctx := context.Background()
+	o := newFakeOwner(t)
+	dir := filepath.Join(t.TempDir(), "lake")
+	pub, err := New(dir, Logger(quietLogger()), MaintainEvery(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.commit("A", 0, 3, day1+100)
+	if err := pub.Publish(ctx, o.db, 0); err != nil {
+		t.Fatal(err)
+	}
+	first := independentFiles(t, dir, "windows")
+	if len(first) != 1 {
+		t.Fatalf("windows files %v, want 1", first)
+	}
+	const retention = 1500 * time.Millisecond
+	time.Sleep(2 * retention) // the first snapshot is now older than the retention
+	o.commit("A", 0, 3, day1+200)
+	if err := pub.Publish(ctx, o.db, 0); err != nil { // replaces A's day-1 windows file
+		t.Fatal(err)
+	}
+	if _, err := Maintain(ctx, dir, Logger(quietLogger()), Retention(retention)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(first[0]); err != nil {
+		t.Errorf("the file replaced a moment ago (its snapshot older than the retention) was deleted: %v", err)
+	}
+	time.Sleep(2 * retention)
+	rep, err := Maintain(ctx, dir, Logger(quietLogger()), Retention(retention))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(first[0]); !os.IsNotExist(err) {
+		t.Errorf("the file replaced longer than the retention ago: %v, want deleted (%+v)", err, rep)
+	}
+	checkLake(t, dir, o.db, "after expiry")
+}
