@@ -94,7 +94,7 @@ func runProcess(ctx context.Context, env *environ, args []string) error {
 	fs.StringVar(&cfg.Group, "group", "gtsm-processor", "goka group: consumer group and group table <group>-table")
 	fs.StringVar(&cfg.DBPath, "db", envOr(env, "GTSM_DB", "gtsm.duckdb"), "DuckDB file (created and migrated if needed; env GTSM_DB)")
 	fs.StringVar(&cfg.StateDir, "state-dir", env.getenv("GTSM_STATE_DIR"), "many processors (issue 14): one DuckDB file per Kafka partition in this shared directory, owned by whichever member of the group has the partition; --db is then unused and the SQL endpoint is off (env GTSM_STATE_DIR; docs/processor.md)")
-	lakeDir := fs.String("lake", envOr(env, "GTSM_LAKE", ""), "with --state-dir: publish each partition to Parquet in this directory (package lake; serve it with gtsm query-service --lake; env GTSM_LAKE)")
+	lakeDir := fs.String("lake", envOr(env, "GTSM_LAKE", ""), "with --state-dir: publish each partition into the Apache Iceberg tables of this directory (package lake; catalog: env GTSM_LAKE_CATALOG, default a SQLite file inside it; serve it with gtsm query-service --lake; env GTSM_LAKE)")
 	fs.DurationVar(&cfg.PublishInterval, "publish-interval", 10*time.Second, "with --state-dir and a publisher: publish each partition at most this often")
 	fs.StringVar(&cfg.CheckpointThreshold, "checkpoint-threshold", "1GB", "DuckDB WAL size that triggers a checkpoint into the file (bigger: faster ingest, longer replay after a crash)")
 	fs.IntVar(&cfg.BatchRows, "batch-rows", 131072, "rows per partition per DuckDB transaction (≥ 122880 lets DuckDB write row groups straight to the file; larger: more replay after a crash)")
