@@ -275,7 +275,7 @@ func TestStateDirKillFailover(t *testing.T) {
 	b, total := stateBackfill(t, envInt("GTSM_STATE_MINUTES", 90))
 	dir := filepath.Join(t.TempDir(), "state")
 	lakeDir := filepath.Join(t.TempDir(), "lake")
-	lakeArgs := []string{"--lake", lakeDir, "--publish-interval", "2s"}
+	lakeArgs := []string{"--lake", lakeDir, "--publish-interval", "5s"}
 	const group = "members"
 	batch := 500
 	ms := make([]*proc, 3)

@@ -45,11 +45,13 @@ import (
 // DefaultRetention is how long a data file that is no longer current, and
 // the snapshots that still list it, stay: longer than any query (the SQL
 // endpoint's default timeout is 30 s) that planned on an older snapshot.
-const DefaultRetention = 10 * time.Minute
+const DefaultRetention = 5 * time.Minute
 
 // DefaultMaintainEvery is how often an owner compacts its spans and
-// expires old snapshots (Publisher option MaintainEvery).
-const DefaultMaintainEvery = 10 * time.Minute
+// expires old snapshots (Publisher option MaintainEvery): often, because
+// every commit rewrites the table's metadata, whose size grows with the
+// snapshots kept.
+const DefaultMaintainEvery = 2 * time.Minute
 
 // Publisher commits partitions' rows to the lake's Iceberg tables. It
 // keeps no state of its own that matters (what is published is in the
