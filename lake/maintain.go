@@ -48,10 +48,13 @@ func Maintain(ctx context.Context, dir string, opts ...Option) (MaintainReport, 
 		return MaintainReport{}, err
 	}
 	defer cat.close()
-	return maintain(ctx, cat, cfg, func(table, []sql.NullString) bool { return true })
+	return maintain(ctx, cat, cfg, func(table, []sql.NullString) bool { return true }, true)
 }
 
-func maintain(ctx context.Context, cat *lakeCatalog, cfg config, owned func(table, []sql.NullString) bool) (MaintainReport, error) {
+// maintain compacts the spans owned accepts and expires snapshots; with
+// orphans it also deletes orphan files, which reads the manifests of every
+// snapshot (heavy: `gtsm lake maintain` does it, not the owners' schedule).
+func maintain(ctx context.Context, cat *lakeCatalog, cfg config, owned func(table, []sql.NullString) bool, orphans bool) (MaintainReport, error) {
 	var rep MaintainReport
 	var errs []error
 	for _, t := range tables {
@@ -74,13 +77,15 @@ func maintain(ctx context.Context, cat *lakeCatalog, cfg config, owned func(tabl
 			errs = append(errs, err)
 			continue
 		}
-		res, err := tb.DeleteOrphanFiles(ctx, icetable.WithFilesOlderThan(cfg.retention))
-		if err != nil {
-			errs = append(errs, fmt.Errorf("lake table %s: orphan files: %w", t.name, err))
-		} else {
-			rep.OrphansDeleted += len(res.DeletedFiles)
+		if orphans {
+			res, err := tb.DeleteOrphanFiles(ctx, icetable.WithFilesOlderThan(cfg.retention))
+			if err != nil {
+				errs = append(errs, fmt.Errorf("lake table %s: orphan files: %w", t.name, err))
+			} else {
+				rep.OrphansDeleted += len(res.DeletedFiles)
+			}
+			removeEmptyDirs(filepath.Join(cat.dir, t.name, "data"), cfg.retention)
 		}
-		removeEmptyDirs(filepath.Join(cat.dir, t.name, "data"), cfg.retention)
 		files, err := liveFiles(ctx, tb)
 		if err != nil {
 			errs = append(errs, err)

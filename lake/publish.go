@@ -104,9 +104,9 @@ func Logger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 // http(s)://... (a REST catalog). "" is the default.
 func Catalog(uri string) Option { return func(c *config) { c.catalog = uri } }
 
-// MaintainEvery is how often Publish also compacts the partition's spans,
-// expires snapshots and removes orphan files (default
-// DefaultMaintainEvery; 0 never: run `gtsm lake maintain` instead).
+// MaintainEvery is how often Publish also compacts the partition's spans
+// and expires snapshots (default DefaultMaintainEvery; 0 never). Orphan
+// files are deleted by `gtsm lake maintain` (Maintain) only.
 func MaintainEvery(d time.Duration) Option { return func(c *config) { c.maintain = d } }
 
 func newConfig(opts []Option) config {
@@ -214,7 +214,10 @@ func (p *Publisher) Publish(ctx context.Context, db *sql.DB, partition int32) er
 			if err != nil {
 				return err
 			}
-			if _, err := maintain(ctx, p.cat, p.cfg, ownedBy(partition, sites)); err != nil {
+			// Compaction of the partition's spans and snapshot expiry; the
+			// orphan scan is left to `gtsm lake maintain` (it reads every
+			// snapshot's manifests).
+			if _, err := maintain(ctx, p.cat, p.cfg, ownedBy(partition, sites), false); err != nil {
 				p.cfg.log.Warn("lake maintenance", "partition", partition, "err", err)
 			}
 		}

@@ -13,8 +13,8 @@ the snapshots no query can still be reading (those replaced more than --retentio
 the files only they listed, and deletes orphan files (written by a publish that crashed
 before its commit) older than --retention. Safe while processors publish and clients
 query: each step is an Iceberg commit that is retried when another commit got in first.
-Partition owners run the same maintenance for their own sites every 2 minutes, so this
-command is for a lake whose processors are stopped, or a cron job.
+Partition owners compact their own sites and expire snapshots every 2 minutes; the orphan
+scan is this command's only: run it from cron (e.g. hourly).
 
 Examples:
   gtsm lake maintain --lake /data/lake
