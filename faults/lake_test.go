@@ -82,7 +82,7 @@ func sameLakeAsClean(t *testing.T, dir, clean string) {
 // waitLakeCaught waits until the lake's gtsm_etl holds every partition up
 // to the group's committed offset (the owners publish every interval and
 // when they open a partition's file).
-func (b *broker) waitLakeCaught(t *testing.T, dir, group string, timeout time.Duration) {
+func (b *broker) waitLakeCaught(t *testing.T, dir, group string, timeout time.Duration, ms ...*proc) {
 	t.Helper()
 	committed, _ := b.groupState(t, group)
 	deadline := time.Now().Add(timeout)
@@ -108,6 +108,9 @@ func (b *broker) waitLakeCaught(t *testing.T, dir, group string, timeout time.Du
 			return
 		}
 		if time.Now().After(deadline) {
+			for i, p := range ms {
+				t.Logf("--- member %d\n%s", i, tail(p.stderr.String(), 40))
+			}
 			t.Fatalf("the lake is behind the committed offsets after %v: %v", timeout, behind)
 		}
 		time.Sleep(500 * time.Millisecond)

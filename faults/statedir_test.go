@@ -345,7 +345,7 @@ func TestStateDirKillFailover(t *testing.T) {
 		ms[i] = b.member(t, dir, group, batch, lakeArgs...)
 	}
 	b.waitDrained(t, group, 3*time.Minute, ms...)
-	b.waitLakeCaught(t, lakeDir, group, 3*time.Minute)
+	b.waitLakeCaught(t, lakeDir, group, 3*time.Minute, ms...)
 	for i, p := range ms {
 		t.Logf("member %d: peak RSS %s", i, peakRSS(p))
 		stopMember(t, p)
