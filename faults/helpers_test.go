@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/earthscope/gtsm-stream/internal/lakecheck"
 	"github.com/earthscope/gtsm-stream/internal/testutil"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -383,15 +384,7 @@ func dumpTables(t testing.TB, path string) map[string][]string {
 // order.
 func queryLines(t testing.TB, db *sql.DB, q string) []string {
 	t.Helper()
-	return testutil.QueryLines(t, db, q, func(v any) string {
-		switch x := v.(type) {
-		case []byte:
-			return fmt.Sprintf("%x", x)
-		case time.Time:
-			return x.UTC().Format(time.RFC3339Nano)
-		}
-		return fmt.Sprint(v)
-	})
+	return testutil.QueryLines(t, db, q, lakecheck.Format)
 }
 
 func queryInt(t testing.TB, path, q string) int64 {

@@ -73,12 +73,13 @@ func stateBackfill(t *testing.T, minutes int) (*broker, int64) {
 }
 
 // member is one `gtsm process --state-dir` process.
-func (b *broker) member(t *testing.T, dir, group string, batch int) *proc {
+func (b *broker) member(t *testing.T, dir, group string, batch int, extra ...string) *proc {
 	t.Helper()
-	return start(t, nil, gtsm(t), "process", "--bootstrap-servers", b.kafka, "--registry", b.registry,
+	args := []string{"process", "--bootstrap-servers", b.kafka, "--registry", b.registry,
 		"--group", group, "--state-dir", dir, "--batch-rows", strconv.Itoa(batch), "--flush-interval", "30ms",
 		"--session-timeout", "1500ms", "--rebalance-timeout", "8s", "--partitions", strconv.Itoa(stateParts),
-		"--http-addr", "", "--sql-addr", "", "--progress-interval", "0", "--log-format", "json")
+		"--http-addr", "", "--sql-addr", "", "--progress-interval", "0", "--log-format", "json"}
+	return start(t, nil, gtsm(t), append(args, extra...)...)
 }
 
 // cleanRun is the crash-free single-instance reference: `gtsm process --db`
@@ -265,16 +266,21 @@ func envInt(name string, def int) int {
 // TestStateDirKillFailover kills -9 a random member of three, 10 times
 // during the backfill, measures how long its partitions take to resume on
 // the others (the group's committed offsets of each of them move again),
-// restarts it, and compares the drained result with a crash-free run.
+// restarts it, and compares the drained result with a crash-free run. The
+// members publish to an Iceberg lake (--lake) all along, so kills land in
+// publishes too; every lake table, read by an independent Iceberg reader,
+// must equal the crash-free run as well.
 func TestStateDirKillFailover(t *testing.T) {
 	testutil.Long(t)
 	b, total := stateBackfill(t, envInt("GTSM_STATE_MINUTES", 90))
 	dir := filepath.Join(t.TempDir(), "state")
+	lakeDir := filepath.Join(t.TempDir(), "lake")
+	lakeArgs := []string{"--lake", lakeDir, "--publish-interval", "5s"}
 	const group = "members"
 	batch := 500
 	ms := make([]*proc, 3)
 	for i := range ms {
-		ms[i] = b.member(t, dir, group, batch)
+		ms[i] = b.member(t, dir, group, batch, lakeArgs...)
 	}
 	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
 	kills := envInt("GTSM_STATE_KILLS", 10)
@@ -336,9 +342,10 @@ func TestStateDirKillFailover(t *testing.T) {
 			failovers = append(failovers, time.Since(killed))
 		}
 		t.Logf("kill %d: member %d (partitions %v) SIGKILLed; its partitions resumed elsewhere after %v", k+1, i, parts, time.Since(killed).Round(10*time.Millisecond))
-		ms[i] = b.member(t, dir, group, batch)
+		ms[i] = b.member(t, dir, group, batch, lakeArgs...)
 	}
 	b.waitDrained(t, group, 3*time.Minute, ms...)
+	b.waitLakeCaught(t, lakeDir, group, 3*time.Minute, ms...)
 	for i, p := range ms {
 		t.Logf("member %d: peak RSS %s", i, peakRSS(p))
 		stopMember(t, p)
@@ -352,6 +359,7 @@ func TestStateDirKillFailover(t *testing.T) {
 	clean := filepath.Join(t.TempDir(), "clean.duckdb")
 	b.cleanRun(t, clean)
 	sameAsClean(t, dir, clean)
+	sameLakeAsClean(t, lakeDir, clean)
 }
 
 // TestStateDirRollingRestart stops (SIGTERM) and restarts each of three

@@ -13,9 +13,10 @@ import (
 
 // TestReadersDuringPublish: readers query the lake in a loop while the
 // owner keeps committing late rows into an already-published day and
-// publishing: no statement fails (replaced files outlive the retention of
-// the slowest query) and none sees a window or an offset twice, or a 1-day
-// window whose n is not one the owner committed (half a span).
+// publishing, the query views following every commit: no statement fails
+// (replaced files outlive the retention of the slowest query) and none
+// sees a window or an offset twice, or a 1-day window whose n is not one
+// the owner committed (half a span).
 func TestReadersDuringPublish(t *testing.T) {
 	testutil.Long(t)
 	ctx := context.Background()
@@ -34,7 +35,10 @@ func TestReadersDuringPublish(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer q.Close()
-	committed := sync.Map{} // n of A's day-1 window the owner ever committed
+	rctx, rcancel := context.WithCancel(ctx)
+	defer rcancel()
+	go q.Run(rctx, 20*time.Millisecond) // the views follow the commits
+	committed := sync.Map{}             // n of A's day-1 window the owner ever committed
 	committed.Store(int64(10), true)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/earthscope/gtsm-stream/bottle"
 	"github.com/earthscope/gtsm-stream/embedded"
+	"github.com/earthscope/gtsm-stream/internal/lakecheck"
 	"github.com/earthscope/gtsm-stream/internal/teststack"
 	"github.com/earthscope/gtsm-stream/metadata"
 	"github.com/earthscope/gtsm-stream/metadata/publish"
@@ -254,32 +256,13 @@ func pgLines(t testing.TB, c *pgx.Conn, q string, args ...any) []string {
 // sqlLines is pgLines on a *sql.DB.
 func sqlLines(t testing.TB, db *sql.DB, q string, args ...any) []string {
 	t.Helper()
-	rows, err := db.Query(q, args...)
+	if len(args) > 0 {
+		t.Fatalf("sqlLines takes no arguments: %s", q)
+	}
+	out, err := lakecheck.QueryLines(db, q)
 	if err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	defer rows.Close()
-	cols, _ := rows.Columns()
-	var out []string
-	for rows.Next() {
-		vs := make([]any, len(cols))
-		ps := make([]any, len(cols))
-		for i := range vs {
-			ps[i] = &vs[i]
-		}
-		if err := rows.Scan(ps...); err != nil {
-			t.Fatal(err)
-		}
-		parts := make([]string, len(vs))
-		for i, v := range vs {
-			parts[i] = fmt.Sprintf("%v", v)
-		}
-		out = append(out, strings.Join(parts, "|"))
-	}
-	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	sort.Strings(out)
 	return out
 }
 
@@ -312,4 +295,15 @@ func diff(t testing.TB, what string, got, want []string) {
 		msgs = append(msgs[:10], fmt.Sprintf("  ... %d more", len(msgs)-10))
 	}
 	t.Errorf("%s: lake has %d rows, the single file %d:\n%s", what, len(got), len(want), strings.Join(msgs, "\n"))
+}
+
+func sortLines(l []string) { sort.Strings(l) }
+
+func mustInt32(t testing.TB, s string) int32 {
+	t.Helper()
+	n, err := strconv.ParseInt(s, 10, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int32(n)
 }

@@ -2,6 +2,7 @@ package lake
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"path/filepath"
 	"strings"
@@ -99,18 +100,31 @@ func TestQueryServiceMatchesSingleFile(t *testing.T) {
 	if err := publishAll(); err != nil {
 		t.Fatal(err)
 	}
-	// Every partition is published with nothing pending; those of the
-	// late sites in more than one round (the late rows came after one).
-	rounds := sqlLines(t, db, `SELECT kafka_partition, round > 1 OR kafka_partition NOT IN
-		(SELECT kafka_partition FROM site_state WHERE site IN ('TSM5', 'B004', 'B009')), pending_round IS NULL FROM lake_rounds`)
+	// Every partition's offset is in the tables' properties, and the
+	// partitions of the late sites were committed in several snapshots
+	// (the late rows came after one), each carrying its offsets.
+	offsets := sqlLines(t, db, `SELECT kafka_partition, next_offset FROM kafka_offsets`)
+	lateParts := sqlLines(t, db, `SELECT DISTINCT kafka_partition FROM site_state WHERE site IN ('TSM5', 'B004', 'B009')`)
 	run.stop(t)
-	t.Logf("lake_rounds (partition, republished if it has a late site, nothing pending): %v", rounds)
-	if len(rounds) < 3 {
-		t.Fatalf("sites landed on %d partitions, want >= 3: %v", len(rounds), rounds)
+	if len(offsets) < 3 {
+		t.Fatalf("sites landed on %d partitions, want >= 3: %v", len(offsets), offsets)
 	}
-	for _, r := range rounds {
-		if !strings.HasSuffix(r, "|true|true") {
-			t.Errorf("partition round state %s: want a late site's partition in several rounds, none pending", r)
+	m := readMeta(t, pub.Dir(), "gtsm_etl")
+	for _, o := range offsets {
+		part, next, _ := strings.Cut(o, "|")
+		if got := m.Properties[offsetKey(testTopic, mustInt32(t, part))]; got != next {
+			t.Errorf("gtsm_etl property for partition %s: %q, want next_offset %s", part, got, next)
+		}
+	}
+	for _, lp := range lateParts {
+		var n int
+		for _, sn := range m.Snapshots {
+			if sn.Summary["gtsm.kafka-partition"] == lp && sn.Summary["gtsm.kafka-offset-to"] != "" {
+				n++
+			}
+		}
+		if n < 2 {
+			t.Errorf("partition %s (a late site's) is in %d gtsm_etl snapshots, want several", lp, n)
 		}
 	}
 
@@ -166,12 +180,16 @@ func TestQueryServiceMatchesSingleFile(t *testing.T) {
 	// file and Parquet files: compare it to 6 significant digits (they differ in the 9th).
 	trend := `SELECT site, gauge, n, first_time, last_time, printf('%.6g', slope_per_year), printf('%.6g', value_at_2000) FROM level2_trend_linear()`
 	diff(t, "level2_trend_linear()", pgLines(t, lk, trend), pgLines(t, file, trend))
-	// The layout is hive, per site and UTC day, and nothing is left in _tmp.
-	for _, p := range []string{"gtsm_etl/site=TSM5/date=2024-03-01", "gtsm_etl/site=TSM5/date=2024-03-02",
-		"windows/site=B010/date=2024-03-02", "site_state/site=B012", "level2_gauge_data/site=B004/date=2024-03-01"} {
-		ms, _ := filepath.Glob(filepath.Join(pub.Dir(), p, "p*.parquet"))
-		if len(ms) == 0 {
-			t.Errorf("no file in %s", p)
+	// What any Iceberg engine reads (the independent reader) is the file's
+	// rows too; no data file path holds a site name.
+	checkIndependent(t, pub.Dir(), []*sql.DB{fdb}, "single file")
+	for _, tb := range tables {
+		for _, f := range independentFiles(t, pub.Dir(), tb.name) {
+			for _, site := range sites {
+				if strings.Contains(f, site) {
+					t.Errorf("data file path %s holds the site name %s", f, site)
+				}
+			}
 		}
 	}
 	var files, bytes int64
@@ -188,7 +206,4 @@ func TestQueryServiceMatchesSingleFile(t *testing.T) {
 	var etl int64
 	fdb.QueryRow(`SELECT count(*) FROM gtsm_etl`).Scan(&etl)
 	t.Logf("lake: %d files, %d bytes for %d gtsm_etl rows (the single DuckDB file: %d bytes)", files, bytes, etl, fi.Size())
-	if es, _ := os.ReadDir(filepath.Join(pub.Dir(), "_tmp")); len(es) != 0 {
-		t.Errorf("_tmp holds %d entries after publishing", len(es))
-	}
 }

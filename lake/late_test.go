@@ -2,6 +2,8 @@ package lake
 
 import (
 	"context"
+	"database/sql"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -9,32 +11,51 @@ import (
 	"time"
 )
 
-// spanRounds lists the distinct rounds (p<P>_r<R>) of the files in a span
-// directory of the lake.
-func spanRounds(t testing.TB, dir, span string) []string {
+// spanFiles lists the current data files of one span (partition) of a
+// lake table: vals are its partition values as text (a day as days since
+// 1970-01-01).
+func spanFiles(t testing.TB, dir, tbl string, vals ...string) []string {
 	t.Helper()
-	ms, err := filepath.Glob(filepath.Join(dir, span, "p*.parquet"))
+	ctx := context.Background()
+	cat, err := openCatalog(ctx, dir, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	seen := map[string]bool{}
-	for _, m := range ms {
-		b := filepath.Base(m)
-		seen[b[:strings.Index(b, "_o")]] = true
+	defer cat.close()
+	tb, err := cat.load(ctx, tbl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dfs, err := liveFiles(ctx, tb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []sql.NullString
+	for _, v := range vals {
+		want = append(want, sql.NullString{String: v, Valid: true})
 	}
 	var out []string
-	for r := range seen {
-		out = append(out, r)
+	for _, df := range dfs {
+		pv, err := partitionVals(tb.Spec(), df.Partition())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if partitionKey(pv) == partitionKey(want) {
+			out = append(out, df.FilePath())
+		}
 	}
 	sort.Strings(out)
 	return out
 }
 
+const mar1 = "19783" // 2024-03-01 in days since 1970-01-01
+
 // TestLateDataRepublished: late records for a UTC day already in the lake
 // (the real processor recomputes that day's windows, gaps and Level-2
-// rows) make the next publish write those spans again under a newer round,
-// and only those; the replaced file stays on disk for the retention and
-// the view counts it not at all; a publisher with no retention deletes it.
+// rows) make the next publish replace those spans' data files, and only
+// those, in one Iceberg commit; the filled gap's span is removed; the
+// replaced file stays on disk for the retention (older snapshots list
+// it), and maintenance with no retention deletes it.
 func TestLateDataRepublished(t *testing.T) {
 	ctx := context.Background()
 	st := startStack(t, 2)
@@ -61,11 +82,12 @@ func TestLateDataRepublished(t *testing.T) {
 		}
 	}
 	publishAll(pub)
-	win9, win10 := "windows/site=B009/date=2024-03-01", "windows/site=B010/date=2024-03-01"
-	gaps9 := "gaps/site=B009/date=2024-03-01"
-	before9, before10 := spanRounds(t, pub.Dir(), win9), spanRounds(t, pub.Dir(), win10)
+	before9, before10 := spanFiles(t, pub.Dir(), "windows", "B009", mar1), spanFiles(t, pub.Dir(), "windows", "B010", mar1)
 	if len(before9) != 1 || len(before10) != 1 {
-		t.Fatalf("after the first publish: rounds %v and %v, want one each", before9, before10)
+		t.Fatalf("after the first publish: files %v and %v, want one each", before9, before10)
+	}
+	if g := spanFiles(t, pub.Dir(), "gaps", "B009", mar1); len(g) != 1 {
+		t.Fatalf("B009's gap: files %v, want one", g)
 	}
 	q, err := OpenQuery(ctx, pub.Dir())
 	if err != nil {
@@ -86,15 +108,18 @@ func TestLateDataRepublished(t *testing.T) {
 	st.publish(t, siteData("B009", ref, 1000, 300, nil)) // the hole, late
 	run.waitCaughtUp(t)
 	publishAll(pub)
-	after9, after10 := spanRounds(t, pub.Dir(), win9), spanRounds(t, pub.Dir(), win10)
-	if len(after9) != 2 || after9[0] != before9[0] {
-		t.Errorf("B009's changed day: rounds %v, want %s and a newer one", after9, before9[0])
+	after9, after10 := spanFiles(t, pub.Dir(), "windows", "B009", mar1), spanFiles(t, pub.Dir(), "windows", "B010", mar1)
+	if len(after9) != 1 || after9[0] == before9[0] {
+		t.Errorf("B009's changed day: files %v, want one other than %v", after9, before9)
 	}
 	if strings.Join(after10, " ") != strings.Join(before10, " ") {
-		t.Errorf("B010's unchanged day was republished: rounds %v, before %v", after10, before10)
+		t.Errorf("B010's unchanged day was republished: files %v, before %v", after10, before10)
 	}
-	if g := spanRounds(t, pub.Dir(), gaps9); len(g) != 2 {
-		t.Errorf("B009's filled gap: rounds %v, want the old file and its tombstone", g)
+	if g := spanFiles(t, pub.Dir(), "gaps", "B009", mar1); len(g) != 0 {
+		t.Errorf("B009's filled gap: files %v, want none", g)
+	}
+	if err := q.Refresh(ctx); err != nil {
+		t.Fatal(err)
 	}
 	if n := n1d(); n != 1800 {
 		t.Errorf("B009's 1d window after the late data: n = %d, want 1800", n)
@@ -123,14 +148,28 @@ func TestLateDataRepublished(t *testing.T) {
 		t.Errorf("late rows in the lake: %d, %v; want 300", late, err)
 	}
 
-	// Retention 0: the replaced files go at the next publish.
-	gc, err := New(pub.Dir(), Logger(quietLogger()), Retention(0))
+	// The replaced file is still on disk (older snapshots list it) until
+	// maintenance with retention 0 expires them.
+	old := localFile(t, before9[0])
+	if _, err := os.Stat(old); err != nil {
+		t.Errorf("the replaced file %s is gone before the retention: %v", old, err)
+	}
+	if _, err := Maintain(ctx, pub.Dir(), Logger(quietLogger()), Retention(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(old); err != nil {
+		t.Errorf("maintenance with a retention of an hour removed the replaced file %s: %v", old, err)
+	}
+	rep, err := Maintain(ctx, pub.Dir(), Logger(quietLogger()), Retention(0))
 	if err != nil {
 		t.Fatal(err)
 	}
-	publishAll(gc)
-	if r := spanRounds(t, pub.Dir(), win9); len(r) != 1 || r[0] != after9[1] {
-		t.Errorf("after collecting: B009's rounds %v, want only %s", r, after9[1])
+	t.Logf("maintenance with retention 0: %+v", rep)
+	if _, err := os.Stat(old); !os.IsNotExist(err) {
+		t.Errorf("after maintenance with retention 0: the replaced file %s: %v, want it deleted", old, err)
 	}
-	check("after collecting")
+	if err := q.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("after maintenance")
 }

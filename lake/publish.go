@@ -1,21 +1,25 @@
-// Package lake owns the Parquet lake of gtsm-stream (issue 14): the
-// immutable files that the owners of the Kafka partitions publish from their
-// DuckDB files, and the query service's view of them, so that psql, Grafana,
-// `gtsm sql`, `gtsm compare` and the named queries see every site in one
-// place, with the single-file table names and SQL, however many processors
-// share the topic.
+// Package lake owns the lake of gtsm-stream: Apache Iceberg tables (same
+// names and columns as the processor's DuckDB tables) that the owners of
+// the Kafka partitions publish from their DuckDB files, and the query
+// service's view of them, so that psql, Grafana, `gtsm sql`, `gtsm
+// compare` and the named queries see every site in one place, however many
+// processors share the topic, and Trino, Spark, PyIceberg or DuckDB's
+// iceberg extension read the same tables through the catalog.
 //
-// Layout (hive): DIR/<table>/site=<S>/date=<YYYY-MM-DD>/<file>.parquet for
-// the tables with a site and a time, DIR/<table>/site=<S>/ for per-site
-// tables, DIR/<table>/kafka_partition=<P>/ for per-partition ones. Every
-// file holds all the table's columns (site included), so Trino, Spark or
-// DuckDB elsewhere read it with or without the directory names.
+// Catalog: an Iceberg SQL catalog, by default in the SQLite file
+// DIR/catalog.sqlite (no server; its commits are compare-and-swap
+// transactions, so owners in several processes commit safely), or on
+// Postgres, or a REST catalog (Catalog option). Tables live in DIR/<table>
+// (metadata/ and data/). Data file paths never contain data: DuckDB writes
+// each span's file under a directory named by the md5 of its partition
+// values, and the partition values are Iceberg metadata.
 //
-// Publisher (Publish) writes them; the bookkeeping of what is published
-// lives in the partition's own DuckDB (sql/ddl/0004_lake.sql), committed
-// after the files are renamed into place and fsynced: see Publish for why a
-// crash anywhere never shows a row twice or loses one. Query (OpenQuery) is
-// an in-memory DuckDB whose views read the files.
+// Publisher (Publish) commits a partition's new and changed rows as
+// Iceberg snapshots whose summary carries the Kafka offsets they cover,
+// and records the offset reached in the table's properties in the same
+// commit: see Publish for why a crash anywhere never shows a row twice or
+// loses one. Query (OpenQuery) is a DuckDB whose views read the current
+// snapshot's data files. Maintain compacts and expires.
 package lake
 
 import (
@@ -23,53 +27,101 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/apache/iceberg-go"
+	icetable "github.com/apache/iceberg-go/table"
+	"github.com/google/uuid"
 )
 
-// DefaultRetention is how long a replaced file stays on disk: longer than
-// any query (the SQL endpoint's default timeout is 30 s) that listed the
-// directory before the replacement was renamed in.
-const DefaultRetention = 10 * time.Minute
+// DefaultRetention is how long a data file that is no longer current, and
+// the snapshots that still list it, stay: longer than any query (the SQL
+// endpoint's default timeout is 30 s) that planned on an older snapshot.
+const DefaultRetention = 5 * time.Minute
 
-// Publisher writes partitions' rows into the lake directory. It keeps no
-// state of its own (all of it is in each partition's DuckDB), so one
-// Publisher may serve many partitions; Publish must not run concurrently
-// for the same partition.
+// DefaultMaintainEvery is how often an owner compacts its spans and
+// expires old snapshots (Publisher option MaintainEvery): often, because
+// every commit rewrites the table's metadata, whose size grows with the
+// snapshots kept.
+const DefaultMaintainEvery = 2 * time.Minute
+
+// Publisher commits partitions' rows to the lake's Iceberg tables. It
+// keeps no state of its own that matters (what is published is in the
+// tables' metadata and in each partition's DuckDB), so one Publisher may
+// serve many partitions; Publish must not run concurrently for the same
+// partition.
 type Publisher struct {
-	dir       string
-	topic     string
-	retention time.Duration
-	log       *slog.Logger
-	now       func() time.Time
+	dir string
+	cfg config
+	cat *lakeCatalog
+	now func() time.Time
 
-	// crash, when set (tests), is called at each stage of a round
-	// ("copied": before the pending round commits; "renamed-one": after
-	// the first file is renamed into the lake; "renamed": after all,
-	// before the bookkeeping commit); an error stops Publish there, as a
-	// crash would.
+	// crash, when set (tests), is called at each stage ("copied": data
+	// files written, nothing committed; "committed-one": after the first
+	// table's commit; "committed": after every commit, before the
+	// bookkeeping); an error stops Publish there, as a crash would.
 	crash func(stage string) error
+
+	mu         sync.Mutex
+	maintained map[int32]time.Time
 }
 
-// Option configures a Publisher.
-type Option func(*Publisher)
+// config is what New and OpenQuery share.
+type config struct {
+	topic     string
+	retention time.Duration
+	catalog   string
+	maintain  time.Duration
+	log       *slog.Logger
+}
+
+// Option configures a Publisher or a Query.
+type Option func(*config)
 
 // Topic is the input topic whose kafka_offsets and dead_letters rows are
 // published (default gtsm_etl).
-func Topic(t string) Option { return func(p *Publisher) { p.topic = t } }
+func Topic(t string) Option { return func(c *config) { c.topic = t } }
 
-// Retention is how long replaced files are kept (default DefaultRetention).
-func Retention(d time.Duration) Option { return func(p *Publisher) { p.retention = d } }
+// Retention is how long files that are no longer current, and snapshots,
+// are kept (default DefaultRetention). Keep it longer than the SQL
+// timeout.
+func Retention(d time.Duration) Option { return func(c *config) { c.retention = d } }
 
 // Logger receives one debug line per publish (default slog.Default()).
-func Logger(l *slog.Logger) Option { return func(p *Publisher) { p.log = l } }
+func Logger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 
-// New returns a Publisher into dir, creating it if needed.
+// Catalog points the lake at an Iceberg catalog other than the SQLite
+// file in the lake directory: postgres://... (an SQL catalog on Postgres,
+// for processors on several machines sharing the directory) or
+// http(s)://... (a REST catalog). "" is the default.
+func Catalog(uri string) Option { return func(c *config) { c.catalog = uri } }
+
+// MaintainEvery is how often Publish also compacts the partition's spans
+// and expires snapshots (default DefaultMaintainEvery; 0 never). Orphan
+// files are deleted by `gtsm lake maintain` (Maintain) only.
+func MaintainEvery(d time.Duration) Option { return func(c *config) { c.maintain = d } }
+
+func newConfig(opts []Option) config {
+	// GTSM_LAKE_CATALOG is the catalog of every command that opens the
+	// lake (process --lake, query-service, lake maintain) unless an
+	// option says otherwise.
+	c := config{topic: "gtsm_etl", retention: DefaultRetention, maintain: DefaultMaintainEvery, log: slog.Default(),
+		catalog: os.Getenv("GTSM_LAKE_CATALOG")}
+	for _, o := range opts {
+		o(&c)
+	}
+	return c
+}
+
+// New returns a Publisher into dir, creating it and its catalog if needed.
 func New(dir string, opts ...Option) (*Publisher, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -78,11 +130,12 @@ func New(dir string, opts ...Option) (*Publisher, error) {
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return nil, fmt.Errorf("lake directory: %w", err)
 	}
-	p := &Publisher{dir: abs, topic: "gtsm_etl", retention: DefaultRetention, log: slog.Default(), now: time.Now}
-	for _, o := range opts {
-		o(p)
+	cfg := newConfig(opts)
+	cat, err := openCatalog(context.Background(), abs, cfg.catalog)
+	if err != nil {
+		return nil, err
 	}
-	return p, nil
+	return &Publisher{dir: abs, cfg: cfg, cat: cat, now: time.Now, maintained: map[int32]time.Time{}}, nil
 }
 
 // Dir is the lake directory (absolute). A processor whose DuckDB is locked
@@ -90,55 +143,8 @@ func New(dir string, opts ...Option) (*Publisher, error) {
 // directories, or DuckDB refuses the COPY ... TO.
 func (p *Publisher) Dir() string { return p.dir }
 
-// roundState is the partition's lake_rounds row.
-type roundState struct {
-	round, published int64
-	pending          bool
-	pRound, pFrom    int64
-	pTo              int64
-}
-
-// Publish writes the partition's new and changed rows to the lake.
-//
-// One publish is a round: (1) in one DuckDB transaction, so one snapshot:
-// read the partition's next_offset N and published_offset W; COPY the
-// append-only tables' rows with offsets in [W, N) and every upserted span
-// whose checksum changed (or that vanished: an empty file) into
-// DIR/_tmp/p<P>/; record the round as pending (round, W, N); commit. (2)
-// fsync each file, rename it into its span directory, fsync the directory.
-// (3) In a second transaction: the spans' new files, the replaced files
-// (deleted after the retention), published_offset = N, pending cleared.
-//
-// A crash before (1) commits leaves nothing visible (only _tmp, cleared
-// next time). A crash after it leaves the round pending: the next Publish
-// first redoes exactly [W, N) under the same file names (a rename over an
-// identical file) and rewrites every span that has a file of the pending
-// round, then records it; so a row is never in two files and never
-// missing. Readers see a span's old file or its new one (rename is atomic,
-// and the view takes the newest round of each span), never both or half.
-func (p *Publisher) Publish(ctx context.Context, db *sql.DB, partition int32) error {
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return fmt.Errorf("lake publish partition %d: %w", partition, err)
-	}
-	defer conn.Close()
-	st, err := readRound(ctx, conn, partition)
-	if err != nil {
-		return err
-	}
-	if st.pending {
-		if err := p.round(ctx, conn, partition, st, true); err != nil {
-			return fmt.Errorf("lake publish partition %d: redo pending round %d [%d, %d): %w", partition, st.pRound, st.pFrom, st.pTo, err)
-		}
-		if st, err = readRound(ctx, conn, partition); err != nil {
-			return err
-		}
-	}
-	if err := p.round(ctx, conn, partition, st, false); err != nil {
-		return fmt.Errorf("lake publish partition %d: %w", partition, err)
-	}
-	return p.collect(ctx, conn, partition)
-}
+// Close closes the catalog.
+func (p *Publisher) Close() error { return p.cat.close() }
 
 func (p *Publisher) crashAt(stage string) error {
 	if p.crash == nil {
@@ -147,437 +153,372 @@ func (p *Publisher) crashAt(stage string) error {
 	return p.crash(stage)
 }
 
-func readRound(ctx context.Context, conn *sql.Conn, partition int32) (roundState, error) {
-	var st roundState
-	var pr, pf, pt sql.NullInt64
-	err := conn.QueryRowContext(ctx, `SELECT round, published_offset, pending_round, pending_from, pending_to
-		FROM lake_rounds WHERE kafka_partition = ?`, partition).Scan(&st.round, &st.published, &pr, &pf, &pt)
-	if errors.Is(err, sql.ErrNoRows) {
-		return st, nil
+// errReplan: the lake moved under a plan (another owner published the
+// same offsets): plan again from the lake's new state.
+var errReplan = errors.New("the lake changed under the publish: planning again")
+
+// Publish commits the partition's new and changed rows to the lake.
+//
+// In one DuckDB transaction (one snapshot of the owner's state at its
+// next_offset N), for each table: append-only tables read the offset W
+// the table's properties say is published for the partition and write the
+// rows of offsets [W, N); upserted tables compare each span's checksum
+// (count and sum of row hashes) with what was last committed and with the
+// spans the lake holds for the partition, and write every changed span
+// whole. Then, per table, one Iceberg commit, pinned to the snapshot the
+// plan was made on: append-only tables add the files and set the
+// property to N; upserted tables replace the changed spans' data files
+// (remove the old, add the new) and remove the spans whose rows are gone.
+// The snapshot summary carries gtsm.kafka-partition, gtsm.kafka-offset-from
+// and gtsm.kafka-offset-to.
+//
+// A crash before a table's commit leaves only unreferenced files (orphans,
+// removed by maintenance after the retention); after it, the table holds
+// exactly [W, N) more and its property says N, so the next publish starts
+// there; an upserted span is replaced whole, so a span committed twice is
+// the same rows. A commit that loses a race with another owner's is
+// planned again on the new snapshot.
+func (p *Publisher) Publish(ctx context.Context, db *sql.DB, partition int32) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("lake publish partition %d: %w", partition, err)
+	}
+	defer conn.Close()
+	for attempt := 0; ; attempt++ {
+		err = p.publishOnce(ctx, conn, partition)
+		if !errors.Is(err, errReplan) || attempt >= 30 {
+			break
+		}
+		if err := sleepCtx(ctx, backoff(attempt)); err != nil {
+			return err
+		}
 	}
 	if err != nil {
-		return st, fmt.Errorf("lake publish partition %d: read lake_rounds (is the database migrated to 0004_lake?): %w", partition, err)
+		return fmt.Errorf("lake publish partition %d: %w", partition, err)
 	}
-	st.pending = pr.Valid
-	st.pRound, st.pFrom, st.pTo = pr.Int64, pf.Int64, pt.Int64
-	return st, nil
+	if p.cfg.maintain > 0 {
+		p.mu.Lock()
+		last, ok := p.maintained[partition]
+		due := !ok || p.now().Sub(last) >= p.cfg.maintain
+		if !ok {
+			// Spread the first maintenance over the interval.
+			p.maintained[partition] = p.now().Add(-time.Duration(rand.Int64N(int64(p.cfg.maintain))))
+			due = false
+		}
+		if due {
+			p.maintained[partition] = p.now()
+		}
+		p.mu.Unlock()
+		if due {
+			sites, err := partitionSites(ctx, conn, partition)
+			if err != nil {
+				return err
+			}
+			// Compaction of the partition's spans and snapshot expiry; the
+			// orphan scan is left to `gtsm lake maintain` (it reads every
+			// snapshot's manifests).
+			if _, err := maintain(ctx, p.cat, p.cfg, ownedBy(partition, sites), false); err != nil {
+				p.cfg.log.Warn("lake maintenance", "partition", partition, "err", err)
+			}
+		}
+	}
+	return nil
 }
 
-// spanWrite is one span a round writes.
-type spanWrite struct {
-	tbl, span string
-	rows      int64
-	checksum  string
-	old       string // the file prefix it replaces ("" for none)
+// backoff is the wait before retrying a commit that lost a race: short
+// (a retry only reloads the table's metadata; the files are written
+// already) and jittered, so owners racing for one table spread out.
+func backoff(attempt int) time.Duration {
+	d := time.Duration(5<<min(attempt, 5)) * time.Millisecond
+	return d/2 + time.Duration(rand.Int64N(int64(d)))
 }
 
-func (p *Publisher) round(ctx context.Context, conn *sql.Conn, part int32, st roundState, redo bool) (err error) {
-	tmp := filepath.Join(p.dir, "_tmp", fmt.Sprintf("p%04d", part))
-	if err := os.RemoveAll(tmp); err != nil {
-		return fmt.Errorf("clear %s: %w", tmp, err)
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
-		return fmt.Errorf("temp directory: %w", err)
-	}
-	defer os.RemoveAll(tmp)
+}
 
+// plan is one table's commit of a publish.
+type plan struct {
+	t        table
+	base     *icetable.Table
+	from, to int64 // append-only: offsets [from, to)
+	add      []iceberg.DataFile
+	dirs     []string        // directories of the written files (removed if the plan is dropped)
+	replace  map[string]bool // upserted: partition keys whose current files are removed
+	spans    map[string]spanSum
+	gone     []string // upserted: partition keys no longer in DuckDB
+}
+
+// spanSum is a span's checksum in DuckDB.
+type spanSum struct {
+	id       string // md5 (spanID)
+	vals     []sql.NullString
+	rows     int64
+	checksum string
+}
+
+func (p *Publisher) publishOnce(ctx context.Context, conn *sql.Conn, part int32) error {
+	t0 := time.Now()
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	defer func() {
-		if tx != nil {
-			tx.Rollback()
+	var plans []*plan
+	drop := func() {
+		for _, pl := range plans {
+			pl.removeFiles()
 		}
-	}()
-	from, to, round := st.published, st.published, st.round+1
-	if redo {
-		from, to, round = st.pFrom, st.pTo, st.pRound
-	} else {
+	}
+	err = func() error {
+		defer tx.Rollback()
 		var next sql.NullInt64
 		if err := tx.QueryRowContext(ctx, `SELECT max(next_offset) FROM kafka_offsets WHERE topic = ? AND kafka_partition = ?`,
-			p.topic, part).Scan(&next); err != nil {
+			p.cfg.topic, part).Scan(&next); err != nil {
 			return fmt.Errorf("read kafka_offsets: %w", err)
 		}
-		if next.Valid {
-			to = next.Int64
-		}
-		if to < from {
-			return fmt.Errorf("kafka_offsets next_offset %d is below the published offset %d: this is not the database the lake was published from", to, from)
-		}
-	}
-	prefix := fmt.Sprintf("p%04d_r%012d_o%020d", part, round, to)
-	var writes []spanWrite
-	for _, t := range tables {
-		if t.kind != upserted {
-			continue
-		}
-		ws, err := p.changedSpans(ctx, tx, t, part, redo, round)
+		sites, err := partitionSites(ctx, tx, part)
 		if err != nil {
 			return err
 		}
-		writes = append(writes, ws...)
-	}
-	if !redo && to == from && len(writes) == 0 {
-		return nil // nothing new: no round
-	}
-	start := time.Now()
-	for _, t := range tables {
-		switch {
-		case t.kind == appendOnly && to > from:
-			if err := p.copyAppend(ctx, tx, t, part, from, to, tmp); err != nil {
+		for _, t := range tables {
+			tb, err := p.cat.load(ctx, t.name)
+			if err != nil {
 				return err
 			}
-		case t.kind == upserted:
-			if err := p.copySpans(ctx, tx, t, part, writes, tmp); err != nil {
+			var pl *plan
+			if t.kind == appendOnly {
+				pl, err = p.planAppend(ctx, tx, t, tb, part, next.Int64)
+			} else {
+				pl, err = p.planUpsert(ctx, tx, conn, t, tb, part, sites)
+			}
+			if err != nil {
 				return err
 			}
-		}
-	}
-	if err := p.crashAt("copied"); err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO lake_rounds
-		(kafka_partition, round, published_offset, pending_round, pending_from, pending_to, published_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`, part, st.round, st.published, round, from, to, p.now().UTC()); err != nil {
-		return fmt.Errorf("record pending round %d: %w", round, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit pending round %d: %w", round, err)
-	}
-	tx = nil
-	copied := time.Since(start)
-
-	files, err := p.moveIn(tmp, from, to, prefix, part)
-	if err != nil {
-		return err
-	}
-	if err := p.crashAt("renamed"); err != nil {
-		return err
-	}
-	if err := p.record(ctx, conn, part, round, to, prefix, writes); err != nil {
-		return err
-	}
-	p.log.Debug("lake round published", "partition", part, "round", round, "from", from, "to", to,
-		"spans", len(writes), "files", files, "copy", copied, "total", time.Since(start), "redo", redo)
-	return nil
-}
-
-// changedSpans compares the checksum of every span of the partition's rows
-// of t with the one recorded for its file. In a redo, spans with a file of
-// the pending round are rewritten whatever their checksum says (that file
-// may hold rows of a snapshot newer than the recorded checksum).
-func (p *Publisher) changedSpans(ctx context.Context, tx *sql.Tx, t table, part int32, redo bool, round int64) ([]spanWrite, error) {
-	cols, err := columns(ctx, tx, t.name)
-	if err != nil {
-		return nil, err
-	}
-	q := fmt.Sprintf(`SELECT %s AS span, count(*), CAST(sum(hash(%s)) AS VARCHAR) FROM %s WHERE %s GROUP BY ALL`,
-		t.spanExpr(), strings.Join(cols, ", "), quoteIdent(t.name), fmt.Sprintf(t.where, part, quoteLiteral(p.topic)))
-	type sum struct {
-		rows     int64
-		checksum string
-	}
-	cur := map[string]sum{}
-	rows, err := tx.QueryContext(ctx, q)
-	if err != nil {
-		return nil, fmt.Errorf("checksum %s spans: %w", t.name, err)
-	}
-	for rows.Next() {
-		var span string
-		var s sum
-		if err := rows.Scan(&span, &s.rows, &s.checksum); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("checksum %s spans: %w", t.name, err)
-		}
-		cur[span] = s
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("checksum %s spans: %w", t.name, err)
-	}
-	type rec struct {
-		file     string
-		rows     int64
-		checksum string
-	}
-	old := map[string]rec{}
-	rows, err = tx.QueryContext(ctx, `SELECT span, file, rows, checksum FROM lake_spans WHERE tbl = ? AND kafka_partition = ?`, t.name, part)
-	if err != nil {
-		return nil, fmt.Errorf("read lake_spans of %s: %w", t.name, err)
-	}
-	for rows.Next() {
-		var span string
-		var r rec
-		if err := rows.Scan(&span, &r.file, &r.rows, &r.checksum); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("read lake_spans of %s: %w", t.name, err)
-		}
-		old[span] = r
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read lake_spans of %s: %w", t.name, err)
-	}
-	forced := map[string]bool{}
-	if redo {
-		pat := filepath.Join(p.dir, t.name, strings.Repeat("*/", len(t.keys))+fmt.Sprintf("p%04d_r%012d_*.parquet", part, round))
-		ms, err := filepath.Glob(pat)
-		if err != nil {
-			return nil, fmt.Errorf("find files of round %d: %w", round, err)
-		}
-		for _, m := range ms {
-			rel, _ := filepath.Rel(filepath.Join(p.dir, t.name), filepath.Dir(m))
-			forced[filepath.ToSlash(rel)] = true
-		}
-	}
-	var out []spanWrite
-	for span, s := range cur {
-		o, had := old[span]
-		if had && o.checksum == s.checksum && o.rows == s.rows && !forced[span] {
-			continue
-		}
-		out = append(out, spanWrite{tbl: t.name, span: span, rows: s.rows, checksum: s.checksum, old: o.file})
-	}
-	for span, o := range old {
-		if _, ok := cur[span]; ok {
-			continue
-		}
-		if o.rows > 0 || forced[span] { // the span's rows were deleted: an empty file replaces its file
-			out = append(out, spanWrite{tbl: t.name, span: span, checksum: "0", old: o.file})
-		}
-	}
-	for span := range forced {
-		if _, ok := cur[span]; !ok {
-			if _, ok := old[span]; !ok { // written by the crashed round only
-				out = append(out, spanWrite{tbl: t.name, span: span, checksum: "0"})
+			if pl != nil {
+				plans = append(plans, pl)
 			}
 		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].span < out[j].span })
-	return out, nil
-}
-
-// columns are the table's quoted column names in table order.
-func columns(ctx context.Context, q interface {
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, tbl string) ([]string, error) {
-	rows, err := q.QueryContext(ctx, `SELECT column_name FROM duckdb_columns()
-		WHERE database_name = current_database() AND schema_name = 'main' AND table_name = ? ORDER BY column_index`, tbl)
+		return nil
+	}()
 	if err != nil {
-		return nil, fmt.Errorf("columns of %s: %w", tbl, err)
-	}
-	defer rows.Close()
-	var cols []string
-	for rows.Next() {
-		var c string
-		if err := rows.Scan(&c); err != nil {
-			return nil, fmt.Errorf("columns of %s: %w", tbl, err)
-		}
-		cols = append(cols, quoteIdent(c))
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("columns of %s: %w", tbl, err)
-	}
-	if len(cols) == 0 {
-		return nil, fmt.Errorf("table %s not found (is the database migrated?)", tbl)
-	}
-	return cols, nil
-}
-
-// copyAppend writes the rows of offsets [from, to) of an append-only
-// table into tmp/<table>/lake_k0=.../lake_k1=.../data_<i>.parquet.
-func (p *Publisher) copyAppend(ctx context.Context, tx *sql.Tx, t table, part int32, from, to int64, tmp string) error {
-	cols, err := columns(ctx, tx, t.name)
-	if err != nil {
+		drop()
 		return err
 	}
-	sel, names := t.keyCols()
-	q := fmt.Sprintf(`COPY (SELECT %s, %s FROM %s WHERE %s AND kafka_offset >= %d AND kafka_offset < %d)
-		TO %s (FORMAT parquet, PARTITION_BY (%s), FILENAME_PATTERN 'data_{i}')`,
-		strings.Join(cols, ", "), sel, quoteIdent(t.name), fmt.Sprintf(t.where, part, quoteLiteral(p.topic)), from, to,
-		quoteLiteral(filepath.Join(tmp, t.name)), names)
-	if _, err := tx.ExecContext(ctx, q); err != nil {
-		return fmt.Errorf("copy %s offsets [%d, %d) to %s: %w", t.name, from, to, tmp, err)
-	}
-	return nil
-}
-
-// copySpans writes the given spans of an upserted table: their rows with
-// one COPY (through a temporary table of span names), and a tombstone file
-// (one row of NULLs) for each span whose rows are gone.
-func (p *Publisher) copySpans(ctx context.Context, tx *sql.Tx, t table, part int32, writes []spanWrite, tmp string) error {
-	var spans, empty []string
-	for _, w := range writes {
-		if w.tbl != t.name {
-			continue
-		}
-		if w.rows > 0 {
-			spans = append(spans, w.span)
-		} else {
-			empty = append(empty, w.span)
-		}
-	}
-	if len(spans)+len(empty) == 0 {
+	if len(plans) == 0 {
 		return nil
 	}
-	cols, err := columns(ctx, tx, t.name)
-	if err != nil {
-		return err
+	if err := p.crashAt("copied"); err != nil {
+		return err // the files stay: orphans, as after a real crash
 	}
-	if len(spans) > 0 {
-		if _, err := tx.ExecContext(ctx, `CREATE OR REPLACE TEMP TABLE lake_changed (span VARCHAR)`); err != nil {
-			return fmt.Errorf("spans of %s: %w", t.name, err)
-		}
-		for i := 0; i < len(spans); i += 500 {
-			chunk := spans[i:min(i+500, len(spans))]
-			args := make([]any, len(chunk))
-			for j, s := range chunk {
-				args[j] = s
+	start := time.Now()
+	p.cfg.log.Debug("lake partition planned", "partition", part, "tables", len(plans), "took", time.Since(t0))
+	for i, pl := range plans {
+		if err := p.commit(ctx, pl, part); err != nil {
+			// Files of a commit whose outcome is unknown stay (orphans
+			// if it failed, removed by maintenance after the retention).
+			if errors.Is(err, errReplan) {
+				pl.removeFiles()
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO lake_changed VALUES `+strings.TrimSuffix(strings.Repeat("(?), ", len(chunk)), ", "), args...); err != nil {
-				return fmt.Errorf("spans of %s: %w", t.name, err)
+			for _, rest := range plans[i+1:] {
+				rest.removeFiles()
 			}
-		}
-		sel, names := t.keyCols()
-		q := fmt.Sprintf(`COPY (SELECT %s, %s FROM %s WHERE %s AND (%s) IN (SELECT span FROM lake_changed))
-			TO %s (FORMAT parquet, PARTITION_BY (%s), FILENAME_PATTERN 'data_{i}')`,
-			strings.Join(cols, ", "), sel, quoteIdent(t.name), fmt.Sprintf(t.where, part, quoteLiteral(p.topic)), t.spanExpr(),
-			quoteLiteral(filepath.Join(tmp, t.name)), names)
-		if _, err := tx.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("copy %d changed spans of %s: %w", len(spans), t.name, err)
-		}
-	}
-	if len(empty) > 0 {
-		// A file with no row would not replace the span's old file in the
-		// view (which finds a span's newest file through its rows), so a
-		// span whose rows were all deleted gets one row of NULLs (its key
-		// columns are NOT NULL in the table: no real row looks like it).
-		proto := filepath.Join(tmp, "empty_"+t.name+".parquet")
-		q := fmt.Sprintf(`COPY (SELECT t.* FROM (SELECT 1) one LEFT JOIN (SELECT %s FROM %s WHERE false) t ON true) TO %s (FORMAT parquet)`,
-			strings.Join(cols, ", "), quoteIdent(t.name), quoteLiteral(proto))
-		if _, err := tx.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("copy empty %s: %w", t.name, err)
-		}
-		for _, s := range empty {
-			d := filepath.Join(tmp, t.name, filepath.FromSlash(tmpSpan(t, s)))
-			if err := os.MkdirAll(d, 0o755); err != nil {
-				return err
-			}
-			if err := copyFile(proto, filepath.Join(d, "data_0.parquet")); err != nil {
-				return fmt.Errorf("empty span %s/%s: %w", t.name, s, err)
-			}
-		}
-		if err := os.Remove(proto); err != nil {
 			return err
 		}
+		if i == 0 {
+			if err := p.crashAt("committed-one"); err != nil {
+				return err
+			}
+		}
 	}
+	if err := p.crashAt("committed"); err != nil {
+		return err
+	}
+	for _, pl := range plans {
+		if pl.t.kind == upserted {
+			if err := p.record(ctx, conn, pl, part); err != nil {
+				return err
+			}
+		}
+	}
+	p.cfg.log.Debug("lake partition published", "partition", part, "tables", len(plans), "took", time.Since(start))
 	return nil
 }
 
-// tmpSpan maps a span (site=X/date=Y) to COPY's directory (lake_k0=X/lake_k1=Y).
-func tmpSpan(t table, span string) string {
-	parts := strings.Split(span, "/")
-	for i, k := range t.keys {
-		if i < len(parts) {
-			parts[i] = fmt.Sprintf("lake_k%d=", i) + strings.TrimPrefix(parts[i], k.name+"=")
-		}
+func (pl *plan) removeFiles() {
+	for _, d := range pl.dirs {
+		os.RemoveAll(d)
 	}
-	return strings.Join(parts, "/")
 }
 
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.Create(dst)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
+type querier interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
 }
 
-// moveIn fsyncs every file COPY wrote under tmp and renames it into its
-// span directory, then fsyncs the directories it touched (a rename is
-// durable once its directory is). Append-only tables' files are named by
-// the offset range, upserted tables' by the round (prefix).
-func (p *Publisher) moveIn(tmp string, from, to int64, prefix string, part int32) (int, error) {
-	dirs := map[string]bool{}
-	n := 0
-	for _, t := range tables {
-		root := filepath.Join(tmp, t.name)
-		if _, err := os.Stat(root); errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
-				return err
-			}
-			rel, _ := filepath.Rel(root, path)
-			parts := strings.Split(filepath.ToSlash(rel), "/")
-			if len(parts) != len(t.keys)+1 {
-				return fmt.Errorf("unexpected file %s from COPY", path)
-			}
-			for i, k := range t.keys {
-				v, ok := strings.CutPrefix(parts[i], fmt.Sprintf("lake_k%d=", i))
-				if !ok {
-					return fmt.Errorf("unexpected directory %s from COPY", path)
-				}
-				parts[i] = k.name + "=" + v
-			}
-			idx := strings.TrimSuffix(strings.TrimPrefix(parts[len(parts)-1], "data_"), ".parquet")
-			name := prefix + "_" + idx + ".parquet"
-			if t.kind == appendOnly {
-				name = fmt.Sprintf("p%04d_o%020d-%020d_%s.parquet", part, from, to, idx)
-			}
-			dst := filepath.Join(p.dir, t.name, filepath.FromSlash(strings.Join(parts[:len(parts)-1], "/")), name)
-			if err := syncFile(path); err != nil {
-				return err
-			}
-			if err := mkdirs(filepath.Dir(dst), dirs); err != nil {
-				return err
-			}
-			if err := os.Rename(path, dst); err != nil {
-				return fmt.Errorf("rename into the lake: %w", err)
-			}
-			dirs[filepath.Dir(dst)] = true
-			n++
-			if n == 1 {
-				return p.crashAt("renamed-one")
-			}
-			return nil
-		})
-		if err != nil {
-			return n, fmt.Errorf("move %s files into %s: %w", t.name, p.dir, err)
-		}
+// partitionSites are the sites the processor recorded for the partition.
+func partitionSites(ctx context.Context, q querier, part int32) (map[string]bool, error) {
+	rows, err := q.QueryContext(ctx, `SELECT DISTINCT site FROM site_state WHERE kafka_partition = ?`, part)
+	if err != nil {
+		return nil, fmt.Errorf("sites of partition %d: %w", part, err)
 	}
-	for d := range dirs {
-		if err := syncFile(d); err != nil {
-			return n, err
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, fmt.Errorf("sites of partition %d: %w", part, err)
 		}
+		out[s] = true
+	}
+	return out, rows.Err()
+}
+
+// offsetKey is the table property holding the offset published for a
+// partition of the topic.
+func offsetKey(topic string, part int32) string {
+	return fmt.Sprintf("gtsm.kafka-offset.%s.%d", topic, part)
+}
+
+func publishedOffset(tb *icetable.Table, topic string, part int32) (int64, error) {
+	v, ok := tb.Properties()[offsetKey(topic, part)]
+	if !ok {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("lake table %s: property %s = %q: %w", tb.Identifier(), offsetKey(topic, part), v, err)
 	}
 	return n, nil
 }
 
-// mkdirs creates dir and its missing parents, marking each parent of a
-// created directory for fsync (its new entry).
-func mkdirs(dir string, dirs map[string]bool) error {
-	if _, err := os.Stat(dir); err == nil {
-		return nil
+func (p *Publisher) planAppend(ctx context.Context, tx *sql.Tx, t table, tb *icetable.Table, part int32, next int64) (*plan, error) {
+	from, err := publishedOffset(tb, p.cfg.topic, part)
+	if err != nil {
+		return nil, err
 	}
-	if err := mkdirs(filepath.Dir(dir), dirs); err != nil {
+	if next < from {
+		return nil, fmt.Errorf("kafka_offsets next_offset %d of partition %d is below the offset %d the lake table %s holds: this is not the database the lake was published from",
+			next, part, from, t.name)
+	}
+	if next == from {
+		return nil, nil
+	}
+	pl := &plan{t: t, base: tb, from: from, to: next}
+	where := fmt.Sprintf(t.where, part, quoteLiteral(p.cfg.topic)) + fmt.Sprintf(" AND kafka_offset >= %d AND kafka_offset < %d", from, next)
+	if err := p.writeFiles(ctx, tx, pl, where, nil); err != nil {
+		return nil, err
+	}
+	return pl, nil
+}
+
+// writeFiles COPYs the rows of t matching where (and, for spans, whose
+// span id is listed) into one Parquet file per span under the table's
+// data directory, and reads each file's Iceberg metadata (bounds, counts,
+// partition, checked against the span's values when known).
+func (p *Publisher) writeFiles(ctx context.Context, tx *sql.Tx, pl *plan, where string, spans map[string]spanSum) error {
+	s := p.cat.sch[pl.t.name]
+	tblDir := filepath.Join(p.dir, pl.t.name)
+	if err := noSymlink(p.dir, filepath.Join(pl.t.name, "data")); err != nil {
 		return err
 	}
-	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-		return fmt.Errorf("create %s: %w", dir, err)
+	if err := os.MkdirAll(filepath.Join(tblDir, "data"), 0o755); err != nil {
+		return fmt.Errorf("lake table %s: %w", pl.t.name, err)
 	}
-	dirs[filepath.Dir(dir)] = true
+	out := filepath.Join(tblDir, "data", uuid.NewString())
+	pl.dirs = append(pl.dirs, out)
+	if spans != nil {
+		ids := make([]string, 0, len(spans))
+		for _, sp := range spans {
+			ids = append(ids, quoteLiteral(sp.id))
+		}
+		sort.Strings(ids)
+		where += fmt.Sprintf(" AND %s IN (%s)", pl.t.spanID(), strings.Join(ids, ", "))
+	}
+	sel := make([]string, len(s.cols))
+	fids := make([]string, len(s.cols))
+	for i, c := range s.cols {
+		sel[i] = fmt.Sprintf("CAST(%s AS %s) AS %s", quoteIdent(c.name), c.stored, quoteIdent(c.name))
+		fids[i] = fmt.Sprintf("%s: %d", quoteIdent(c.name), c.id)
+	}
+	q := fmt.Sprintf(`COPY (SELECT %s, %s AS lake_span FROM %s WHERE %s)
+		TO %s (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (lake_span), FILENAME_PATTERN 'data_{i}', FIELD_IDS {%s})`,
+		strings.Join(sel, ", "), pl.t.spanID(), quoteIdent(pl.t.name), where, quoteLiteral(out), strings.Join(fids, ", "))
+	if _, err := tx.ExecContext(ctx, q); err != nil {
+		return fmt.Errorf("copy %s rows to %s: %w", pl.t.name, out, err)
+	}
+	byID := map[string][]sql.NullString{}
+	for _, sp := range spans {
+		byID[sp.id] = sp.vals
+	}
+	if spans == nil { // an append: the spans of the rows copied
+		rows, err := tx.QueryContext(ctx, fmt.Sprintf(`SELECT DISTINCT %s, %s FROM %s WHERE %s`,
+			pl.t.spanID(), pl.t.spanCols(), quoteIdent(pl.t.name), where))
+		if err != nil {
+			return fmt.Errorf("spans of %s: %w", pl.t.name, err)
+		}
+		for rows.Next() {
+			var id string
+			vals := make([]sql.NullString, len(pl.t.keys))
+			dst := []any{&id}
+			for i := range vals {
+				dst = append(dst, &vals[i])
+			}
+			if err := rows.Scan(dst...); err != nil {
+				rows.Close()
+				return fmt.Errorf("spans of %s: %w", pl.t.name, err)
+			}
+			byID[id] = vals
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("spans of %s: %w", pl.t.name, err)
+		}
+	}
+	fsys, err := pl.base.FS(ctx)
+	if err != nil {
+		return err
+	}
+	es, err := os.ReadDir(out)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // no rows
+	}
+	if err != nil {
+		return fmt.Errorf("list %s: %w", out, err)
+	}
+	for _, e := range es {
+		id, ok := strings.CutPrefix(e.Name(), "lake_span=")
+		vals, known := byID[id]
+		if !ok || !e.IsDir() || !known {
+			return fmt.Errorf("unexpected entry %s in %s", e.Name(), out)
+		}
+		// DuckDB named the directory lake_span=<md5>: a reader that
+		// infers hive partitions from paths would add a column.
+		spanDir := filepath.Join(out, id)
+		if err := os.Rename(filepath.Join(out, e.Name()), spanDir); err != nil {
+			return fmt.Errorf("rename %s: %w", e.Name(), err)
+		}
+		fs, err := os.ReadDir(spanDir)
+		if err != nil {
+			return fmt.Errorf("list %s: %w", out, err)
+		}
+		for _, f := range fs {
+			path := filepath.Join(spanDir, f.Name())
+			if err := syncFile(path); err != nil {
+				return err
+			}
+			df, err := dataFile(ctx, fsys, fileURI(path), pl.t, s, vals, pl.base.Properties())
+			if err != nil {
+				return fmt.Errorf("lake table %s: %w", pl.t.name, err)
+			}
+			pl.add = append(pl.add, df)
+		}
+	}
 	return nil
 }
 
@@ -593,85 +534,339 @@ func syncFile(path string) error {
 	return nil
 }
 
-// record commits the round: each written span's file and checksum, the
-// files they replace (for collect), the new published offset.
-func (p *Publisher) record(ctx context.Context, conn *sql.Conn, part int32, round, to int64, prefix string, writes []spanWrite) (err error) {
+// planUpsert finds the partition's spans of t whose rows differ from what
+// the lake holds, and writes them.
+func (p *Publisher) planUpsert(ctx context.Context, tx *sql.Tx, conn *sql.Conn, t table, tb *icetable.Table, part int32, sites map[string]bool) (*plan, error) {
+	s := p.cat.sch[t.name]
+	cols := make([]string, len(s.cols))
+	for i, c := range s.cols {
+		cols[i] = quoteIdent(c.name)
+	}
+	where := fmt.Sprintf(t.where, part, quoteLiteral(p.cfg.topic))
+	q := fmt.Sprintf(`SELECT %s, %s, count(*), CAST(sum(hash(%s)) AS VARCHAR) FROM %s WHERE %s GROUP BY ALL`,
+		t.spanID(), t.spanCols(), strings.Join(cols, ", "), quoteIdent(t.name), where)
+	rows, err := tx.QueryContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("checksum %s spans: %w", t.name, err)
+	}
+	cur := map[string]spanSum{}
+	for rows.Next() {
+		sp := spanSum{vals: make([]sql.NullString, len(t.keys))}
+		dst := []any{&sp.id}
+		for i := range sp.vals {
+			dst = append(dst, &sp.vals[i])
+		}
+		dst = append(dst, &sp.rows, &sp.checksum)
+		if err := rows.Scan(dst...); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("checksum %s spans: %w", t.name, err)
+		}
+		cur[partitionKey(sp.vals)] = sp
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("checksum %s spans: %w", t.name, err)
+	}
+	rec, err := p.recorded(ctx, tx, t, part, tb.Metadata().TableUUID().String())
+	if err != nil {
+		return nil, err
+	}
+	inLake, err := p.lakeSpans(ctx, tb, t, ownedBy(part, sites))
+	if err != nil {
+		return nil, err
+	}
+	pl := &plan{t: t, base: tb, to: -1, replace: map[string]bool{}, spans: map[string]spanSum{}}
+	for k, sp := range cur {
+		r, ok := rec[k]
+		if inLake[k] && ok && r.checksum == sp.checksum && r.rows == sp.rows {
+			continue
+		}
+		pl.spans[k] = sp
+		pl.replace[k] = true
+	}
+	for k := range inLake {
+		if _, ok := cur[k]; !ok {
+			pl.replace[k] = true
+			pl.gone = append(pl.gone, k)
+		}
+	}
+	// Spans recorded but neither in DuckDB nor in the lake: forget them.
+	for k := range rec {
+		if _, ok := cur[k]; !ok && !inLake[k] {
+			pl.gone = append(pl.gone, k)
+		}
+	}
+	if len(pl.spans) == 0 && len(pl.replace) == 0 && len(pl.gone) == 0 {
+		return nil, nil
+	}
+	if len(pl.spans) > 0 {
+		if err := p.writeFiles(ctx, tx, pl, where, pl.spans); err != nil {
+			return nil, err
+		}
+	}
+	var next sql.NullInt64
+	if err := tx.QueryRowContext(ctx, `SELECT max(next_offset) FROM kafka_offsets WHERE topic = ? AND kafka_partition = ?`,
+		p.cfg.topic, part).Scan(&next); err != nil {
+		return nil, fmt.Errorf("read kafka_offsets: %w", err)
+	}
+	pl.to = next.Int64
+	return pl, nil
+}
+
+// ownedBy says whether a span (its partition values) of a table is the
+// partition's: its site is one of the partition's, or its kafka_partition
+// is the partition.
+func ownedBy(part int32, sites map[string]bool) func(t table, vals []sql.NullString) bool {
+	ps := strconv.Itoa(int(part))
+	return func(t table, vals []sql.NullString) bool {
+		if len(vals) == 0 || !vals[0].Valid {
+			return false
+		}
+		switch t.owned {
+		case "kafka_partition":
+			return vals[0].String == ps
+		case "site":
+			return sites[vals[0].String]
+		}
+		if t.keys[0].col == "key_site" {
+			return sites[vals[0].String]
+		}
+		if t.keys[0].col == "kafka_partition" {
+			return vals[0].String == ps
+		}
+		return false
+	}
+}
+
+// lakeSpans are the partition keys of the table's current data files that
+// owned accepts.
+func (p *Publisher) lakeSpans(ctx context.Context, tb *icetable.Table, t table, owned func(table, []sql.NullString) bool) (map[string]bool, error) {
+	files, err := liveFiles(ctx, tb)
+	if err != nil {
+		return nil, err
+	}
+	spec := tb.Spec()
+	out := map[string]bool{}
+	for _, df := range files {
+		vals, err := partitionVals(spec, df.Partition())
+		if err != nil {
+			return nil, fmt.Errorf("lake table %s file %s: %w", t.name, df.FilePath(), err)
+		}
+		if owned(t, vals) {
+			out[partitionKey(vals)] = true
+		}
+	}
+	return out, nil
+}
+
+// partitionVals are a data file's partition values as text.
+func partitionVals(spec iceberg.PartitionSpec, part map[int]any) ([]sql.NullString, error) {
+	var vals []sql.NullString
+	for _, f := range spec.Fields() {
+		v, ok := part[f.FieldID]
+		if !ok || v == nil {
+			vals = append(vals, sql.NullString{})
+			continue
+		}
+		s, err := partitionText(v)
+		if err != nil {
+			return nil, fmt.Errorf("partition field %s: %w", f.Name, err)
+		}
+		vals = append(vals, sql.NullString{String: s, Valid: true})
+	}
+	return vals, nil
+}
+
+// liveFiles are the data files of the table's current snapshot.
+func liveFiles(ctx context.Context, tb *icetable.Table) ([]iceberg.DataFile, error) {
+	snap := tb.CurrentSnapshot()
+	if snap == nil {
+		return nil, nil
+	}
+	fsys, err := tb.FS(ctx)
+	if err != nil {
+		return nil, err
+	}
+	mans, err := snap.Manifests(fsys)
+	if err != nil {
+		return nil, fmt.Errorf("lake table %s: manifests of snapshot %d: %w", tb.Identifier(), snap.SnapshotID, err)
+	}
+	var out []iceberg.DataFile
+	for _, m := range mans {
+		if m.ManifestContent() != iceberg.ManifestContentData {
+			return nil, fmt.Errorf("lake table %s has delete files (manifest %s): the lake writes copy-on-write only", tb.Identifier(), m.FilePath())
+		}
+		es, err := m.FetchEntries(fsys, true)
+		if err != nil {
+			return nil, fmt.Errorf("lake table %s: manifest %s: %w", tb.Identifier(), m.FilePath(), err)
+		}
+		for _, e := range es {
+			out = append(out, e.DataFile())
+		}
+	}
+	return out, nil
+}
+
+// recordedSpan is a span's checksum as last committed.
+type recordedSpan struct {
+	rows     int64
+	checksum string
+}
+
+func (p *Publisher) recorded(ctx context.Context, tx *sql.Tx, t table, part int32, tableUUID string) (map[string]recordedSpan, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT span, rows, checksum FROM lake_published WHERE tbl = ? AND kafka_partition = ? AND table_uuid = ?`,
+		t.name, part, tableUUID)
+	if err != nil {
+		return nil, fmt.Errorf("read lake_published of %s (is the database migrated to 0007_lake_iceberg?): %w", t.name, err)
+	}
+	defer rows.Close()
+	out := map[string]recordedSpan{}
+	for rows.Next() {
+		var k string
+		var r recordedSpan
+		if err := rows.Scan(&k, &r.rows, &r.checksum); err != nil {
+			return nil, fmt.Errorf("read lake_published of %s: %w", t.name, err)
+		}
+		out[k] = r
+	}
+	return out, rows.Err()
+}
+
+// commit commits one plan, pinned to the snapshot it was planned on; on a
+// conflict it reloads the table and commits again if the plan still holds
+// (append-only: the property still says the plan's first offset).
+func (p *Publisher) commit(ctx context.Context, pl *plan, part int32) error {
+	tb := pl.base
+	for attempt := 0; ; attempt++ {
+		err := p.commitOnce(ctx, pl, tb, part)
+		if attempt > 0 || err != nil {
+			p.cfg.log.Debug("lake commit", "table", pl.t.name, "partition", part, "attempt", attempt, "err", err)
+		}
+		if err == nil || !isConflict(err) || attempt >= 30 {
+			if err != nil && isConflict(err) {
+				return fmt.Errorf("%w (%v)", errReplan, err)
+			}
+			return err
+		}
+		if err := sleepCtx(ctx, backoff(attempt)); err != nil {
+			return err
+		}
+		if tb, err = p.cat.load(ctx, pl.t.name); err != nil {
+			return err
+		}
+	}
+}
+
+// isConflict says a commit lost a race and committed nothing: the catalog
+// refused it (compare-and-swap, REST 409: ErrCommitFailed), or its pinned
+// requirement no longer held when the catalog checked it (the SQL catalog
+// checks the requirements against the current metadata before writing and
+// reports "requirement failed: ...", not ErrCommitFailed).
+func isConflict(err error) bool {
+	return err != nil && (errors.Is(err, icetable.ErrCommitFailed) || strings.Contains(err.Error(), "requirement failed:"))
+}
+
+func (p *Publisher) commitOnce(ctx context.Context, pl *plan, tb *icetable.Table, part int32) error {
+	summary := iceberg.Properties{
+		"gtsm.topic":           p.cfg.topic,
+		"gtsm.kafka-partition": strconv.Itoa(int(part)),
+		"gtsm.kafka-offset-to": strconv.FormatInt(pl.to, 10),
+	}
+	txn := tb.NewTransaction()
+	if err := txn.AssertRefSnapshotID(icetable.MainBranch); err != nil {
+		return err
+	}
+	if pl.t.kind == appendOnly {
+		from, err := publishedOffset(tb, p.cfg.topic, part)
+		if err != nil {
+			return err
+		}
+		if from != pl.from {
+			if from >= pl.to {
+				pl.removeFiles() // another owner published these offsets
+				return nil
+			}
+			return errReplan
+		}
+		summary["gtsm.kafka-offset-from"] = strconv.FormatInt(pl.from, 10)
+		if err := txn.SetProperties(iceberg.Properties{offsetKey(p.cfg.topic, part): strconv.FormatInt(pl.to, 10)}); err != nil {
+			return err
+		}
+		if err := txn.AddDataFiles(ctx, pl.add, summary); err != nil {
+			return fmt.Errorf("lake table %s: add files: %w", pl.t.name, err)
+		}
+	} else {
+		files, err := liveFiles(ctx, tb)
+		if err != nil {
+			return err
+		}
+		spec := tb.Spec()
+		var del []iceberg.DataFile
+		for _, df := range files {
+			vals, err := partitionVals(spec, df.Partition())
+			if err != nil {
+				return err
+			}
+			if pl.replace[partitionKey(vals)] {
+				del = append(del, df)
+			}
+		}
+		if len(del) == 0 && len(pl.add) == 0 {
+			return nil
+		}
+		if pl.to >= 0 {
+			if err := txn.SetProperties(iceberg.Properties{offsetKey(p.cfg.topic, part): strconv.FormatInt(pl.to, 10)}); err != nil {
+				return err
+			}
+		}
+		if err := txn.ReplaceDataFilesWithDataFiles(ctx, del, pl.add, summary); err != nil {
+			return fmt.Errorf("lake table %s: replace files: %w", pl.t.name, err)
+		}
+	}
+	if _, err := txn.Commit(ctx); err != nil {
+		return fmt.Errorf("lake table %s: commit: %w", pl.t.name, err)
+	}
+	return nil
+}
+
+// record stores the committed spans' checksums (and forgets the removed
+// ones) in the partition's DuckDB, after the commit: a crash in between
+// only makes the next publish replace those spans again with the same rows.
+func (p *Publisher) record(ctx context.Context, conn *sql.Conn, pl *plan, part int32) (err error) {
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("record round %d: %w", round, err)
+		return fmt.Errorf("record %s: %w", pl.t.name, err)
 	}
 	defer func() {
 		if err != nil {
 			tx.Rollback()
 		}
 	}()
-	now := p.now().UTC()
-	for i := 0; i < len(writes); i += 500 {
-		chunk := writes[i:min(i+500, len(writes))]
-		var args, gargs []any
-		for _, w := range chunk {
-			file := w.tbl + "/" + w.span + "/" + prefix
-			args = append(args, w.tbl, part, w.span, file, w.rows, w.checksum)
-			if w.old != "" && w.old != file {
-				gargs = append(gargs, w.old, part, now)
-			}
-		}
-		if _, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO lake_spans VALUES `+
-			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?), ", len(chunk)), ", "), args...); err != nil {
-			return fmt.Errorf("record round %d spans: %w", round, err)
-		}
-		if len(gargs) > 0 {
-			if _, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO lake_garbage VALUES `+
-				strings.TrimSuffix(strings.Repeat("(?, ?, ?), ", len(gargs)/3), ", "), gargs...); err != nil {
-				return fmt.Errorf("record round %d replaced files: %w", round, err)
-			}
+	uuid := pl.base.Metadata().TableUUID().String()
+	for _, k := range pl.gone {
+		if _, err = tx.ExecContext(ctx, `DELETE FROM lake_published WHERE tbl = ? AND kafka_partition = ? AND span = ?`, pl.t.name, part, k); err != nil {
+			return fmt.Errorf("record %s: %w", pl.t.name, err)
 		}
 	}
-	if _, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO lake_rounds
-		(kafka_partition, round, published_offset, pending_round, pending_from, pending_to, published_at)
-		VALUES (?, ?, ?, NULL, NULL, NULL, ?)`, part, round, to, now); err != nil {
-		return fmt.Errorf("record round %d: %w", round, err)
+	keys := make([]string, 0, len(pl.spans))
+	for k := range pl.spans {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for i := 0; i < len(keys); i += 500 {
+		chunk := keys[i:min(i+500, len(keys))]
+		var args []any
+		for _, k := range chunk {
+			sp := pl.spans[k]
+			args = append(args, pl.t.name, part, k, uuid, sp.rows, sp.checksum)
+		}
+		if _, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO lake_published VALUES `+
+			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?), ", len(chunk)), ", "), args...); err != nil {
+			return fmt.Errorf("record %s: %w", pl.t.name, err)
+		}
 	}
 	if err = tx.Commit(); err != nil {
-		return fmt.Errorf("record round %d: commit: %w", round, err)
-	}
-	return nil
-}
-
-// collect deletes the partition's replaced files older than the retention.
-func (p *Publisher) collect(ctx context.Context, conn *sql.Conn, part int32) error {
-	cut := p.now().UTC().Add(-p.retention)
-	rows, err := conn.QueryContext(ctx, `SELECT file FROM lake_garbage WHERE kafka_partition = ? AND superseded_at <= ?`, part, cut)
-	if err != nil {
-		return fmt.Errorf("lake collect partition %d: %w", part, err)
-	}
-	var files []string
-	for rows.Next() {
-		var f string
-		if err := rows.Scan(&f); err != nil {
-			rows.Close()
-			return fmt.Errorf("lake collect partition %d: %w", part, err)
-		}
-		files = append(files, f)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("lake collect partition %d: %w", part, err)
-	}
-	for _, f := range files {
-		ms, err := filepath.Glob(filepath.Join(p.dir, filepath.FromSlash(f)) + "_*.parquet")
-		if err != nil {
-			return fmt.Errorf("lake collect %s: %w", f, err)
-		}
-		for _, m := range ms {
-			if err := os.Remove(m); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return fmt.Errorf("lake collect: %w", err)
-			}
-		}
-		// A crash here leaves the row: the next collect finds no file.
-		if _, err := conn.ExecContext(ctx, `DELETE FROM lake_garbage WHERE file = ?`, f); err != nil {
-			return fmt.Errorf("lake collect %s: %w", f, err)
-		}
+		return fmt.Errorf("record %s: %w", pl.t.name, err)
 	}
 	return nil
 }

@@ -104,6 +104,10 @@ func (p *Processor) openStore(sess context.Context, part int32) (*store, error) 
 	p.storeCount.Add(1)
 	p.tuneStoreMemory()
 	go func() { st.sinkDone <- p.sinkLoop(st.batches, st.sink, st.path, st.kicked) }()
+	// Publish once at open, before any new message: an owner that starts
+	// or takes over publishes what the last owner committed and did not
+	// publish, even for a partition that receives nothing new.
+	st.kick <- struct{}{}
 	go p.runPublisher(st)
 	p.progMu.Lock()
 	if st.next >= 0 {
@@ -318,17 +322,36 @@ func (p *Processor) runPublisher(st *store) {
 			}
 		}
 		last = time.Now()
-		p.publish(st)
+		if !p.publish(st) {
+			// Retried after the interval, new messages or not.
+			select {
+			case st.kick <- struct{}{}:
+			default:
+			}
+		}
 	}
 }
 
-func (p *Processor) publish(st *store) {
+// closePublishTimeout bounds the publish of a partition file being closed.
+const closePublishTimeout = 5 * time.Second
+
+func (p *Processor) publish(st *store) bool { return p.publishWithin(st, 0) }
+
+// publishWithin publishes the partition, giving up after d (0: no limit).
+func (p *Processor) publishWithin(st *store, d time.Duration) bool {
 	t0 := time.Now()
-	if err := p.cfg.Publisher.Publish(context.Background(), st.db, st.part); err != nil {
+	ctx := context.Background()
+	if d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	if err := p.cfg.Publisher.Publish(ctx, st.db, st.part); err != nil {
 		p.log.Warn("publish partition", "partition", st.part, "file", st.path, "err", err)
-		return
+		return false
 	}
 	p.log.Debug("published partition", "partition", st.part, "took", time.Since(t0))
+	return true
 }
 
 // closeStore commits what the partition's sink still holds, publishes once,
@@ -341,7 +364,9 @@ func (p *Processor) closeStore(st *store, why string) error {
 		close(st.pubStop)
 		<-st.pubDone
 		if p.cfg.Publisher != nil && sinkErr == nil && p.failure() == nil {
-			p.publish(st)
+			// Bounded: the next owner waits for this file's lock, and it
+			// publishes what this one did not when it opens the file.
+			p.publishWithin(st, closePublishTimeout)
 		}
 		// Nothing more is written to the file but the checkpoint inside
 		// Close, after which the lock is released (and the next owner may

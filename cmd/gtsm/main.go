@@ -77,6 +77,7 @@ func commands() []command {
 		{"produce", "publish bottle files and archives to Kafka (gtsm_etl)", runProduce},
 		{"process", "consume gtsm_etl with the goka processor into a DuckDB file (exactly once)", runProcess},
 		{"query-service", "serve the Parquet lake of many processors over the Postgres wire protocol (one query surface)", runQueryService},
+		{"lake maintain", "compact the lake's Iceberg tables, expire old snapshots, delete orphan files", runLakeMaintain},
 		{"sql", "SQL shell on the processor's DuckDB (its SQL endpoint, or the file)", runSQL},
 		{"metadata load", "publish station metadata (bsm_metadata.txt, <STA>.README.txt) to the compacted topic gtsm_metadata", runMetadataLoad},
 		{"export level2", "write a site's Level-2 strain in EarthScope's published ASCII layout", runExportLevel2},
