@@ -68,7 +68,7 @@ func maintain(ctx context.Context, cat *lakeCatalog, cfg config, owned func(tabl
 		if err != nil {
 			errs = append(errs, err)
 		}
-		exp, err := expire(ctx, cat, t, cfg.retention)
+		exp, err := expire(ctx, cat, t, cfg.retention, cfg.now)
 		rep.SnapshotsExpired += exp
 		if err != nil {
 			errs = append(errs, err)
@@ -231,13 +231,13 @@ func compact(ctx context.Context, cat *lakeCatalog, t table, owned func(table, [
 // not enough: a snapshot that was current for an hour and was replaced a
 // second ago is old but may be what a running query planned on.) The
 // files only they listed are deleted with them.
-func expire(ctx context.Context, cat *lakeCatalog, t table, retention time.Duration) (int, error) {
+func expire(ctx context.Context, cat *lakeCatalog, t table, retention time.Duration, now func() time.Time) (int, error) {
 	for attempt := 0; ; attempt++ {
 		tb, err := cat.load(ctx, t.name)
 		if err != nil {
 			return 0, err
 		}
-		cut := time.Now().Add(-retention).UnixMilli()
+		cut := now().Add(-retention).UnixMilli()
 		// The newest snapshot at or before the cut was current at the
 		// cut: keep it and everything after it.
 		var keepFrom int64 = -1

@@ -153,7 +153,14 @@ func TestExpiryKeepsRecentlyReplaced(t *testing.T) {
 	if err := pub.Publish(ctx, o.db, 0); err != nil { // replaces A's day-1 windows file
 		t.Fatal(err)
 	}
-	if _, err := Maintain(ctx, dir, Logger(quietLogger()), Retention(retention)); err != nil {
+	// Maintenance a moment after the replacing commit (the clock frozen at
+	// its snapshot's time: a loaded machine must not make "a moment" long).
+	var replaced int64
+	for _, sn := range readMeta(t, dir, "windows").Snapshots {
+		replaced = max(replaced, sn.TimestampMs)
+	}
+	frozen := func(c *config) { c.now = func() time.Time { return time.UnixMilli(replaced + 1) } }
+	if _, err := Maintain(ctx, dir, Logger(quietLogger()), Retention(retention), frozen); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(first[0]); err != nil {

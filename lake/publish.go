@@ -81,6 +81,8 @@ type config struct {
 	catalog   string
 	maintain  time.Duration
 	log       *slog.Logger
+	// now is the clock of snapshot expiry (tests freeze it).
+	now func() time.Time
 }
 
 // Option configures a Publisher or a Query.
@@ -114,7 +116,7 @@ func newConfig(opts []Option) config {
 	// lake (process --lake, query-service, lake maintain) unless an
 	// option says otherwise.
 	c := config{topic: "gtsm_etl", retention: DefaultRetention, maintain: DefaultMaintainEvery, log: slog.Default(),
-		catalog: os.Getenv("GTSM_LAKE_CATALOG")}
+		catalog: os.Getenv("GTSM_LAKE_CATALOG"), now: time.Now}
 	for _, o := range opts {
 		o(&c)
 	}
