@@ -20,7 +20,7 @@ func TestAPIDataNever500(t *testing.T) {
 	for _, q := range []string{
 		`INSERT INTO station_metadata VALUES ('B012', 'empty000000000', TIMESTAMP '2021-07-01 00:00:00', '')`,
 		`INSERT INTO station_metadata VALUES ('B012', 'garbage00000000', TIMESTAMP '2021-07-01 00:00:01', 'not json {')`,
-		`INSERT INTO level2_gauge_data SELECT 'B012', TIMESTAMP '2021-07-01 00:00:00' + INTERVAL (i * 300) SECOND, g, 1e7,
+		`INSERT INTO level2_gauge_data (site, "time", gauge, counts, microstrain, atmp_c, tide_c, offset_c, metadata_version) SELECT 'B012', TIMESTAMP '2021-07-01 00:00:00' + INTERVAL (i * 300) SECOND, g, 1e7,
 			CASE i % 4 WHEN 0 THEN 'NaN'::DOUBLE WHEN 1 THEN 'Infinity'::DOUBLE WHEN 2 THEN NULL ELSE 1.5 END,
 			CASE WHEN i % 3 = 0 THEN '-Infinity'::DOUBLE ELSE 0.1 END, 'NaN'::DOUBLE, NULL,
 			CASE WHEN i % 2 = 0 THEN 'empty000000000' ELSE 'garbage00000000' END
