@@ -36,7 +36,7 @@ func TestExportSiteIsNotAPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, site := range hostileSites {
-		if _, err := db.ExecContext(ctx, `INSERT INTO level2_gauge_data SELECT ?, TIMESTAMP '2022-06-01 00:00:00' + INTERVAL (i * 300) SECOND, g,
+		if _, err := db.ExecContext(ctx, `INSERT INTO level2_gauge_data (site, "time", gauge, counts, microstrain, atmp_c, tide_c, offset_c, metadata_version) SELECT ?, TIMESTAMP '2022-06-01 00:00:00' + INTERVAL (i * 300) SECOND, g,
 			4.9e7, 1.5, 0.1, 0.2, 0.0, 'v1' FROM range(0, 3) r(i), range(0, 4) gg(g)`, site); err != nil {
 			t.Fatal(err)
 		}

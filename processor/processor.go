@@ -322,6 +322,11 @@ func (p *Processor) Run(ctx context.Context) (err error) {
 			return err
 		}
 		if err := p.l2.watch.waitRecovered(ctx, p.failed); err != nil {
+			if ctx.Err() != nil {
+				// Asked to stop before the first record was applied:
+				// nothing to commit, a clean stop.
+				return nil
+			}
 			return err
 		}
 	}
