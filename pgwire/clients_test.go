@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -425,27 +424,14 @@ func TestStreamingMemoryBounded(t *testing.T) {
 	ctx := context.Background()
 	c := connect(t, e, pgx.QueryExecModeSimpleProtocol)
 	base := rssBytes(t)
-	var peak atomic.Int64
-	stop := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		for {
-			peak.Store(max(peak.Load(), rssBytes(t)))
-			select {
-			case <-stop:
-				return
-			case <-time.After(10 * time.Millisecond):
-			}
-		}
-	}()
+	rss := sampleRSS(t, 10*time.Millisecond)
 	// COPY: count lines and sum the first column as they stream by.
 	cw := &copyCounter{}
 	tag, err := c.PgConn().CopyTo(ctx, cw, `COPY (SELECT i, d, s FROM big) TO STDOUT`)
 	if err != nil || tag.String() != fmt.Sprintf("COPY %d", rows) || cw.lines != rows || cw.sum != int64(rows)*(rows-1)/2 {
 		t.Errorf("COPY: tag %q, %d lines, sum %d, %v; want %d lines", tag, cw.lines, cw.sum, err, rows)
 	}
-	copyPeak := peak.Load()
+	copyPeak := rss.Peak()
 	// A cursor, 10,000 rows per FETCH.
 	if _, err := c.Exec(ctx, `BEGIN; DECLARE big CURSOR FOR SELECT i, s FROM big`); err != nil {
 		t.Fatal(err)
@@ -477,11 +463,10 @@ func TestStreamingMemoryBounded(t *testing.T) {
 	if n != rows || sum != int64(rows)*(rows-1)/2 {
 		t.Errorf("cursor: %d rows, sum %d; want %d rows", n, sum, rows)
 	}
-	close(stop)
-	<-sampled
+	peak := rss.Stop()
 	t.Logf("RSS %d MB at start; peak %d MB during COPY, %d MB overall (+%d MB); result ~%d MB as text",
-		base>>20, copyPeak>>20, peak.Load()>>20, (peak.Load()-base)>>20, cw.bytes>>20)
-	if grow := peak.Load() - base; grow > rssBound {
+		base>>20, copyPeak>>20, peak>>20, (peak-base)>>20, cw.bytes>>20)
+	if grow := peak - base; grow > rssBound {
 		t.Errorf("RSS grew by %d MB streaming %d rows, bound %d MB", grow>>20, rows, rssBound>>20)
 	}
 }

@@ -42,6 +42,40 @@ func rssBytes(t *testing.T) int64 {
 	return 0
 }
 
+// rssSampler records this process's peak RSS every interval, from start
+// until stop; the memory tests compare it with the RSS before the load.
+type rssSampler struct {
+	peak atomic.Int64
+	quit chan struct{}
+	done chan struct{}
+}
+
+func sampleRSS(t *testing.T, every time.Duration) *rssSampler {
+	s := &rssSampler{quit: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		for {
+			s.peak.Store(max(s.peak.Load(), rssBytes(t)))
+			select {
+			case <-s.quit:
+				return
+			case <-time.After(every):
+			}
+		}
+	}()
+	return s
+}
+
+// Peak is the highest RSS sampled so far.
+func (s *rssSampler) Peak() int64 { return s.peak.Load() }
+
+// Stop ends the sampling and returns the peak.
+func (s *rssSampler) Stop() int64 {
+	close(s.quit)
+	<-s.done
+	return s.peak.Load()
+}
+
 // TestHugeResultBoundedWhileIngesting: the reported statement (10^11 rows)
 // must end at the row cap inside DuckDB, with the process RSS staying within
 // rssBound of where it started, while a writer keeps committing batches;
@@ -65,20 +99,7 @@ func TestHugeResultBoundedWhileIngesting(t *testing.T) {
 		}
 	}()
 	base := rssBytes(t)
-	var peak atomic.Int64
-	stopSampling := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		for {
-			peak.Store(max(peak.Load(), rssBytes(t)))
-			select {
-			case <-stopSampling:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-	}()
+	rss := sampleRSS(t, 20*time.Millisecond)
 	c := connect(t, e, pgx.QueryExecModeSimpleProtocol)
 	before := committed.Load()
 	t0 := time.Now()
@@ -102,13 +123,12 @@ func TestHugeResultBoundedWhileIngesting(t *testing.T) {
 		t.Errorf("long statement: %v, want the timeout (57014)", err)
 	}
 	during := committed.Load() - mid
-	close(stopSampling)
-	<-sampled
+	peak := rss.Stop()
 	cancel()
 	wg.Wait()
-	grow := peak.Load() - base
+	grow := peak - base
 	t.Logf("row-capped after %v; RSS %d MB -> peak %d MB (+%d MB); %d batches committed during the capped query, %d during the 3 s statement",
-		capped.Round(time.Millisecond), base>>20, peak.Load()>>20, grow>>20, mid-before, during)
+		capped.Round(time.Millisecond), base>>20, peak>>20, grow>>20, mid-before, during)
 	if grow > rssBound {
 		t.Errorf("RSS grew by %d MB, bound %d MB", grow>>20, rssBound>>20)
 	}
@@ -326,20 +346,8 @@ func TestMemoryLimitBoundsAggregation(t *testing.T) {
 	e := start(t, pgwire.Config{QueryTimeout: 20 * time.Second, MemoryLimit: "200MB"}, `CREATE TABLE w (batch INTEGER, k INTEGER)`)
 	ctx := context.Background()
 	base := rssBytes(t)
-	var peak atomic.Int64
+	rss := sampleRSS(t, 20*time.Millisecond)
 	done := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		for {
-			peak.Store(max(peak.Load(), rssBytes(t)))
-			select {
-			case <-done:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-	}()
 	var committed atomic.Int64
 	writerDone := make(chan struct{})
 	go func() {
@@ -363,9 +371,9 @@ func TestMemoryLimitBoundsAggregation(t *testing.T) {
 	err := c.QueryRow(ctx, `SELECT count(DISTINCT range::VARCHAR) FROM range(5000000)`).Scan(&n)
 	took := time.Since(t0)
 	close(done)
-	<-sampled
+	peak := rss.Stop()
 	<-writerDone
-	grow := peak.Load() - base
+	grow := peak - base
 	t.Logf("count(DISTINCT) of 5M strings under memory_limit 200MB: n=%d err=%v after %v; RSS +%d MB; %d batches committed meanwhile",
 		n, err, took.Round(time.Millisecond), grow>>20, committed.Load())
 	if err != nil && pgCode(err) != "53200" && !strings.Contains(err.Error(), "Out of Memory") {
